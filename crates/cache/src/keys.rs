@@ -1,0 +1,62 @@
+use couponrush_domain::CouponId;
+
+/// Names of the keys of one coupon. The `{id}` hash tag keeps them in one Cluster slot.
+#[derive(Debug, Clone)]
+pub struct KeySpace {
+    prefix: String,
+}
+
+impl KeySpace {
+    /// `prefix` separates environments and tests sharing a Redis; it must not contain braces
+    /// (the config layer checks).
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    fn key(&self, coupon: CouponId, part: &str) -> String {
+        format!("{}coupon:issue:{{{coupon}}}:{part}", self.prefix)
+    }
+
+    /// Hash: total, starts_ms, ends_ms.
+    pub fn meta(&self, coupon: CouponId) -> String {
+        self.key(coupon, "meta")
+    }
+
+    /// Counter: stock left to reserve.
+    pub fn stock(&self, coupon: CouponId) -> String {
+        self.key(coupon, "stock")
+    }
+
+    /// Hash: user id -> encoded participant state.
+    pub fn participants(&self, coupon: CouponId) -> String {
+        self.key(coupon, "users")
+    }
+
+    /// Counter: participants the consumer has marked issued.
+    pub fn issued(&self, coupon: CouponId) -> String {
+        self.key(coupon, "issued")
+    }
+
+    /// Pattern matching every key under this prefix (clean-up of tests).
+    pub fn all_pattern(&self) -> String {
+        format!("{}coupon:issue:*", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_share_one_hash_tag() -> Result<(), couponrush_domain::IdError> {
+        let ks = KeySpace::new("t1:");
+        let id = CouponId::new(42)?;
+        assert_eq!(ks.stock(id), "t1:coupon:issue:{42}:stock");
+        for key in [ks.meta(id), ks.participants(id), ks.issued(id)] {
+            assert!(key.contains("{42}"), "{key}");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,14 @@
+//! Redis adapter: the per-coupon keys and the Lua scripts that make each decision atomic.
+//!
+//! All keys of one coupon share the hash tag `{<coupon id>}`, so every script touches a single
+//! slot and runs unchanged on Redis Cluster.
+
+mod error;
+mod keys;
+mod state;
+mod store;
+
+pub use error::CacheError;
+pub use keys::KeySpace;
+pub use state::{decode_state, encode_state};
+pub use store::{CouponCounters, LoadOutcome, ReservationStore};

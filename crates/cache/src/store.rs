@@ -1,0 +1,318 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use couponrush_config::RedisSettings;
+use couponrush_domain::{CouponId, CouponSpec, ParticipantState, RequestId, Reservation, UserId};
+use deadpool_redis::redis::{self, AsyncCommands, Script};
+use deadpool_redis::{Config, Connection, Pool, PoolConfig, Runtime, Timeouts};
+use time::OffsetDateTime;
+
+use crate::error::CacheError;
+use crate::keys::KeySpace;
+use crate::state::{decode_state, encode_state, epoch_ms};
+
+/// Whether a warm-up loaded the coupon or found it already live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadOutcome {
+    Loaded { stock: u64 },
+    AlreadyLoaded { stock: u64 },
+}
+
+/// Live counters of one coupon in Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CouponCounters {
+    pub stock: u64,
+    /// Users holding a reservation (pending or issued).
+    pub participants: u64,
+    /// Of those, how many the consumer has marked issued.
+    pub issued: u64,
+}
+
+struct Scripts {
+    reserve: Script,
+    load: Script,
+    release: Script,
+    mark_issued: Script,
+}
+
+/// Reservations in Redis: the API's atomic decision and the consumer's confirmation.
+#[derive(Clone)]
+pub struct ReservationStore {
+    pool: Pool,
+    keys: KeySpace,
+    address: String,
+    timeout: Duration,
+    scripts: Arc<Scripts>,
+}
+
+impl std::fmt::Debug for ReservationStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReservationStore")
+            .field("address", &self.address)
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReservationStore {
+    /// Builds the pool; connects lazily. Call [`Self::probe`] to fail fast at start-up.
+    pub fn new(settings: &RedisSettings) -> Result<Self, CacheError> {
+        let address = settings
+            .address()
+            .unwrap_or_else(|| "<invalid redis.url>".to_owned());
+        let mut config = Config::from_url(settings.url.expose());
+        let mut pool_config = PoolConfig::new(settings.pool_size);
+        pool_config.timeouts = Timeouts {
+            wait: Some(settings.timeout()),
+            create: Some(settings.timeout()),
+            recycle: Some(settings.timeout()),
+        };
+        config.pool = Some(pool_config);
+        let pool =
+            config
+                .create_pool(Some(Runtime::Tokio1))
+                .map_err(|e| CacheError::Unavailable {
+                    address: address.clone(),
+                    reason: e.to_string(),
+                })?;
+        Ok(Self {
+            pool,
+            keys: KeySpace::new(settings.key_prefix.clone()),
+            address,
+            timeout: settings.timeout(),
+            scripts: Arc::new(Scripts {
+                reserve: Script::new(include_str!("lua/reserve.lua")),
+                load: Script::new(include_str!("lua/load.lua")),
+                release: Script::new(include_str!("lua/release.lua")),
+                mark_issued: Script::new(include_str!("lua/mark_issued.lua")),
+            }),
+        })
+    }
+
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    pub fn keys(&self) -> &KeySpace {
+        &self.keys
+    }
+
+    /// Runs `op` on a pooled connection within the configured timeout, so a Redis that stops
+    /// answering yields an error instead of a hung request.
+    async fn run<T, F>(&self, op: F) -> Result<T, CacheError>
+    where
+        F: AsyncFnOnce(&mut Connection) -> Result<T, redis::RedisError>,
+    {
+        self.run_within(self.timeout, op).await
+    }
+
+    async fn run_within<T, F>(&self, timeout: Duration, op: F) -> Result<T, CacheError>
+    where
+        F: AsyncFnOnce(&mut Connection) -> Result<T, redis::RedisError>,
+    {
+        let work = async {
+            let mut conn = self.pool.get().await.map_err(|e| CacheError::Unavailable {
+                address: self.address.clone(),
+                reason: e.to_string(),
+            })?;
+            Ok::<_, CacheError>(op(&mut conn).await?)
+        };
+        tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| CacheError::Timeout {
+                address: self.address.clone(),
+                timeout_ms: timeout.as_millis(),
+            })?
+    }
+
+    /// `PING` within `timeout`.
+    pub async fn probe(&self, timeout: Duration) -> Result<(), CacheError> {
+        self.run_within(timeout, async |conn| {
+            redis::cmd("PING").query_async::<String>(conn).await
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Loads a coupon's stock and issuance window. Safe to repeat: a coupon already loaded
+    /// keeps its live counters.
+    pub async fn load(&self, id: CouponId, spec: &CouponSpec) -> Result<LoadOutcome, CacheError> {
+        let reply: Vec<String> = self
+            .run(async |conn| {
+                self.scripts
+                    .load
+                    .key(self.keys.meta(id))
+                    .key(self.keys.stock(id))
+                    .arg(spec.total_quantity)
+                    .arg(epoch_ms(spec.issue_starts_at))
+                    .arg(epoch_ms(spec.issue_ends_at))
+                    .invoke_async(conn)
+                    .await
+            })
+            .await?;
+        let stock = reply
+            .get(1)
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| CacheError::Corrupt(format!("load reply {reply:?}")))?;
+        match reply.first().map(String::as_str) {
+            Some("LOADED") => Ok(LoadOutcome::Loaded { stock }),
+            Some("EXISTING") => Ok(LoadOutcome::AlreadyLoaded { stock }),
+            _ => Err(CacheError::Corrupt(format!("load reply {reply:?}"))),
+        }
+    }
+
+    /// The atomic reservation: decides the request and, if accepted, takes one unit of stock
+    /// and records the user as pending under `request_id`.
+    pub async fn reserve(
+        &self,
+        id: CouponId,
+        user: &UserId,
+        request_id: RequestId,
+        now: OffsetDateTime,
+    ) -> Result<Reservation, CacheError> {
+        let pending = encode_state(&ParticipantState::Pending {
+            request_id,
+            at: now,
+        });
+        let reply: Vec<String> = self
+            .run(async |conn| {
+                self.scripts
+                    .reserve
+                    .key(self.keys.meta(id))
+                    .key(self.keys.stock(id))
+                    .key(self.keys.participants(id))
+                    .arg(user.as_str())
+                    .arg(&pending)
+                    .arg(epoch_ms(now))
+                    .invoke_async(conn)
+                    .await
+            })
+            .await?;
+        let corrupt = || CacheError::Corrupt(format!("reserve reply {reply:?}"));
+        let detail = reply.get(1);
+        Ok(match reply.first().map(String::as_str) {
+            Some("ACCEPTED") => Reservation::Accepted {
+                remaining: detail.and_then(|s| s.parse().ok()).ok_or_else(corrupt)?,
+            },
+            Some("DUPLICATE") => Reservation::AlreadyRequested(
+                detail.and_then(|s| decode_state(s)).ok_or_else(corrupt)?,
+            ),
+            Some("SOLD_OUT") => Reservation::SoldOut,
+            Some("NOT_OPEN") => Reservation::NotOpen,
+            Some("CLOSED") => Reservation::Closed,
+            Some("UNKNOWN") => Reservation::UnknownCoupon,
+            _ => return Err(corrupt()),
+        })
+    }
+
+    /// Undoes a reservation whose publish failed, if the user's state is still this pending
+    /// request. Returns whether stock was given back.
+    pub async fn release(
+        &self,
+        id: CouponId,
+        user: &UserId,
+        request_id: RequestId,
+    ) -> Result<bool, CacheError> {
+        let released: i64 = self
+            .run(async |conn| {
+                self.scripts
+                    .release
+                    .key(self.keys.stock(id))
+                    .key(self.keys.participants(id))
+                    .arg(user.as_str())
+                    .arg(request_id.to_string())
+                    .invoke_async(conn)
+                    .await
+            })
+            .await?;
+        Ok(released == 1)
+    }
+
+    /// Marks a persisted request as issued. Returns false if it already was, or if the user's
+    /// state belongs to another request (left untouched).
+    pub async fn mark_issued(
+        &self,
+        id: CouponId,
+        user: &UserId,
+        request_id: RequestId,
+        issued_at: OffsetDateTime,
+    ) -> Result<bool, CacheError> {
+        let issued = encode_state(&ParticipantState::Issued {
+            request_id,
+            at: issued_at,
+        });
+        let moved: i64 = self
+            .run(async |conn| {
+                self.scripts
+                    .mark_issued
+                    .key(self.keys.participants(id))
+                    .key(self.keys.issued(id))
+                    .arg(user.as_str())
+                    .arg(request_id.to_string())
+                    .arg(&issued)
+                    .invoke_async(conn)
+                    .await
+            })
+            .await?;
+        Ok(moved == 1)
+    }
+
+    /// The user's state, if Redis knows it.
+    pub async fn state(
+        &self,
+        id: CouponId,
+        user: &UserId,
+    ) -> Result<Option<ParticipantState>, CacheError> {
+        let raw: Option<String> = self
+            .run(async |conn| conn.hget(self.keys.participants(id), user.as_str()).await)
+            .await?;
+        raw.map(|raw| decode_state(&raw).ok_or(CacheError::Corrupt(raw)))
+            .transpose()
+    }
+
+    /// Stock, participants and issued counters; `None` if the coupon is not loaded.
+    pub async fn counters(&self, id: CouponId) -> Result<Option<CouponCounters>, CacheError> {
+        let (stock, participants, issued): (Option<u64>, u64, Option<u64>) = self
+            .run(async |conn| {
+                redis::pipe()
+                    .get(self.keys.stock(id))
+                    .hlen(self.keys.participants(id))
+                    .get(self.keys.issued(id))
+                    .query_async(conn)
+                    .await
+            })
+            .await?;
+        Ok(stock.map(|stock| CouponCounters {
+            stock,
+            participants,
+            issued: issued.unwrap_or(0),
+        }))
+    }
+
+    /// Deletes every key under this store's prefix (test clean-up). Uses SCAN, never KEYS.
+    pub async fn delete_all(&self) -> Result<u64, CacheError> {
+        let pattern = self.keys.all_pattern();
+        self.run_within(Duration::from_secs(30), async |conn| {
+            let mut cursor: u64 = 0;
+            let mut deleted = 0u64;
+            loop {
+                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async(conn)
+                    .await?;
+                if !batch.is_empty() {
+                    deleted += conn.del::<_, u64>(&batch).await?;
+                }
+                if next == 0 {
+                    return Ok(deleted);
+                }
+                cursor = next;
+            }
+        })
+        .await
+    }
+}

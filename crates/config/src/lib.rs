@@ -1,0 +1,40 @@
+//! Configuration shared by every couponrush binary.
+//!
+//! Layering, last wins: built-in development defaults ([`DEFAULTS`]), an optional TOML file,
+//! `COUPON__SECTION__KEY` environment variables, then `--set section.key=value` flags.
+//! [`Settings::validate`] runs before anything connects: the incident began with a consumer
+//! pointed at a hard-coded `localhost:9092`, so a production profile that names a loopback host
+//! refuses to start, naming the setting at fault.
+
+mod args;
+mod lenient;
+mod secret;
+mod settings;
+mod validate;
+
+pub use args::ConfigArgs;
+pub use secret::Secret;
+pub use settings::{
+    AdminSettings, HttpSettings, KafkaSettings, LogFormat, LogSettings, MysqlSettings, Profile,
+    RedisSettings, Settings, StartupSettings,
+};
+pub use validate::{Invalid, ValidationErrors};
+
+/// The built-in defaults, also the reference for every key.
+pub const DEFAULTS: &str = include_str!("defaults.toml");
+
+/// Prefix of environment variables; sections and keys are separated by `__`.
+pub const ENV_PREFIX: &str = "COUPON__";
+
+/// Why configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {0} does not exist")]
+    MissingFile(std::path::PathBuf),
+    #[error("--set {0:?}: expected section.key=value")]
+    BadOverride(String),
+    #[error("configuration is not readable: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error(transparent)]
+    Invalid(#[from] ValidationErrors),
+}

@@ -1,0 +1,184 @@
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::secret::Secret;
+
+/// Deployment profile. `production` turns on the checks that keep a local default from
+/// reaching a real deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    Development,
+    Production,
+}
+
+/// The whole configuration. Unknown keys are errors, so a misspelt variable is caught at
+/// start-up instead of silently falling back to a default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub profile: Profile,
+    pub http: HttpSettings,
+    pub admin: AdminSettings,
+    pub mysql: MysqlSettings,
+    pub redis: RedisSettings,
+    pub kafka: KafkaSettings,
+    pub startup: StartupSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    #[serde(deserialize_with = "crate::lenient::text")]
+    pub bind: String,
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    pub token: Secret,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MysqlSettings {
+    #[serde(deserialize_with = "crate::lenient::text")]
+    pub host: String,
+    pub port: u16,
+    #[serde(deserialize_with = "crate::lenient::text")]
+    pub user: String,
+    pub password: Secret,
+    #[serde(deserialize_with = "crate::lenient::text")]
+    pub database: String,
+    pub pool_size: usize,
+    pub connect_timeout_ms: u64,
+}
+
+impl MysqlSettings {
+    /// Where the database is, for messages; carries no credentials.
+    pub fn address(&self) -> String {
+        format!("{}:{}/{}", self.host, self.port, self.database)
+    }
+
+    /// Connection URL for the client library. Contains the password: never log it.
+    pub fn url(&self) -> Secret {
+        let mut url = url::Url::parse("mysql://placeholder").unwrap_or_else(|_| unreachable!());
+        // Setting parts of a `mysql://` URL only fails for cannot-be-a-base URLs, which it is not;
+        // going through `Url` percent-encodes user, password and database correctly.
+        let _ = url.set_host(Some(&self.host));
+        let _ = url.set_port(Some(self.port));
+        let _ = url.set_username(&self.user);
+        if !self.password.is_empty() {
+            let _ = url.set_password(Some(self.password.expose()));
+        }
+        url.set_path(&self.database);
+        Secret::new(url.to_string())
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    /// `redis://[:password@]host:port[/db]`; may hold a password, hence secret.
+    pub url: Secret,
+    #[serde(deserialize_with = "crate::lenient::text")]
+    pub key_prefix: String,
+    pub pool_size: usize,
+    pub timeout_ms: u64,
+}
+
+impl RedisSettings {
+    /// `host:port` of the URL, for messages; `None` when the URL is not parseable.
+    pub fn address(&self) -> Option<String> {
+        let url = url::Url::parse(self.url.expose()).ok()?;
+        let host = url.host_str()?;
+        Some(format!("{host}:{}", url.port().unwrap_or(6379)))
+    }
+
+    pub fn host(&self) -> Option<String> {
+        url::Url::parse(self.url.expose())
+            .ok()?
+            .host_str()
+            .map(str::to_owned)
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSettings {
+    /// Comma-separated `host:port` list.
+    #[serde(deserialize_with = "crate::lenient::text")]
+    pub bootstrap_servers: String,
+    #[serde(deserialize_with = "crate::lenient::text")]
+    pub topic: String,
+    #[serde(deserialize_with = "crate::lenient::text")]
+    pub consumer_group: String,
+    #[serde(deserialize_with = "crate::lenient::text")]
+    pub client_id: String,
+    pub publish_timeout_ms: u64,
+    pub session_timeout_ms: u64,
+}
+
+impl KafkaSettings {
+    /// The individual `host:port` entries of `bootstrap_servers`.
+    pub fn brokers(&self) -> impl Iterator<Item = &str> {
+        self.bootstrap_servers
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    }
+
+    pub fn publish_timeout(&self) -> Duration {
+        Duration::from_millis(self.publish_timeout_ms)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartupSettings {
+    pub probe_timeout_ms: u64,
+}
+
+impl StartupSettings {
+    pub fn probe_timeout(&self) -> Duration {
+        Duration::from_millis(self.probe_timeout_ms)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Auto,
+    Json,
+    Text,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    #[serde(deserialize_with = "crate::lenient::text")]
+    pub filter: String,
+}
+
+impl Settings {
+    /// Whether logs should be JSON: explicit choice, else JSON in production.
+    pub fn json_logs(&self) -> bool {
+        match self.log.format {
+            LogFormat::Json => true,
+            LogFormat::Text => false,
+            LogFormat::Auto => self.profile == Profile::Production,
+        }
+    }
+}

@@ -1,0 +1,338 @@
+use std::fmt;
+use std::net::IpAddr;
+
+use crate::settings::{Profile, Settings};
+
+/// One setting that cannot be used, with the key and environment variable that set it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    /// Dotted key, e.g. `kafka.bootstrap_servers`.
+    pub key: &'static str,
+    pub problem: String,
+}
+
+impl Invalid {
+    fn new(key: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            key,
+            problem: problem.into(),
+        }
+    }
+
+    /// The environment variable that sets this key.
+    pub fn env_var(&self) -> String {
+        format!(
+            "{}{}",
+            crate::ENV_PREFIX,
+            self.key.replace('.', "__").to_uppercase()
+        )
+    }
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}): {}", self.key, self.env_var(), self.problem)
+    }
+}
+
+/// Every problem found, reported together so one start-up attempt shows them all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ValidationErrors(pub Vec<Invalid>);
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration:")?;
+        for invalid in &self.0 {
+            write!(f, "\n  - {invalid}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether `host` names this machine. Such a host works on a laptop and silently points a
+/// container or pod at itself: the incident's `localhost:9092`.
+pub(crate) fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let lower = host.to_ascii_lowercase();
+    if lower == "localhost" || lower.ends_with(".localhost") {
+        return true;
+    }
+    host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Splits `host:port` (IPv6 in brackets), checking the port.
+fn split_host_port(entry: &str) -> Option<(&str, u16)> {
+    let (host, port) = entry.rsplit_once(':')?;
+    let port = port.parse::<u16>().ok().filter(|p| *p != 0)?;
+    (!host.is_empty()).then_some((host, port))
+}
+
+fn valid_topic(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 249
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+impl Settings {
+    /// Checks every setting; in `production`, also refuses loopback hosts and a missing admin
+    /// token.
+    pub fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut errors = Vec::new();
+        let production = self.profile == Profile::Production;
+        let mut refuse_loopback = |key: &'static str, host: &str| {
+            if production && is_loopback(host) {
+                errors.push(Invalid::new(
+                    key,
+                    format!("{host:?} is a loopback address, refused in the production profile"),
+                ));
+            }
+        };
+
+        // Kafka
+        let brokers: Vec<&str> = self.kafka.brokers().collect();
+        let mut kafka_errors = Vec::new();
+        if brokers.is_empty() {
+            kafka_errors.push(Invalid::new(
+                "kafka.bootstrap_servers",
+                "must list at least one host:port",
+            ));
+        }
+        for entry in &brokers {
+            match split_host_port(entry) {
+                Some((host, _)) => refuse_loopback("kafka.bootstrap_servers", host),
+                None => kafka_errors.push(Invalid::new(
+                    "kafka.bootstrap_servers",
+                    format!("{entry:?} is not host:port"),
+                )),
+            }
+        }
+        // Redis
+        match self.redis.host() {
+            Some(host) => refuse_loopback("redis.url", &host),
+            None => kafka_errors.push(Invalid::new(
+                "redis.url",
+                "must be redis://[:password@]host:port[/db]",
+            )),
+        }
+        // MySQL
+        refuse_loopback("mysql.host", &self.mysql.host);
+        errors.extend(kafka_errors);
+
+        if !valid_topic(&self.kafka.topic) {
+            errors.push(Invalid::new(
+                "kafka.topic",
+                "must be 1-249 characters of [A-Za-z0-9._-]",
+            ));
+        }
+        if self.kafka.consumer_group.trim().is_empty() {
+            errors.push(Invalid::new("kafka.consumer_group", "must not be empty"));
+        }
+        if self.kafka.client_id.trim().is_empty() {
+            errors.push(Invalid::new("kafka.client_id", "must not be empty"));
+        }
+        if self.redis.key_prefix.contains(['{', '}']) {
+            // Braces would break the per-coupon Redis Cluster hash tag.
+            errors.push(Invalid::new(
+                "redis.key_prefix",
+                "must not contain '{' or '}'",
+            ));
+        }
+        if self.mysql.host.trim().is_empty() {
+            errors.push(Invalid::new("mysql.host", "must not be empty"));
+        }
+        if self.mysql.database.is_empty()
+            || !self
+                .mysql
+                .database
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            errors.push(Invalid::new(
+                "mysql.database",
+                "must be a plain name of [A-Za-z0-9_]",
+            ));
+        }
+        if split_host_port(&self.http.bind).is_none() {
+            errors.push(Invalid::new("http.bind", "must be host:port"));
+        }
+        for (key, value) in [
+            ("mysql.pool_size", self.mysql.pool_size),
+            ("redis.pool_size", self.redis.pool_size),
+        ] {
+            if value == 0 {
+                errors.push(Invalid::new(key, "must be at least 1"));
+            }
+        }
+        for (key, value) in [
+            ("mysql.connect_timeout_ms", self.mysql.connect_timeout_ms),
+            ("redis.timeout_ms", self.redis.timeout_ms),
+            ("kafka.publish_timeout_ms", self.kafka.publish_timeout_ms),
+            ("kafka.session_timeout_ms", self.kafka.session_timeout_ms),
+            ("startup.probe_timeout_ms", self.startup.probe_timeout_ms),
+        ] {
+            if value == 0 || value > 600_000 {
+                errors.push(Invalid::new(key, "must be between 1 and 600000 ms"));
+            }
+        }
+        if production && self.admin.token.expose().len() < 16 {
+            errors.push(Invalid::new(
+                "admin.token",
+                "must be set to at least 16 characters in the production profile",
+            ));
+        }
+
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ValidationErrors(errors))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use figment::Jail;
+    use figment::providers::Env;
+
+    use crate::{ConfigArgs, ConfigError, ENV_PREFIX};
+
+    fn load(args: &ConfigArgs) -> Result<crate::Settings, ConfigError> {
+        args.load_with(Env::prefixed(ENV_PREFIX).split("__"))
+    }
+
+    #[test]
+    fn loopback_detection() {
+        for host in [
+            "localhost",
+            "LOCALHOST",
+            "127.0.0.1",
+            "127.8.9.1",
+            "::1",
+            "[::1]",
+            "a.localhost",
+        ] {
+            assert!(super::is_loopback(host), "{host}");
+        }
+        for host in [
+            "kafka",
+            "10.0.0.1",
+            "kafka.internal",
+            "localhost.example.com",
+        ] {
+            assert!(!super::is_loopback(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn defaults_load_in_development() {
+        Jail::expect_with(|_| {
+            let s = load(&ConfigArgs::default()).map_err(|e| e.to_string())?;
+            assert_eq!(s.kafka.topic, "coupon-issue");
+            assert_eq!(s.kafka.consumer_group, "coupon-issue-group");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn production_refuses_every_loopback_host_naming_the_setting() {
+        Jail::expect_with(|jail| {
+            jail.set_env("COUPON__PROFILE", "production");
+            jail.set_env("COUPON__ADMIN__TOKEN", "0123456789abcdef0123");
+            jail.set_env(
+                "COUPON__KAFKA__BOOTSTRAP_SERVERS",
+                "kafka-0:9092,localhost:9092",
+            );
+            let Err(ConfigError::Invalid(errors)) = load(&ConfigArgs::default()) else {
+                return Err("production with localhost must be refused".into());
+            };
+            let keys: Vec<_> = errors.0.iter().map(|e| e.key).collect();
+            assert_eq!(keys, ["kafka.bootstrap_servers", "redis.url", "mysql.host"]);
+            let text = errors.to_string();
+            assert!(text.contains("COUPON__KAFKA__BOOTSTRAP_SERVERS"), "{text}");
+            assert!(
+                text.contains("\"localhost\" is a loopback address"),
+                "{text}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn production_accepts_real_hosts_and_requires_a_token() {
+        Jail::expect_with(|jail| {
+            jail.set_env("COUPON__PROFILE", "production");
+            jail.set_env("COUPON__KAFKA__BOOTSTRAP_SERVERS", "kafka:9092");
+            jail.set_env("COUPON__REDIS__URL", "redis://:pw@redis:6379/0");
+            jail.set_env("COUPON__MYSQL__HOST", "mysql");
+            let Err(ConfigError::Invalid(errors)) = load(&ConfigArgs::default()) else {
+                return Err("a production profile without admin token must be refused".into());
+            };
+            assert_eq!(errors.0.len(), 1);
+            assert_eq!(errors.0[0].key, "admin.token");
+            jail.set_env("COUPON__ADMIN__TOKEN", "0123456789abcdef0123");
+            load(&ConfigArgs::default()).map_err(|e| e.to_string())?;
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn layers_apply_in_order_file_env_flags() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.toml",
+                "[kafka]\ntopic = \"from-file\"\nclient_id = \"file\"\n[http]\nworkers = 3\n",
+            )?;
+            jail.set_env("COUPON__KAFKA__TOPIC", "from-env");
+            jail.set_env("COUPON__MYSQL__PASSWORD", "1234");
+            let args = ConfigArgs {
+                config: Some("c.toml".into()),
+                profile: None,
+                overrides: vec!["kafka.topic=from-flag".into(), "http.workers=5".into()],
+            };
+            let s = load(&args).map_err(|e| e.to_string())?;
+            assert_eq!(s.kafka.topic, "from-flag");
+            assert_eq!(s.kafka.client_id, "file");
+            assert_eq!(s.http.workers, 5);
+            // A numeric-looking secret stays a string and never prints.
+            assert_eq!(s.mysql.password.expose(), "1234");
+            assert!(!format!("{s:?}").contains("1234"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_input_is_reported_clearly() {
+        Jail::expect_with(|jail| {
+            let missing = ConfigArgs {
+                config: Some("nope.toml".into()),
+                ..ConfigArgs::default()
+            };
+            assert!(matches!(load(&missing), Err(ConfigError::MissingFile(_))));
+            let bad_flag = ConfigArgs {
+                overrides: vec!["novalue".into()],
+                ..ConfigArgs::default()
+            };
+            assert!(matches!(load(&bad_flag), Err(ConfigError::BadOverride(_))));
+            jail.set_env("COUPON__KAFKA__BOOTSTRAP_SERVER", "typo:9092");
+            let err = load(&ConfigArgs::default()).err().map(|e| e.to_string());
+            assert!(
+                err.as_deref()
+                    .is_some_and(|e| e.contains("bootstrap_server")),
+                "{err:?}"
+            );
+            jail.clear_env();
+            jail.set_env("COUPON__KAFKA__BOOTSTRAP_SERVERS", "no-port");
+            jail.set_env("COUPON__REDIS__KEY_PREFIX", "{x}");
+            let Err(ConfigError::Invalid(errors)) = load(&ConfigArgs::default()) else {
+                return Err("invalid values must be refused".into());
+            };
+            let keys: Vec<_> = errors.0.iter().map(|e| e.key).collect();
+            assert_eq!(keys, ["kafka.bootstrap_servers", "redis.key_prefix"]);
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,25 @@
+//! `coupon-consumer`: persists accepted issue requests from Kafka into MySQL.
+//!
+//! One member of the consumer group `kafka.consumer_group`; run one process per partition to
+//! scale out. Offsets are committed by hand, only after the MySQL transaction committed, so a
+//! crash re-delivers rather than loses; the idempotent insert makes re-delivery harmless.
+
+mod persist;
+mod shutdown;
+mod startup;
+mod worker;
+
+pub use shutdown::shutdown_signal;
+pub use worker::run;
+
+/// Command line of the `coupon-consumer` binary.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "coupon-consumer",
+    version,
+    about = "Kafka consumer persisting coupon issuances"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: couponrush_config::ConfigArgs,
+}

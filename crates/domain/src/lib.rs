@@ -1,0 +1,16 @@
+//! The coupon issuance domain, free of infrastructure.
+//!
+//! Everything here is plain data and rules: identifiers that validate themselves, the coupon
+//! event specification, the outcome of a reservation, and the event the API publishes for the
+//! consumer. Adapters (Redis, Kafka, MySQL, HTTP) translate to and from these types; they never
+//! leak into this crate, which CI proves with `cargo tree -i`.
+
+pub mod coupon;
+pub mod event;
+pub mod ids;
+pub mod outcome;
+
+pub use coupon::{CouponSpec, CouponSpecError};
+pub use event::{EventDecodeError, IssueRequested};
+pub use ids::{CouponId, IdError, RequestId, UserId};
+pub use outcome::{ParticipantState, ParticipationOutcome, Reservation};

@@ -1,0 +1,89 @@
+//! What happened to one issue request.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::ids::RequestId;
+
+/// Where a participant stands, as recorded at reservation time and updated by the consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParticipantState {
+    /// Accepted and published; not yet persisted in MySQL. Never shown as issued.
+    Pending {
+        request_id: RequestId,
+        at: OffsetDateTime,
+    },
+    /// Persisted in MySQL: the coupon is the user's.
+    Issued {
+        request_id: RequestId,
+        at: OffsetDateTime,
+    },
+}
+
+impl ParticipantState {
+    pub fn request_id(&self) -> RequestId {
+        match self {
+            Self::Pending { request_id, .. } | Self::Issued { request_id, .. } => *request_id,
+        }
+    }
+
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Pending { .. } => "PENDING",
+            Self::Issued { .. } => "ISSUED",
+        }
+    }
+}
+
+/// The single decision the atomic reservation makes for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// Stock was taken for this user; `remaining` is the stock left after it.
+    Accepted { remaining: u64 },
+    /// The user already holds a reservation; nothing changed.
+    AlreadyRequested(ParticipantState),
+    /// No stock left; nothing changed.
+    SoldOut,
+    /// The coupon's issuance window has not started.
+    NotOpen,
+    /// The coupon's issuance window has ended.
+    Closed,
+    /// No such coupon is loaded.
+    UnknownCoupon,
+}
+
+impl Reservation {
+    /// The outcome recorded in the participation log.
+    pub fn participation(&self) -> Option<ParticipationOutcome> {
+        match self {
+            Self::Accepted { .. } => Some(ParticipationOutcome::Accepted),
+            Self::AlreadyRequested(_) => Some(ParticipationOutcome::Duplicate),
+            Self::SoldOut => Some(ParticipationOutcome::SoldOut),
+            Self::NotOpen | Self::Closed => Some(ParticipationOutcome::NotOpen),
+            Self::UnknownCoupon => None,
+        }
+    }
+}
+
+/// Outcome of one attempt, as stored in `event_participation_log`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ParticipationOutcome {
+    Accepted,
+    Duplicate,
+    SoldOut,
+    NotOpen,
+    Issued,
+}
+
+impl ParticipationOutcome {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Accepted => "ACCEPTED",
+            Self::Duplicate => "DUPLICATE",
+            Self::SoldOut => "SOLD_OUT",
+            Self::NotOpen => "NOT_OPEN",
+            Self::Issued => "ISSUED",
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Bearer-token check for `/admin` routes.
+
+use actix_web::HttpRequest;
+use actix_web::http::header;
+use couponrush_config::Secret;
+
+use crate::error::ApiError;
+
+/// Accepts the request only with `Authorization: Bearer <admin.token>`.
+pub fn require_admin(request: &HttpRequest, token: &Secret) -> Result<(), ApiError> {
+    if token.is_empty() {
+        return Err(ApiError::AdminDisabled);
+    }
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(ApiError::Unauthorized)?;
+    if constant_time_eq(presented.as_bytes(), token.expose().as_bytes()) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+/// Compares without an early exit, so response time does not reveal a matching prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn token_rules() {
+        let token = Secret::new("s3cret-token-value");
+        let ok = TestRequest::default()
+            .insert_header(("Authorization", "Bearer s3cret-token-value"))
+            .to_http_request();
+        assert!(require_admin(&ok, &token).is_ok());
+        for bad in [
+            "Bearer nope",
+            "s3cret-token-value",
+            "Basic s3cret-token-value",
+        ] {
+            let req = TestRequest::default()
+                .insert_header(("Authorization", bad))
+                .to_http_request();
+            assert!(matches!(
+                require_admin(&req, &token),
+                Err(ApiError::Unauthorized)
+            ));
+        }
+        let none = TestRequest::default().to_http_request();
+        assert!(matches!(
+            require_admin(&none, &token),
+            Err(ApiError::Unauthorized)
+        ));
+        assert!(matches!(
+            require_admin(&ok, &Secret::default()),
+            Err(ApiError::AdminDisabled)
+        ));
+    }
+}

@@ -1,0 +1,97 @@
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use couponrush_domain::{CouponSpecError, IdError};
+use serde::Serialize;
+
+/// Every error answer of the API: JSON with a stable machine-readable `code` and a message.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidCouponId(IdError),
+    #[error("header userId is required")]
+    MissingUserId,
+    #[error("header userId is invalid: {0}")]
+    InvalidUserId(IdError),
+    #[error("coupon {0} does not exist")]
+    CouponNotFound(String),
+    #[error("request body is invalid: {0}")]
+    InvalidBody(String),
+    #[error("coupon is invalid: {0}")]
+    InvalidCoupon(#[from] CouponSpecError),
+    #[error("a valid admin bearer token is required")]
+    Unauthorized,
+    #[error("admin endpoints are disabled: no admin.token is configured")]
+    AdminDisabled,
+    #[error("no such route")]
+    RouteNotFound,
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    #[error("{what} is unavailable, retry later")]
+    Unavailable {
+        what: &'static str,
+        retry_after_secs: u32,
+    },
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    message: String,
+}
+
+impl ApiError {
+    /// Stable identifier clients can switch on; never change an existing one.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidCouponId(_) => "INVALID_COUPON_ID",
+            Self::MissingUserId => "MISSING_USER_ID",
+            Self::InvalidUserId(_) => "INVALID_USER_ID",
+            Self::CouponNotFound(_) => "COUPON_NOT_FOUND",
+            Self::InvalidBody(_) => "INVALID_BODY",
+            Self::InvalidCoupon(_) => "INVALID_COUPON",
+            Self::Unauthorized => "UNAUTHORIZED",
+            Self::AdminDisabled => "ADMIN_DISABLED",
+            Self::RouteNotFound => "NOT_FOUND",
+            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::Unavailable { .. } => "UNAVAILABLE",
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::InvalidCouponId(_)
+            | Self::MissingUserId
+            | Self::InvalidUserId(_)
+            | Self::InvalidBody(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidCoupon(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::CouponNotFound(_) | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::AdminDisabled => StatusCode::FORBIDDEN,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        match self {
+            Self::Unavailable {
+                retry_after_secs, ..
+            } => {
+                response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            Self::Unauthorized => {
+                response
+                    .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+            }
+            _ => {}
+        }
+        response.json(ErrorBody {
+            code: self.code(),
+            message: self.to_string(),
+        })
+    }
+}

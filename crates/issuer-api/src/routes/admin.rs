@@ -1,0 +1,122 @@
+use actix_web::{HttpRequest, HttpResponse, web};
+use couponrush_cache::LoadOutcome;
+use couponrush_domain::{CouponId, CouponSpec};
+use serde_json::json;
+
+use super::issue::coupon_id;
+use crate::admin_auth::require_admin;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+fn unavailable(what: &'static str) -> impl Fn(&dyn std::fmt::Display) -> ApiError {
+    move |error| {
+        tracing::error!(%error, "admin request failed on {what}");
+        ApiError::Unavailable {
+            what,
+            retry_after_secs: 1,
+        }
+    }
+}
+
+/// `POST /admin/coupons`: creates the coupon in MySQL and loads its stock into Redis.
+pub async fn create(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Json<CouponSpec>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&request, &state.admin_token)?;
+    let spec = body.into_inner();
+    spec.validate()?;
+    let record = state
+        .coupons
+        .create(&spec)
+        .await
+        .map_err(|e| unavailable("MySQL")(&e))?;
+    let loaded = state
+        .reservations
+        .load(record.id, &record.spec)
+        .await
+        .map_err(|e| unavailable("Redis")(&e))?;
+    tracing::info!(coupon.id = %record.id, total = spec.total_quantity, "coupon created");
+    Ok(HttpResponse::Created().json(json!({
+        "couponId": record.id,
+        "coupon": record.spec,
+        "redisStock": stock_of(loaded),
+    })))
+}
+
+/// `PUT /admin/coupons/{id}/stock`: (re)loads a coupon into Redis from MySQL. Repeating it
+/// never resets a live event's counters.
+pub async fn warm_up(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&request, &state.admin_token)?;
+    let id = coupon_id(&path)?;
+    let record = find(&state, id).await?;
+    let loaded = state
+        .reservations
+        .load(id, &record.spec)
+        .await
+        .map_err(|e| unavailable("Redis")(&e))?;
+    Ok(HttpResponse::Ok().json(json!({
+        "couponId": id,
+        "loaded": matches!(loaded, LoadOutcome::Loaded { .. }),
+        "redisStock": stock_of(loaded),
+    })))
+}
+
+/// `GET /admin/coupons/{id}/stats`: live counters from Redis and MySQL side by side.
+pub async fn stats(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&request, &state.admin_token)?;
+    let id = coupon_id(&path)?;
+    let record = find(&state, id).await?;
+    let counters = state
+        .reservations
+        .counters(id)
+        .await
+        .map_err(|e| unavailable("Redis")(&e))?;
+    let issued = state
+        .coupons
+        .issued_count(id)
+        .await
+        .map_err(|e| unavailable("MySQL")(&e))?;
+    Ok(HttpResponse::Ok().json(json!({
+        "couponId": id,
+        "totalQuantity": record.spec.total_quantity,
+        "redis": counters.map(|c| json!({
+            "loaded": true,
+            "stock": c.stock,
+            "accepted": c.participants,
+            "issued": c.issued,
+            "pending": c.participants.saturating_sub(c.issued),
+        })).unwrap_or_else(|| json!({ "loaded": false })),
+        "mysql": {
+            "issued": issued,
+            "availableQuantity": record.available_quantity,
+        },
+    })))
+}
+
+async fn find(
+    state: &AppState,
+    id: CouponId,
+) -> Result<couponrush_storage::CouponRecord, ApiError> {
+    state
+        .coupons
+        .find(id)
+        .await
+        .map_err(|e| unavailable("MySQL")(&e))?
+        .ok_or_else(|| ApiError::CouponNotFound(id.to_string()))
+}
+
+fn stock_of(outcome: LoadOutcome) -> u64 {
+    match outcome {
+        LoadOutcome::Loaded { stock } | LoadOutcome::AlreadyLoaded { stock } => stock,
+    }
+}

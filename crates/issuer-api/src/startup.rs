@@ -1,0 +1,48 @@
+//! Start-up: build the clients and prove each dependency answers, or refuse to start.
+
+use anyhow::Context;
+use couponrush_cache::ReservationStore;
+use couponrush_config::Settings;
+use couponrush_messaging::{IssuePublisher, probe_topic};
+use couponrush_storage::{CouponStore, Database, IssuanceStore};
+
+use crate::state::AppState;
+
+/// Connects to Redis, Kafka and MySQL, each within `startup.probe_timeout_ms`. The first that
+/// does not answer aborts start-up with its name and address: the incident's consumer ran for
+/// 45 minutes against a broker that was never there.
+pub async fn connect(settings: &Settings) -> anyhow::Result<AppState> {
+    let timeout = settings.startup.probe_timeout();
+
+    let reservations = ReservationStore::new(&settings.redis)?;
+    reservations
+        .probe(timeout)
+        .await
+        .context("start-up check failed for Redis")?;
+
+    probe_topic(&settings.kafka, &settings.kafka.topic, timeout)
+        .await
+        .context("start-up check failed for Kafka")?;
+    let publisher = IssuePublisher::new(&settings.kafka)?;
+
+    let db = Database::new(&settings.mysql)?;
+    db.probe(timeout)
+        .await
+        .context("start-up check failed for MySQL")?;
+
+    tracing::info!(
+        redis = reservations.address(),
+        kafka = %settings.kafka.bootstrap_servers,
+        topic = %settings.kafka.topic,
+        mysql = db.address(),
+        "dependencies answered"
+    );
+    Ok(AppState {
+        reservations,
+        publisher,
+        coupons: CouponStore::new(db.clone()),
+        issuances: IssuanceStore::new(db),
+        admin_token: settings.admin.token.clone(),
+        ready_timeout: std::time::Duration::from_secs(1).min(timeout),
+    })
+}

@@ -1,0 +1,18 @@
+use std::time::Duration;
+
+use couponrush_cache::ReservationStore;
+use couponrush_config::Secret;
+use couponrush_messaging::IssuePublisher;
+use couponrush_storage::{CouponStore, IssuanceStore};
+
+/// What every handler shares. Cheap to clone: each field is a handle to a pool or client.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub reservations: ReservationStore,
+    pub publisher: IssuePublisher,
+    pub coupons: CouponStore,
+    pub issuances: IssuanceStore,
+    pub admin_token: Secret,
+    /// Bound on each readiness check of a dependency.
+    pub ready_timeout: Duration,
+}

@@ -1,0 +1,17 @@
+//! Kafka adapter: one place for client settings, the acknowledged publisher, the start-up
+//! probe and topic administration.
+
+mod admin;
+mod error;
+mod probe;
+mod publisher;
+mod settings;
+
+pub use admin::ensure_topic;
+pub use error::MessagingError;
+pub use probe::probe_topic;
+pub use publisher::IssuePublisher;
+pub use settings::{client_config, consumer_config};
+
+/// Header carrying the payload's schema version, readable without decoding the payload.
+pub const SCHEMA_VERSION_HEADER: &str = "schema-version";

@@ -1,0 +1,67 @@
+use std::time::Duration;
+
+use couponrush_config::KafkaSettings;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use crate::error::MessagingError;
+use crate::settings::client_config;
+
+/// Fetches the topic's metadata within `timeout`: proves the broker answers and the topic
+/// exists with partitions. Returns the partition count.
+pub async fn probe_topic(
+    settings: &KafkaSettings,
+    topic: &str,
+    timeout: Duration,
+) -> Result<usize, MessagingError> {
+    let settings = settings.clone();
+    let topic = topic.to_owned();
+    // Metadata fetches block the calling thread; keep them off the async workers.
+    tokio::task::spawn_blocking(move || probe_blocking(&settings, &topic, timeout))
+        .await
+        .map_err(|e| MessagingError::Unreachable {
+            address: String::new(),
+            timeout_ms: timeout.as_millis(),
+            reason: e.to_string(),
+        })?
+}
+
+fn probe_blocking(
+    settings: &KafkaSettings,
+    topic: &str,
+    timeout: Duration,
+) -> Result<usize, MessagingError> {
+    let address = settings.bootstrap_servers.clone();
+    let unreachable = |reason: String| MessagingError::Unreachable {
+        address: address.clone(),
+        timeout_ms: timeout.as_millis(),
+        reason,
+    };
+    let client: BaseConsumer = client_config(settings)
+        // Probing must never create the topic as a side effect.
+        .set("allow.auto.create.topics", "false")
+        .create()
+        .map_err(|e| unreachable(e.to_string()))?;
+    let metadata = client
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|e| unreachable(e.to_string()))?;
+    let missing = |reason: String| MessagingError::MissingTopic {
+        topic: topic.to_owned(),
+        address: address.clone(),
+        reason,
+    };
+    let found = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .ok_or_else(|| missing("not in the broker's metadata".to_owned()))?;
+    if let Some(error) = found.error() {
+        return Err(missing(format!(
+            "{:?}",
+            rdkafka::types::RDKafkaRespErr::from(error)
+        )));
+    }
+    match found.partitions().len() {
+        0 => Err(missing("it has no partitions".to_owned())),
+        n => Ok(n),
+    }
+}

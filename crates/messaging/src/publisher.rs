@@ -1,0 +1,103 @@
+use std::time::Duration;
+
+use couponrush_config::KafkaSettings;
+use couponrush_domain::IssueRequested;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+
+use crate::SCHEMA_VERSION_HEADER;
+use crate::error::MessagingError;
+use crate::settings::client_config;
+
+/// Publishes issue requests and waits for the broker's acknowledgement.
+///
+/// Idempotent producer with `acks=all`: a retried send is never duplicated in the log, and an
+/// acknowledged message is on every in-sync replica before the user hears `QUEUED`.
+#[derive(Clone)]
+pub struct IssuePublisher {
+    producer: FutureProducer,
+    topic: String,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for IssuePublisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuePublisher")
+            .field("topic", &self.topic)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IssuePublisher {
+    pub fn new(settings: &KafkaSettings) -> Result<Self, MessagingError> {
+        let timeout_ms = settings.publish_timeout_ms.to_string();
+        let producer = client_config(settings)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            // librdkafka fails the delivery itself once this passes, so a send never hangs.
+            .set("message.timeout.ms", &timeout_ms)
+            // Thousands of users press at once: a millisecond of lingering batches their
+            // messages into few requests without a noticeable wait.
+            .set("linger.ms", "1")
+            .create()?;
+        Ok(Self {
+            producer,
+            topic: settings.topic.clone(),
+            timeout: settings.publish_timeout(),
+        })
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Whether the broker answers this producer's metadata request for its topic within
+    /// `timeout` (readiness). Uses the producer's own connection, the one that matters.
+    pub async fn check(&self, timeout: Duration) -> Result<(), MessagingError> {
+        let producer = self.producer.clone();
+        let topic = self.topic.clone();
+        tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(Some(&topic), timeout)
+                .map(drop)
+        })
+        .await
+        .map_err(|e| MessagingError::Unreachable {
+            address: String::new(),
+            timeout_ms: timeout.as_millis(),
+            reason: e.to_string(),
+        })?
+        .map_err(MessagingError::Client)
+    }
+
+    /// Waits for queued messages before the process exits.
+    pub fn flush(&self, timeout: Duration) {
+        if let Err(error) = self.producer.flush(Timeout::After(timeout)) {
+            tracing::error!(%error, "messages still unacknowledged at shutdown");
+        }
+    }
+
+    /// Sends `event` keyed by user id and returns once the broker acknowledged it.
+    pub async fn publish(&self, event: &IssueRequested) -> Result<(), MessagingError> {
+        let payload = event.encode();
+        let version = IssueRequested::SCHEMA_VERSION.to_string();
+        let record = FutureRecord::to(&self.topic)
+            .key(event.user_id.as_str())
+            .payload(&payload)
+            .headers(OwnedHeaders::new().insert(Header {
+                key: SCHEMA_VERSION_HEADER,
+                value: Some(version.as_str()),
+            }));
+        let send = self.producer.send(record, Timeout::After(self.timeout));
+        // Belt and braces over message.timeout.ms: the answer to the user is bounded here.
+        match tokio::time::timeout(self.timeout + Duration::from_millis(500), send).await {
+            Ok(Ok(_delivery)) => Ok(()),
+            Ok(Err((error, _message))) => Err(MessagingError::PublishRejected(error)),
+            Err(_) => Err(MessagingError::PublishTimeout {
+                timeout_ms: self.timeout.as_millis(),
+            }),
+        }
+    }
+}

@@ -1,0 +1,136 @@
+use couponrush_domain::{CouponId, CouponSpec};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Unsigned};
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use time::OffsetDateTime;
+
+use crate::database::Database;
+use crate::error::StorageError;
+use crate::schema::{coupon, coupon_user};
+use crate::time::{from_db, to_db};
+
+/// A coupon as stored, with its live MySQL stock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CouponRecord {
+    pub id: CouponId,
+    pub spec: CouponSpec,
+    pub available_quantity: i64,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = coupon)]
+#[diesel(check_for_backend(diesel::mysql::Mysql))]
+struct CouponRow {
+    id: i64,
+    name: String,
+    discount_amount: u32,
+    total_quantity: u32,
+    available_quantity: i32,
+    issue_starts_at: time::PrimitiveDateTime,
+    issue_ends_at: time::PrimitiveDateTime,
+    expiry_days: u16,
+    created_at: time::PrimitiveDateTime,
+}
+
+impl TryFrom<CouponRow> for CouponRecord {
+    type Error = StorageError;
+    fn try_from(row: CouponRow) -> Result<Self, StorageError> {
+        let id = CouponId::try_from(row.id)
+            .map_err(|e| StorageError::Migration(format!("corrupt coupon row: {e}")))?;
+        Ok(Self {
+            id,
+            spec: CouponSpec {
+                name: row.name,
+                discount_amount: row.discount_amount,
+                total_quantity: row.total_quantity,
+                issue_starts_at: from_db(row.issue_starts_at),
+                issue_ends_at: from_db(row.issue_ends_at),
+                expiry_days: row.expiry_days,
+            },
+            available_quantity: i64::from(row.available_quantity),
+            created_at: from_db(row.created_at),
+        })
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = coupon)]
+struct NewCoupon<'a> {
+    name: &'a str,
+    discount_amount: u32,
+    total_quantity: u32,
+    available_quantity: i32,
+    issue_starts_at: time::PrimitiveDateTime,
+    issue_ends_at: time::PrimitiveDateTime,
+    expiry_days: u16,
+}
+
+/// Coupon definitions and their MySQL stock.
+#[derive(Debug, Clone)]
+pub struct CouponStore {
+    db: Database,
+}
+
+impl CouponStore {
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+
+    /// Stores a new coupon with its full stock available; returns its id.
+    /// The spec must have been validated (the quantity fits the column).
+    pub async fn create(&self, spec: &CouponSpec) -> Result<CouponRecord, StorageError> {
+        let available = i32::try_from(spec.total_quantity).unwrap_or(i32::MAX);
+        let row = NewCoupon {
+            name: &spec.name,
+            discount_amount: spec.discount_amount,
+            total_quantity: spec.total_quantity,
+            available_quantity: available,
+            issue_starts_at: to_db(spec.issue_starts_at),
+            issue_ends_at: to_db(spec.issue_ends_at),
+            expiry_days: spec.expiry_days,
+        };
+        let mut conn = self.db.conn().await?;
+        let id = conn
+            .transaction(async |conn| -> Result<u64, StorageError> {
+                {
+                    diesel::insert_into(coupon::table)
+                        .values(&row)
+                        .execute(conn)
+                        .await?;
+                    // Same connection, same transaction: this is our row's id.
+                    let id: u64 =
+                        diesel::select(diesel::dsl::sql::<Unsigned<BigInt>>("LAST_INSERT_ID()"))
+                            .get_result(conn)
+                            .await?;
+                    Ok(id)
+                }
+            })
+            .await?;
+        let id = CouponId::new(id)
+            .map_err(|e| StorageError::Migration(format!("unexpected coupon id: {e}")))?;
+        self.find(id).await?.ok_or(StorageError::UnknownCoupon(id))
+    }
+
+    pub async fn find(&self, id: CouponId) -> Result<Option<CouponRecord>, StorageError> {
+        let mut conn = self.db.conn().await?;
+        let row = coupon::table
+            .find(id.as_i64())
+            .select(CouponRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()?;
+        row.map(CouponRecord::try_from).transpose()
+    }
+
+    /// How many coupons of `id` are held by users, as MySQL sees it.
+    pub async fn issued_count(&self, id: CouponId) -> Result<u64, StorageError> {
+        let mut conn = self.db.conn().await?;
+        let count: i64 = coupon_user::table
+            .filter(coupon_user::coupon_id.eq(id.as_i64()))
+            .count()
+            .get_result(&mut conn)
+            .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+}

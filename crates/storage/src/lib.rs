@@ -1,0 +1,17 @@
+//! MySQL adapter: schema, embedded migrations and the issuance write path.
+//!
+//! Pure Rust (diesel-async over mysql_async): no libmysqlclient, so every binary links the
+//! same way on a bare Debian machine. Storage errors are mapped here, once, into
+//! [`StorageError`]; callers never see diesel's error type.
+
+mod coupons;
+mod database;
+mod error;
+mod issuances;
+pub mod schema;
+mod time;
+
+pub use coupons::{CouponRecord, CouponStore};
+pub use database::Database;
+pub use error::StorageError;
+pub use issuances::{IssuanceStore, Persisted};

@@ -1,0 +1,41 @@
+//! Diesel table definitions matching `migrations/`.
+
+diesel::table! {
+    coupon (id) {
+        id -> BigInt,
+        name -> Varchar,
+        discount_amount -> Unsigned<Integer>,
+        total_quantity -> Unsigned<Integer>,
+        available_quantity -> Integer,
+        issue_starts_at -> Datetime,
+        issue_ends_at -> Datetime,
+        expiry_days -> Unsigned<SmallInt>,
+        created_at -> Datetime,
+    }
+}
+
+diesel::table! {
+    coupon_user (id) {
+        id -> BigInt,
+        coupon_id -> BigInt,
+        user_id -> Varchar,
+        request_id -> Char,
+        status -> Varchar,
+        issued_at -> Datetime,
+        expires_at -> Datetime,
+    }
+}
+
+diesel::table! {
+    event_participation_log (id) {
+        id -> BigInt,
+        coupon_id -> BigInt,
+        user_id -> Varchar,
+        outcome -> Varchar,
+        request_id -> Nullable<Char>,
+        occurred_at -> Datetime,
+    }
+}
+
+diesel::joinable!(coupon_user -> coupon (coupon_id));
+diesel::allow_tables_to_appear_in_same_query!(coupon, coupon_user, event_participation_log);
