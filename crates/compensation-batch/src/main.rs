@@ -1,10 +1,15 @@
+use std::process::ExitCode;
+
 use clap::Parser;
 use compensation_batch::Cli;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = cli.config.load()?;
-    couponrush_telemetry::init(&settings, "compensation-batch");
-    compensation_batch::run(cli.command, settings).await
+    let result = async {
+        let settings = cli.config.load()?;
+        couponrush_telemetry::init(&settings, "compensation-batch");
+        compensation_batch::run(cli.command, settings).await
+    };
+    couponrush_telemetry::exit_code("compensation-batch", result.await)
 }

@@ -60,10 +60,11 @@ pub(crate) fn is_loopback(host: &str) -> bool {
     host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Splits `host:port` (IPv6 in brackets), checking the port.
+/// Splits `host:port` (IPv6 in brackets). Port 0 passes: it means "any free port" to a
+/// listener; callers that connect reject it.
 fn split_host_port(entry: &str) -> Option<(&str, u16)> {
     let (host, port) = entry.rsplit_once(':')?;
-    let port = port.parse::<u16>().ok().filter(|p| *p != 0)?;
+    let port = port.parse::<u16>().ok()?;
     (!host.is_empty()).then_some((host, port))
 }
 
@@ -102,7 +103,7 @@ impl Settings {
             ));
         }
         for entry in &brokers {
-            match split_host_port(entry) {
+            match split_host_port(entry).filter(|(_, port)| *port != 0) {
                 Some((host, _)) => refuse_loopback("kafka.bootstrap_servers", host),
                 None => kafka_errors.push(Invalid::new(
                     "kafka.bootstrap_servers",
@@ -194,6 +195,8 @@ impl Settings {
 }
 
 #[cfg(test)]
+// figment::Jail fixes the closures' error type to its own (large) error.
+#[allow(clippy::result_large_err)]
 mod tests {
     use figment::Jail;
     use figment::providers::Env;

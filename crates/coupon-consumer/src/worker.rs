@@ -21,7 +21,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
         .context("cannot subscribe to the topic")?;
     tracing::info!(topic = %settings.kafka.topic, group = %settings.kafka.consumer_group, "consuming");
 
-    let mut shutdown = pin!(async move { shutdown.await });
+    let mut shutdown = pin!(shutdown);
     let (mut issued, mut duplicates, mut rejected) = (0u64, 0u64, 0u64);
     loop {
         let message = tokio::select! {

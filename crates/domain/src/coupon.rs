@@ -91,9 +91,11 @@ mod tests {
         assert_eq!(spec().validate(), Ok(()));
     }
 
+    type Mutation = fn(&mut CouponSpec);
+
     #[test]
     fn each_rule_is_enforced() {
-        let cases: [(fn(&mut CouponSpec), CouponSpecError); 6] = [
+        let cases: [(Mutation, CouponSpecError); 6] = [
             (|s| s.name = "  ".into(), CouponSpecError::Name),
             (|s| s.discount_amount = 0, CouponSpecError::Discount),
             (|s| s.total_quantity = 0, CouponSpecError::Quantity),

@@ -1,10 +1,15 @@
+use std::process::ExitCode;
+
 use clap::Parser;
 use issuer_api::Cli;
 
 #[actix_web::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = cli.config.load()?;
-    couponrush_telemetry::init(&settings, "issuer-api");
-    issuer_api::run(settings).await
+    let result = async {
+        let settings = cli.config.load()?;
+        couponrush_telemetry::init(&settings, "issuer-api");
+        issuer_api::run(settings).await
+    };
+    couponrush_telemetry::exit_code("issuer-api", result.await)
 }

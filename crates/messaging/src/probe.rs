@@ -55,10 +55,7 @@ fn probe_blocking(
         .find(|t| t.name() == topic)
         .ok_or_else(|| missing("not in the broker's metadata".to_owned()))?;
     if let Some(error) = found.error() {
-        return Err(missing(format!(
-            "{:?}",
-            rdkafka::types::RDKafkaRespErr::from(error)
-        )));
+        return Err(missing(format!("{error:?}")));
     }
     match found.partitions().len() {
         0 => Err(missing("it has no partitions".to_owned())),

@@ -25,3 +25,23 @@ pub fn init(settings: &Settings, service: &'static str) {
         tracing::info!(service, profile = ?settings.profile, "telemetry initialised");
     }
 }
+
+/// Ends a binary: on error, logs it and prints the whole cause chain on one screen (no
+/// backtrace noise), then exits non-zero so orchestrators see the failure.
+pub fn exit_code(service: &'static str, result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(service, error = format!("{error:#}"), "exiting on error");
+            let mut message = format!("{service}: error: {error}");
+            for cause in error.chain().skip(1) {
+                message.push_str(&format!("\n  caused by: {cause}"));
+            }
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("{message}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
