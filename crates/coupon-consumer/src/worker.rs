@@ -6,6 +6,7 @@ use couponrush_messaging::consumer_config;
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 
+use crate::context::GroupContext;
 use crate::persist::{Handled, handle};
 use crate::startup::connect;
 
@@ -13,8 +14,8 @@ use crate::startup::connect;
 /// does not answer), joins the group and persists messages one by one.
 pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let deps = connect(&settings).await?;
-    let consumer: StreamConsumer = consumer_config(&settings.kafka)
-        .create()
+    let consumer: StreamConsumer<GroupContext> = consumer_config(&settings.kafka)
+        .create_with_context(GroupContext)
         .context("cannot create the Kafka consumer")?;
     consumer
         .subscribe(&[&settings.kafka.topic])

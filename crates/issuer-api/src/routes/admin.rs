@@ -1,10 +1,10 @@
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use couponrush_cache::LoadOutcome;
 use couponrush_domain::{CouponId, CouponSpec};
 use serde_json::json;
 
 use super::issue::coupon_id;
-use crate::admin_auth::require_admin;
+use crate::admin_auth::Admin;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -20,11 +20,10 @@ fn unavailable(what: &'static str) -> impl Fn(&dyn std::fmt::Display) -> ApiErro
 
 /// `POST /admin/coupons`: creates the coupon in MySQL and loads its stock into Redis.
 pub async fn create(
+    _admin: Admin,
     state: web::Data<AppState>,
-    request: HttpRequest,
     body: web::Json<CouponSpec>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&request, &state.admin_token)?;
     let spec = body.into_inner();
     spec.validate()?;
     let record = state
@@ -48,11 +47,10 @@ pub async fn create(
 /// `PUT /admin/coupons/{id}/stock`: (re)loads a coupon into Redis from MySQL. Repeating it
 /// never resets a live event's counters.
 pub async fn warm_up(
+    _admin: Admin,
     state: web::Data<AppState>,
-    request: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&request, &state.admin_token)?;
     let id = coupon_id(&path)?;
     let record = find(&state, id).await?;
     let loaded = state
@@ -69,11 +67,10 @@ pub async fn warm_up(
 
 /// `GET /admin/coupons/{id}/stats`: live counters from Redis and MySQL side by side.
 pub async fn stats(
+    _admin: Admin,
     state: web::Data<AppState>,
-    request: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&request, &state.admin_token)?;
     let id = coupon_id(&path)?;
     let record = find(&state, id).await?;
     let counters = state

@@ -1,0 +1,301 @@
+//! Every answer of the API is true and JSON with a stable code: bad input, unknown things,
+//! the event window, admin access, repeated warm-up, and a broker that stops acknowledging.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use couponrush_cache::ReservationStore;
+use couponrush_e2e::Running;
+use couponrush_testkit::{PrivateBroker, TestEnv, eventually};
+use reqwest::Method;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+async fn call(
+    running: &Running,
+    method: Method,
+    path: &str,
+    user: Option<&[u8]>,
+) -> anyhow::Result<(u16, Value)> {
+    let mut request = running
+        .client
+        .request(method, format!("{}{path}", running.base));
+    if let Some(user) = user {
+        request = request.header("userId", reqwest::header::HeaderValue::from_bytes(user)?);
+    }
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    let body = response.json().await.context("every answer is JSON")?;
+    Ok((status, body))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_and_unknown_things_get_clear_json_errors() -> anyhow::Result<()> {
+    let env = TestEnv::new(1).await?;
+    let running = Running::start(&env).await?;
+    let coupon = running.create_coupon(10).await?;
+    let issue = format!("/coupons/{coupon}/issue");
+    let long = "x".repeat(65);
+
+    let cases: Vec<(Method, String, Option<&[u8]>, u16, &str)> = vec![
+        (
+            Method::POST,
+            "/coupons/abc/issue".into(),
+            Some(b"u1"),
+            400,
+            "INVALID_COUPON_ID",
+        ),
+        (
+            Method::POST,
+            "/coupons/-1/issue".into(),
+            Some(b"u1"),
+            400,
+            "INVALID_COUPON_ID",
+        ),
+        (
+            Method::POST,
+            "/coupons/0/issue".into(),
+            Some(b"u1"),
+            400,
+            "INVALID_COUPON_ID",
+        ),
+        (
+            Method::POST,
+            "/coupons/99999999999999999999/issue".into(),
+            Some(b"u1"),
+            400,
+            "INVALID_COUPON_ID",
+        ),
+        (Method::POST, issue.clone(), None, 400, "MISSING_USER_ID"),
+        (
+            Method::POST,
+            issue.clone(),
+            Some(b""),
+            400,
+            "INVALID_USER_ID",
+        ),
+        (
+            Method::POST,
+            issue.clone(),
+            Some(b"a b"),
+            400,
+            "INVALID_USER_ID",
+        ),
+        (
+            Method::POST,
+            issue.clone(),
+            Some(long.as_bytes()),
+            400,
+            "INVALID_USER_ID",
+        ),
+        (
+            Method::POST,
+            issue.clone(),
+            Some(b"caf\xc3\xa9"),
+            400,
+            "INVALID_USER_ID",
+        ),
+        (
+            Method::POST,
+            "/coupons/987654/issue".into(),
+            Some(b"u1"),
+            404,
+            "COUPON_NOT_FOUND",
+        ),
+        (
+            Method::GET,
+            issue.clone(),
+            Some(b"u1"),
+            405,
+            "METHOD_NOT_ALLOWED",
+        ),
+        (Method::GET, "/no/such/route".into(), None, 404, "NOT_FOUND"),
+        (
+            Method::POST,
+            "/admin/coupons".into(),
+            None,
+            401,
+            "UNAUTHORIZED",
+        ),
+        (
+            Method::GET,
+            format!("/admin/coupons/{coupon}/stats"),
+            None,
+            401,
+            "UNAUTHORIZED",
+        ),
+    ];
+    for (method, path, user, status, code) in cases {
+        let (got, body) = call(&running, method.clone(), &path, user).await?;
+        assert_eq!(
+            (got, body["code"].as_str()),
+            (status, Some(code)),
+            "{method} {path}: {body}"
+        );
+        assert!(body["message"].is_string(), "{body}");
+    }
+    // None of those touched the stock.
+    let (_, stats) = running
+        .admin(Method::GET, &format!("/admin/coupons/{coupon}/stats"), None)
+        .await?;
+    assert_eq!(stats["redis"]["stock"], 10, "{stats}");
+
+    // Both user id forms from the incident report work.
+    for user in ["99999", "smoke-test-1"] {
+        let (status, body) = running.issue(coupon, user).await?;
+        assert_eq!(status, 202, "{user}: {body}");
+    }
+
+    let (status, body) = call(&running, Method::GET, "/health/live", None).await?;
+    assert_eq!((status, &body["status"]), (200, &json!("UP")));
+    let (status, body) = call(&running, Method::GET, "/health/ready", None).await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["checks"]["kafka"]["status"], "UP", "{body}");
+
+    running.stop().await?;
+    env.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_validates_events_and_warm_up_never_resets_a_live_event() -> anyhow::Result<()> {
+    let env = TestEnv::new(1).await?;
+    let running = Running::start(&env).await?;
+
+    let valid = json!({
+        "name": "n", "discount_amount": 5000, "total_quantity": 5,
+        "issue_starts_at": "2025-12-26T14:00:00+09:00", "issue_ends_at": "2099-12-26T18:00:00+09:00",
+        "expiry_days": 30,
+    });
+    let mut zero = valid.clone();
+    zero["total_quantity"] = json!(0);
+    let mut backwards = valid.clone();
+    backwards["issue_ends_at"] = json!("2025-12-26T13:00:00+09:00");
+    let mut extra = valid.clone();
+    extra["stock"] = json!(5);
+    let mut negative = valid.clone();
+    negative["total_quantity"] = json!(-5);
+    for (body, status, code) in [
+        (zero, 422, "INVALID_COUPON"),
+        (backwards, 422, "INVALID_COUPON"),
+        (extra, 400, "INVALID_BODY"),
+        (negative, 400, "INVALID_BODY"),
+        (json!("not an object"), 400, "INVALID_BODY"),
+    ] {
+        let (got, answer) = running
+            .admin(Method::POST, "/admin/coupons", Some(body.clone()))
+            .await?;
+        assert_eq!(
+            (got, answer["code"].as_str()),
+            (status, Some(code)),
+            "{body}: {answer}"
+        );
+    }
+    let wrong_token = running
+        .client
+        .post(format!("{}/admin/coupons", running.base))
+        .bearer_auth("not-the-token")
+        .json(&valid)
+        .send()
+        .await?;
+    assert_eq!(wrong_token.status(), 401);
+
+    // Warm-up is safe to repeat: it never gives back stock that users already took.
+    let coupon = running.create_coupon(5).await?;
+    for user in ["a", "b"] {
+        assert_eq!(running.issue(coupon, user).await?.0, 202);
+    }
+    for _ in 0..2 {
+        let (status, body) = running
+            .admin(Method::PUT, &format!("/admin/coupons/{coupon}/stock"), None)
+            .await?;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["loaded"], false, "{body}");
+        assert_eq!(body["redisStock"], 3, "{body}");
+    }
+    let (status, _) = running
+        .admin(Method::PUT, "/admin/coupons/424242/stock", None)
+        .await?;
+    assert_eq!(status, 404);
+
+    running.stop().await?;
+    env.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_issuance_window_is_enforced() -> anyhow::Result<()> {
+    let env = TestEnv::new(1).await?;
+    let running = Running::start(&env).await?;
+    let now = OffsetDateTime::now_utc();
+    let hour = Duration::from_secs(3600);
+
+    let future = running
+        .create_coupon_in_window(5, now + hour, now + 2 * hour)
+        .await?;
+    let (status, body) = running.issue(future, "early-bird").await?;
+    assert_eq!(
+        (status, &body["status"]),
+        (409, &json!("NOT_OPEN")),
+        "{body}"
+    );
+
+    let past = running
+        .create_coupon_in_window(5, now - 2 * hour, now - hour)
+        .await?;
+    let (status, body) = running.issue(past, "latecomer").await?;
+    assert_eq!((status, &body["status"]), (409, &json!("CLOSED")), "{body}");
+
+    let redis = ReservationStore::new(&env.settings.redis)?;
+    for coupon in [future, past] {
+        let counters = redis.counters(coupon).await?.context("loaded")?;
+        assert_eq!((counters.stock, counters.participants), (5, 0));
+    }
+    running.stop().await?;
+    env.cleanup().await
+}
+
+/// The incident's other half: when the broker does not acknowledge, the user must not be told
+/// "queued" nor be locked out. The reservation is released and a retry succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unacknowledged_publish_releases_the_reservation_and_a_retry_succeeds() -> anyhow::Result<()>
+{
+    let mut broker = PrivateBroker::start().await?;
+    let mut env = TestEnv::new(1).await?;
+    env.use_broker(&broker, 1).await?;
+    env.settings.kafka.publish_timeout_ms = 1500;
+    let running = Running::api_only(&env).await?;
+    let coupon = running.create_coupon(3).await?;
+    let redis = ReservationStore::new(&env.settings.redis)?;
+
+    // The broker dies: publishes can no longer be acknowledged.
+    broker.kill();
+
+    let (status, body) = running.issue(coupon, "unlucky").await?;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("UNAVAILABLE")),
+        "{body}"
+    );
+    let counters = redis.counters(coupon).await?.context("loaded")?;
+    assert_eq!(
+        (counters.stock, counters.participants),
+        (3, 0),
+        "stock given back"
+    );
+    let user = couponrush_domain::UserId::parse("unlucky")?;
+    assert_eq!(redis.state(coupon, &user).await?, None);
+
+    // The broker comes back (empty: memory storage); the same user retries and is queued.
+    broker.resume().await?;
+    env.create_topic(1).await?;
+    let (status, body) = eventually(Duration::from_secs(30), "a successful retry", async || {
+        let answer = running.issue(coupon, "unlucky").await.ok()?;
+        (answer.0 != 503).then_some(answer)
+    })
+    .await?;
+    assert_eq!(status, 202, "{body}");
+    let counters = redis.counters(coupon).await?.context("loaded")?;
+    assert_eq!((counters.stock, counters.participants), (2, 1));
+
+    running.stop().await?;
+    env.cleanup().await
+}
