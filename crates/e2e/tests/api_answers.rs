@@ -37,7 +37,9 @@ async fn bad_input_and_unknown_things_get_clear_json_errors() -> anyhow::Result<
     let issue = format!("/coupons/{coupon}/issue");
     let long = "x".repeat(65);
 
-    let cases: Vec<(Method, String, Option<&[u8]>, u16, &str)> = vec![
+    // (method, path, userId header, expected status, expected code)
+    type Case<'a> = (Method, String, Option<&'a [u8]>, u16, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         (
             Method::POST,
             "/coupons/abc/issue".into(),
