@@ -18,6 +18,14 @@ pub enum LoadOutcome {
     AlreadyLoaded { stock: u64 },
 }
 
+/// What Redis knows about one user of one loaded coupon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserView {
+    pub state: Option<ParticipantState>,
+    pub stock: u64,
+    pub expiry_days: Option<u16>,
+}
+
 /// Live counters of one coupon in Redis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CouponCounters {
@@ -146,6 +154,7 @@ impl ReservationStore {
                     .arg(spec.total_quantity)
                     .arg(epoch_ms(spec.issue_starts_at))
                     .arg(epoch_ms(spec.issue_ends_at))
+                    .arg(spec.expiry_days)
                     .invoke_async(conn)
                     .await
             })
@@ -268,6 +277,36 @@ impl ReservationStore {
             .await?;
         raw.map(|raw| decode_state(&raw).ok_or(CacheError::Corrupt(raw)))
             .transpose()
+    }
+
+    /// The user's state with the coupon's stock and validity, in one round trip; `None` if the
+    /// coupon is not loaded.
+    pub async fn user_view(
+        &self,
+        id: CouponId,
+        user: &UserId,
+    ) -> Result<Option<UserView>, CacheError> {
+        let (raw, stock, expiry_days): (Option<String>, Option<u64>, Option<u16>) = self
+            .run(async |conn| {
+                redis::pipe()
+                    .hget(self.keys.participants(id), user.as_str())
+                    .get(self.keys.stock(id))
+                    .hget(self.keys.meta(id), "expiry_days")
+                    .query_async(conn)
+                    .await
+            })
+            .await?;
+        let Some(stock) = stock else {
+            return Ok(None);
+        };
+        let state = raw
+            .map(|raw| decode_state(&raw).ok_or(CacheError::Corrupt(raw)))
+            .transpose()?;
+        Ok(Some(UserView {
+            state,
+            stock,
+            expiry_days,
+        }))
     }
 
     /// Stock, participants and issued counters; `None` if the coupon is not loaded.

@@ -1,5 +1,5 @@
 use couponrush_domain::coupon::expires_at;
-use couponrush_domain::{CouponId, IssueRequested};
+use couponrush_domain::{CouponId, IssueRequested, RequestId};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use time::OffsetDateTime;
@@ -16,6 +16,15 @@ pub enum Persisted {
     Issued { issued_at: OffsetDateTime },
     /// The user already held this coupon (redelivery); nothing changed.
     AlreadyIssued { issued_at: OffsetDateTime },
+}
+
+/// A coupon held by a user, as MySQL records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IssuedCoupon {
+    /// `None` only for rows not written by the consumer (e.g. compensation).
+    pub request_id: Option<RequestId>,
+    pub issued_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
 }
 
 #[derive(Insertable)]
@@ -105,21 +114,30 @@ impl IssuanceStore {
         .await
     }
 
-    /// When the user's coupon was issued, if it was.
-    pub async fn issued_at(
+    /// The user's coupon of `coupon_id`, if one was issued.
+    pub async fn find(
         &self,
         coupon_id: CouponId,
         user_id: &couponrush_domain::UserId,
-    ) -> Result<Option<OffsetDateTime>, StorageError> {
+    ) -> Result<Option<IssuedCoupon>, StorageError> {
         let mut conn = self.db.conn().await?;
-        let at: Option<time::PrimitiveDateTime> = coupon_user::table
-            .filter(coupon_user::coupon_id.eq(coupon_id.as_i64()))
-            .filter(coupon_user::user_id.eq(user_id.as_str()))
-            .select(coupon_user::issued_at)
-            .first(&mut conn)
-            .await
-            .optional()?;
-        Ok(at.map(from_db))
+        let row: Option<(String, time::PrimitiveDateTime, time::PrimitiveDateTime)> =
+            coupon_user::table
+                .filter(coupon_user::coupon_id.eq(coupon_id.as_i64()))
+                .filter(coupon_user::user_id.eq(user_id.as_str()))
+                .select((
+                    coupon_user::request_id,
+                    coupon_user::issued_at,
+                    coupon_user::expires_at,
+                ))
+                .first(&mut conn)
+                .await
+                .optional()?;
+        Ok(row.map(|(request_id, issued_at, expires_at)| IssuedCoupon {
+            request_id: request_id.parse().ok(),
+            issued_at: from_db(issued_at),
+            expires_at: from_db(expires_at),
+        }))
     }
 }
 

@@ -14,4 +14,4 @@ mod time;
 pub use coupons::{CouponRecord, CouponStore};
 pub use database::Database;
 pub use error::StorageError;
-pub use issuances::{IssuanceStore, Persisted};
+pub use issuances::{IssuanceStore, IssuedCoupon, Persisted};

@@ -3,6 +3,7 @@
 mod admin;
 mod health;
 mod issue;
+mod status;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
@@ -21,6 +22,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/coupons/{coupon_id}/issue")
             .route(web::post().to(issue::issue))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/coupons/{coupon_id}/issuances/{user_id}")
+            .route(web::get().to(status::status))
             .default_service(web::to(method_not_allowed)),
     )
     .service(

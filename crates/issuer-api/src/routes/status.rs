@@ -1,0 +1,156 @@
+//! `GET /coupons/{couponId}/issuances/{userId}`: where one user's request stands.
+//!
+//! Redis answers first; MySQL, the record, answers whenever Redis does not know (state lost,
+//! coupon not loaded, Redis down) and whenever Redis still says PENDING, so a coupon persisted
+//! just before a consumer crash is reported ISSUED. Never ISSUED without the MySQL row or the
+//! consumer's confirmation that follows it.
+
+use actix_web::{HttpResponse, web};
+use couponrush_cache::UserView;
+use couponrush_domain::coupon::expires_at;
+use couponrush_domain::{CouponId, ParticipantState, RequestId, UserId};
+use couponrush_storage::IssuedCoupon;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::issue::coupon_id;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusAnswer {
+    coupon_id: CouponId,
+    user_id: UserId,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<RequestId>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    requested_at: Option<OffsetDateTime>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    issued_at: Option<OffsetDateTime>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    expires_at: Option<OffsetDateTime>,
+}
+
+impl StatusAnswer {
+    fn new(coupon_id: CouponId, user_id: UserId, status: &'static str) -> Self {
+        Self {
+            coupon_id,
+            user_id,
+            status,
+            request_id: None,
+            requested_at: None,
+            issued_at: None,
+            expires_at: None,
+        }
+    }
+
+    fn issued(mut self, coupon: IssuedCoupon) -> Self {
+        self.status = "ISSUED";
+        self.request_id = coupon.request_id.or(self.request_id);
+        self.issued_at = Some(coupon.issued_at);
+        self.expires_at = Some(coupon.expires_at);
+        self
+    }
+}
+
+fn unavailable(error: &dyn std::fmt::Display) -> ApiError {
+    tracing::error!(%error, "status lookup failed on MySQL");
+    ApiError::Unavailable {
+        what: "MySQL",
+        retry_after_secs: 1,
+    }
+}
+
+pub async fn status(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (raw_coupon, raw_user) = path.into_inner();
+    let coupon = coupon_id(&raw_coupon)?;
+    let user = UserId::parse(&raw_user).map_err(ApiError::InvalidUserId)?;
+    let answer = StatusAnswer::new(coupon, user.clone(), "NOT_REQUESTED");
+
+    let view = match state.reservations.user_view(coupon, &user).await {
+        Ok(view) => view,
+        Err(error) => {
+            tracing::warn!(%error, coupon.id = %coupon, "Redis unavailable; answering from MySQL");
+            None
+        }
+    };
+    let persisted = |answer: StatusAnswer| async {
+        let found = state
+            .issuances
+            .find(coupon, &user)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok::<_, ApiError>(match found {
+            Some(coupon) => Ok(answer.issued(coupon)),
+            None => Err(answer),
+        })
+    };
+
+    let answer = match view {
+        Some(UserView {
+            state: Some(ParticipantState::Issued { request_id, at }),
+            expiry_days: Some(days),
+            ..
+        }) => StatusAnswer {
+            status: "ISSUED",
+            request_id: Some(request_id),
+            issued_at: Some(at),
+            expires_at: Some(expires_at(at, days)),
+            ..answer
+        },
+        Some(UserView {
+            state: Some(ParticipantState::Pending { request_id, at }),
+            ..
+        }) => {
+            let pending = StatusAnswer {
+                status: "PENDING",
+                request_id: Some(request_id),
+                requested_at: Some(at),
+                ..answer
+            };
+            persisted(pending).await?.unwrap_or_else(|pending| pending)
+        }
+        Some(view) => match persisted(answer).await? {
+            Ok(issued) => issued,
+            Err(answer) if view.stock == 0 => StatusAnswer {
+                status: "SOLD_OUT",
+                ..answer
+            },
+            Err(answer) => answer,
+        },
+        None => match persisted(answer).await? {
+            Ok(issued) => issued,
+            Err(answer) => {
+                let record = state
+                    .coupons
+                    .find(coupon)
+                    .await
+                    .map_err(|e| unavailable(&e))?
+                    .ok_or_else(|| ApiError::CouponNotFound(coupon.to_string()))?;
+                if record.available_quantity <= 0 {
+                    StatusAnswer {
+                        status: "SOLD_OUT",
+                        ..answer
+                    }
+                } else {
+                    answer
+                }
+            }
+        },
+    };
+    Ok(HttpResponse::Ok().json(answer))
+}
