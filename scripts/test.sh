@@ -44,6 +44,9 @@ if command -v shellcheck >/dev/null 2>&1; then
     shellcheck -x "${shell_files[@]}"
 fi
 
+step "deploy manifests (kubernetes-validate, offline)"
+scripts/check-deploy.sh
+
 step "stack up"
 stack_was_up=0
 scripts/stack.sh status >/dev/null 2>&1 && stack_was_up=1
