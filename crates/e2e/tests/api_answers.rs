@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use couponrush_cache::ReservationStore;
 use couponrush_e2e::Running;
-use couponrush_testkit::{PrivateBroker, TestEnv, eventually};
+use couponrush_testkit::{PrivateServer, TestEnv, eventually};
 use reqwest::Method;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -260,7 +260,7 @@ async fn the_issuance_window_is_enforced() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unacknowledged_publish_releases_the_reservation_and_a_retry_succeeds() -> anyhow::Result<()>
 {
-    let mut broker = PrivateBroker::start().await?;
+    let mut broker = PrivateServer::tansu().await?;
     let mut env = TestEnv::new(1).await?;
     env.use_broker(&broker, 1).await?;
     env.settings.kafka.publish_timeout_ms = 1500;
@@ -288,7 +288,7 @@ async fn unacknowledged_publish_releases_the_reservation_and_a_retry_succeeds() 
 
     // The broker comes back (empty: memory storage); the same user retries and is queued.
     broker.resume().await?;
-    env.create_topic(1).await?;
+    env.ensure_topic(1).await?;
     let (status, body) = eventually(Duration::from_secs(30), "a successful retry", async || {
         let answer = running.issue(coupon, "unlucky").await.ok()?;
         (answer.0 != 503).then_some(answer)

@@ -7,6 +7,8 @@
 
 mod admin_auth;
 mod error;
+mod metrics;
+mod readiness;
 mod routes;
 mod server;
 mod startup;

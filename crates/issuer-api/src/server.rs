@@ -1,6 +1,9 @@
 use std::net::SocketAddr;
 
-use actix_web::dev::ServerHandle;
+use std::time::Instant;
+
+use actix_web::dev::{ServerHandle, Service};
+use actix_web::http::Method;
 use actix_web::{App, HttpServer, web};
 use couponrush_config::Settings;
 
@@ -17,11 +20,33 @@ pub struct RunningApi {
 
 /// Probes dependencies, binds `http.bind` and starts serving in the background.
 pub async fn start(settings: Settings) -> anyhow::Result<RunningApi> {
-    let state = web::Data::new(startup::connect(&settings).await?);
+    let (state, readiness_watch) = startup::connect(&settings).await?;
+    let state = web::Data::new(state);
     let app_state = state.clone();
     let mut server = HttpServer::new(move || {
+        let metrics = app_state.metrics.clone();
         App::new()
             .app_data(app_state.clone())
+            .wrap_fn(move |request, service| {
+                let started = Instant::now();
+                let method = bounded_method(request.method());
+                let metrics = metrics.clone();
+                let response = service.call(request);
+                async move {
+                    let response = response.await?;
+                    let route = response
+                        .request()
+                        .match_pattern()
+                        .unwrap_or_else(|| "unmatched".to_owned());
+                    metrics.observe_request(
+                        &route,
+                        method,
+                        response.status().as_u16(),
+                        started.elapsed(),
+                    );
+                    Ok(response)
+                }
+            })
             .configure(routes::configure)
     })
     // Shutdown waits for in-flight requests (each ends within the publish timeout).
@@ -42,6 +67,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningApi> {
     let publisher = state.publisher.clone();
     let task = tokio::spawn(async move {
         let result = server.await;
+        readiness_watch.abort();
         publisher.flush(std::time::Duration::from_secs(5));
         result
     });
@@ -54,4 +80,19 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let running = start(settings).await?;
     running.task.await??;
     Ok(())
+}
+
+/// The method as a metric label; anything unusual is one label, so odd requests cannot create
+/// unbounded series.
+fn bounded_method(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "OTHER",
+    }
 }

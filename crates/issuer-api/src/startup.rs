@@ -6,12 +6,17 @@ use couponrush_config::Settings;
 use couponrush_messaging::{IssuePublisher, probe_topic};
 use couponrush_storage::{CouponStore, Database, IssuanceStore};
 
+use crate::metrics::ApiMetrics;
+use crate::readiness::Readiness;
 use crate::state::AppState;
 
 /// Connects to Redis, Kafka and MySQL, each within `startup.probe_timeout_ms`. The first that
 /// does not answer aborts start-up with its name and address: the incident's consumer ran for
 /// 45 minutes against a broker that was never there.
-pub async fn connect(settings: &Settings) -> anyhow::Result<AppState> {
+/// Also starts the readiness watch; abort the returned handle at shutdown.
+pub async fn connect(
+    settings: &Settings,
+) -> anyhow::Result<(AppState, tokio::task::JoinHandle<()>)> {
     let timeout = settings.startup.probe_timeout();
 
     let reservations = ReservationStore::new(&settings.redis)?;
@@ -37,12 +42,23 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<AppState> {
         mysql = db.address(),
         "dependencies answered"
     );
-    Ok(AppState {
+    let metrics = ApiMetrics::new();
+    let ready_timeout = std::time::Duration::from_secs(1).min(timeout);
+    let (readiness, watch) = Readiness::watch(
+        reservations.clone(),
+        publisher.clone(),
+        metrics.clone(),
+        ready_timeout,
+    );
+    let state = AppState {
         reservations,
         publisher,
         coupons: CouponStore::new(db.clone()),
         issuances: IssuanceStore::new(db),
         admin_token: settings.admin.token.clone(),
-        ready_timeout: std::time::Duration::from_secs(1).min(timeout),
-    })
+        ready_timeout,
+        metrics,
+        readiness,
+    };
+    Ok((state, watch))
 }

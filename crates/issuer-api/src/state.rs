@@ -1,9 +1,13 @@
+use std::sync::Arc;
 use std::time::Duration;
 
 use couponrush_cache::ReservationStore;
 use couponrush_config::Secret;
 use couponrush_messaging::IssuePublisher;
 use couponrush_storage::{CouponStore, IssuanceStore};
+
+use crate::metrics::ApiMetrics;
+use crate::readiness::Readiness;
 
 /// What every handler shares. Cheap to clone: each field is a handle to a pool or client.
 #[derive(Debug, Clone)]
@@ -15,4 +19,6 @@ pub struct AppState {
     pub admin_token: Secret,
     /// Bound on each readiness check of a dependency.
     pub ready_timeout: Duration,
+    pub metrics: Arc<ApiMetrics>,
+    pub readiness: Arc<Readiness>,
 }

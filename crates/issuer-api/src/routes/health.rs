@@ -8,27 +8,30 @@ pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "UP" }))
 }
 
-/// Readiness: Redis answers a PING and the broker answers the producer's metadata request,
-/// each within a bound. Not ready means the load balancer should send no one here.
+/// Readiness: Redis answered a PING and the broker answered the producer's metadata request
+/// at the last check (every second, see `readiness`). Not ready means the load balancer should
+/// send no one here.
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    let (redis, kafka) = futures::join!(
-        state.reservations.probe(state.ready_timeout),
-        state.publisher.check(state.ready_timeout),
-    );
-    let verdict = |r: &Result<(), String>| match r {
-        Ok(()) => json!({ "status": "UP" }),
-        Err(e) => json!({ "status": "DOWN", "error": e }),
-    };
-    let redis = redis.map_err(|e| e.to_string());
-    let kafka = kafka.map_err(|e| e.to_string());
-    let up = redis.is_ok() && kafka.is_ok();
-    let body = json!({
-        "status": if up { "UP" } else { "DOWN" },
-        "checks": { "redis": verdict(&redis), "kafka": verdict(&kafka) },
-    });
+    let mut checks = serde_json::Map::new();
+    for dependency in state.readiness.dependencies() {
+        let check = match dependency.last_error() {
+            None if dependency.is_up() => json!({ "status": "UP" }),
+            error => json!({ "status": "DOWN", "error": error }),
+        };
+        checks.insert(dependency.name.to_owned(), check);
+    }
+    let up = state.readiness.is_ready();
+    let body = json!({ "status": if up { "UP" } else { "DOWN" }, "checks": checks });
     if up {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)
     }
+}
+
+/// Prometheus scrape endpoint.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(state.metrics.encode())
 }

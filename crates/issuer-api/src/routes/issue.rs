@@ -62,6 +62,8 @@ pub async fn issue(
         .reserve(coupon, &user, request_id, now)
         .await
         .map_err(|error| {
+            state.metrics.redis_errors.inc();
+            state.metrics.outcome("UNAVAILABLE");
             tracing::error!(%error, coupon.id = %coupon, user.id = %user, "reservation failed");
             ApiError::Unavailable {
                 what: "Redis",
@@ -73,10 +75,19 @@ pub async fn issue(
     Ok(match reservation {
         Reservation::Accepted { remaining } => {
             let event = IssueRequested::new(request_id, coupon, user.clone(), now);
-            if let Err(error) = state.publisher.publish(&event).await {
+            let publish_started = std::time::Instant::now();
+            let published = state.publisher.publish(&event).await;
+            state
+                .metrics
+                .publish_duration
+                .observe(publish_started.elapsed().as_secs_f64());
+            if let Err(error) = published {
                 // The user was not queued: give the stock back (only if it is still this
                 // request's) so they, or someone else, can have it.
+                state.metrics.publish_failures.inc();
+                state.metrics.outcome("UNAVAILABLE");
                 let released = state.reservations.release(coupon, &user, request_id).await;
+                state.metrics.releases_record(&released);
                 tracing::error!(
                     %error, coupon.id = %coupon, user.id = %user, request.id = %request_id,
                     released = ?released.as_ref().map_err(ToString::to_string),
@@ -88,6 +99,7 @@ pub async fn issue(
                 });
             }
             tracing::debug!(coupon.id = %coupon, user.id = %user, request.id = %request_id, remaining, "queued");
+            state.metrics.outcome("QUEUED");
             answer(
                 StatusCode::ACCEPTED,
                 IssueAnswer {
@@ -100,6 +112,7 @@ pub async fn issue(
             )
         }
         Reservation::AlreadyRequested(existing) => {
+            state.metrics.outcome(existing.label());
             let (status, issued_at, message) = match existing {
                 ParticipantState::Pending { .. } => (
                     "PENDING",
@@ -121,36 +134,48 @@ pub async fn issue(
                 },
             )
         }
-        Reservation::SoldOut => answer(
-            StatusCode::CONFLICT,
-            IssueAnswer {
-                status: "SOLD_OUT",
-                code: Some("SOLD_OUT"),
-                request_id: None,
-                issued_at: None,
-                message: "all coupons of this event are taken",
-            },
-        ),
-        Reservation::NotOpen => answer(
-            StatusCode::CONFLICT,
-            IssueAnswer {
-                status: "NOT_OPEN",
-                code: Some("NOT_OPEN"),
-                request_id: None,
-                issued_at: None,
-                message: "the event has not started yet",
-            },
-        ),
-        Reservation::Closed => answer(
-            StatusCode::CONFLICT,
-            IssueAnswer {
-                status: "CLOSED",
-                code: Some("CLOSED"),
-                request_id: None,
-                issued_at: None,
-                message: "the event has ended",
-            },
-        ),
-        Reservation::UnknownCoupon => return Err(ApiError::CouponNotFound(coupon.to_string())),
+        Reservation::SoldOut => {
+            state.metrics.outcome("SOLD_OUT");
+            answer(
+                StatusCode::CONFLICT,
+                IssueAnswer {
+                    status: "SOLD_OUT",
+                    code: Some("SOLD_OUT"),
+                    request_id: None,
+                    issued_at: None,
+                    message: "all coupons of this event are taken",
+                },
+            )
+        }
+        Reservation::NotOpen => {
+            state.metrics.outcome("NOT_OPEN");
+            answer(
+                StatusCode::CONFLICT,
+                IssueAnswer {
+                    status: "NOT_OPEN",
+                    code: Some("NOT_OPEN"),
+                    request_id: None,
+                    issued_at: None,
+                    message: "the event has not started yet",
+                },
+            )
+        }
+        Reservation::Closed => {
+            state.metrics.outcome("CLOSED");
+            answer(
+                StatusCode::CONFLICT,
+                IssueAnswer {
+                    status: "CLOSED",
+                    code: Some("CLOSED"),
+                    request_id: None,
+                    issued_at: None,
+                    message: "the event has ended",
+                },
+            )
+        }
+        Reservation::UnknownCoupon => {
+            state.metrics.outcome("UNKNOWN_COUPON");
+            return Err(ApiError::CouponNotFound(coupon.to_string()));
+        }
     })
 }

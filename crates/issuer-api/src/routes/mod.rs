@@ -40,6 +40,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(method_not_allowed)),
     )
     .service(
+        web::resource("/metrics")
+            .route(web::get().to(health::metrics))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
         web::resource("/admin/coupons")
             .route(web::post().to(admin::create))
             .default_service(web::to(method_not_allowed)),

