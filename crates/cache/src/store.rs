@@ -266,6 +266,48 @@ impl ReservationStore {
         Ok(moved == 1)
     }
 
+    /// [`Self::mark_issued`] for many users in one round trip (a consumer batch). Returns how
+    /// many states moved to issued.
+    pub async fn mark_issued_many(
+        &self,
+        issued: &[(CouponId, &UserId, RequestId, OffsetDateTime)],
+    ) -> Result<u64, CacheError> {
+        if issued.is_empty() {
+            return Ok(0);
+        }
+        let script = &self.scripts.mark_issued;
+        let moved: Vec<i64> = self
+            .run(async |conn| {
+                let mut pipe = redis::pipe();
+                // Loading first makes the EVALSHAs below safe even on a Redis that restarted.
+                pipe.cmd("SCRIPT")
+                    .arg("LOAD")
+                    .arg(include_str!("lua/mark_issued.lua"))
+                    .ignore();
+                for (id, user, request_id, at) in issued {
+                    pipe.cmd("EVALSHA")
+                        .arg(script.get_hash())
+                        .arg(2)
+                        .arg(self.keys.participants(*id))
+                        .arg(self.keys.issued(*id))
+                        .arg(user.as_str())
+                        .arg(request_id.to_string())
+                        .arg(encode_state(&ParticipantState::Issued {
+                            request_id: *request_id,
+                            at: *at,
+                        }));
+                }
+                pipe.query_async(conn).await
+            })
+            .await?;
+        Ok(moved
+            .iter()
+            .filter(|m| **m == 1)
+            .count()
+            .try_into()
+            .unwrap_or(0))
+    }
+
     /// The user's state, if Redis knows it.
     pub async fn state(
         &self,

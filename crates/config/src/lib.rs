@@ -15,8 +15,8 @@ mod validate;
 pub use args::ConfigArgs;
 pub use secret::Secret;
 pub use settings::{
-    AdminSettings, HttpSettings, KafkaSettings, LogFormat, LogSettings, MysqlSettings, Profile,
-    RedisSettings, Settings, StartupSettings,
+    AdminSettings, ConsumerSettings, HttpSettings, KafkaSettings, LogFormat, LogSettings,
+    MysqlSettings, Profile, RedisSettings, Settings, StartupSettings,
 };
 pub use validate::{Invalid, ValidationErrors};
 

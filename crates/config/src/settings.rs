@@ -24,6 +24,7 @@ pub struct Settings {
     pub mysql: MysqlSettings,
     pub redis: RedisSettings,
     pub kafka: KafkaSettings,
+    pub consumer: ConsumerSettings,
     pub startup: StartupSettings,
     pub log: LogSettings,
 }
@@ -141,6 +142,19 @@ impl KafkaSettings {
 
     pub fn publish_timeout(&self) -> Duration {
         Duration::from_millis(self.publish_timeout_ms)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerSettings {
+    pub batch_size: usize,
+    pub batch_wait_ms: u64,
+}
+
+impl ConsumerSettings {
+    pub fn batch_wait(&self) -> Duration {
+        Duration::from_millis(self.batch_wait_ms)
     }
 }
 

@@ -168,6 +168,18 @@ impl Settings {
                 errors.push(Invalid::new(key, "must be at least 1"));
             }
         }
+        if !(1..=10_000).contains(&self.consumer.batch_size) {
+            errors.push(Invalid::new(
+                "consumer.batch_size",
+                "must be between 1 and 10000",
+            ));
+        }
+        if self.consumer.batch_wait_ms > 10_000 {
+            errors.push(Invalid::new(
+                "consumer.batch_wait_ms",
+                "must be at most 10000 ms",
+            ));
+        }
         for (key, value) in [
             ("mysql.connect_timeout_ms", self.mysql.connect_timeout_ms),
             ("redis.timeout_ms", self.redis.timeout_ms),

@@ -4,8 +4,8 @@
 //! scale out. Offsets are committed by hand, only after the MySQL transaction committed, so a
 //! crash re-delivers rather than loses; the idempotent insert makes re-delivery harmless.
 
+mod batch;
 mod context;
-mod persist;
 mod shutdown;
 mod startup;
 mod worker;

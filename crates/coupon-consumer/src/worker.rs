@@ -1,65 +1,131 @@
+use std::collections::HashMap;
 use std::pin::pin;
+use std::time::Duration;
 
 use anyhow::Context;
 use couponrush_config::Settings;
 use couponrush_messaging::consumer_config;
-use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::BorrowedMessage;
+use rdkafka::{Message, Offset, TopicPartitionList};
 
+use crate::batch::{BatchReport, Incoming, persist};
 use crate::context::GroupContext;
-use crate::persist::{Handled, handle};
 use crate::startup::connect;
 
+type GroupConsumer = StreamConsumer<GroupContext>;
+
 /// Runs the consumer until `shutdown` resolves: probes dependencies (refusing to start if one
-/// does not answer), joins the group and persists messages one by one.
+/// does not answer), joins the group and persists messages in batches.
 pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let deps = connect(&settings).await?;
-    let consumer: StreamConsumer<GroupContext> = consumer_config(&settings.kafka)
+    let consumer: GroupConsumer = consumer_config(&settings.kafka)
         .create_with_context(GroupContext)
         .context("cannot create the Kafka consumer")?;
     consumer
         .subscribe(&[&settings.kafka.topic])
         .context("cannot subscribe to the topic")?;
-    tracing::info!(topic = %settings.kafka.topic, group = %settings.kafka.consumer_group, "consuming");
+    tracing::info!(
+        topic = %settings.kafka.topic,
+        group = %settings.kafka.consumer_group,
+        batch_size = settings.consumer.batch_size,
+        "consuming"
+    );
 
     let mut shutdown = pin!(shutdown);
-    let (mut issued, mut duplicates, mut rejected) = (0u64, 0u64, 0u64);
+    let mut total = BatchReport::default();
     loop {
-        let message = tokio::select! {
-            () = &mut shutdown => break,
-            message = consumer.recv() => message,
-        };
-        let message = match message {
-            Ok(message) => message,
-            Err(error) => {
-                tracing::error!(%error, "Kafka consumer error");
-                continue;
-            }
-        };
-        let location = format!(
-            "{}/{}@{}",
-            message.topic(),
-            message.partition(),
-            message.offset()
-        );
-        let Some(handled) = handle(&deps, message.payload(), &location, &mut shutdown).await else {
+        let Some(batch) = next_batch(
+            &consumer,
+            settings.consumer.batch_size,
+            settings.consumer.batch_wait(),
+            &mut shutdown,
+        )
+        .await
+        else {
             break;
         };
-        match handled {
-            Handled::Issued => issued += 1,
-            Handled::Duplicate => duplicates += 1,
-            Handled::Rejected => rejected += 1,
+        if batch.is_empty() {
+            continue;
         }
-        // Only now, with the MySQL transaction committed, may the group move past it.
-        if let Err(error) = consumer.commit_message(&message, CommitMode::Async) {
-            tracing::error!(%error, location, "offset commit failed; the message may be re-delivered");
-        }
+        let incoming: Vec<Incoming<'_>> = batch
+            .iter()
+            .map(|m| Incoming {
+                location: format!("{}/{}@{}", m.topic(), m.partition(), m.offset()),
+                payload: m.payload(),
+            })
+            .collect();
+        let Some(report) = persist(&deps, &incoming, &mut shutdown).await else {
+            break;
+        };
+        // Only now, with the MySQL transaction committed, may the group move past the batch.
+        commit(&consumer, &batch);
+        total.issued += report.issued;
+        total.duplicates += report.duplicates;
+        total.logged += report.logged;
+        total.rejected += report.rejected;
+        tracing::debug!(size = batch.len(), ?report, "batch persisted");
     }
     if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
-        // Nothing stored since the last commit is the common case at shutdown.
+        // Nothing new since the last commit is the common case at shutdown.
         tracing::debug!(%error, "final commit");
     }
     consumer.unsubscribe();
-    tracing::info!(issued, duplicates, rejected, "consumer stopped");
+    tracing::info!(?total, "consumer stopped");
     Ok(())
+}
+
+/// Waits for one message, then takes whatever else arrives within `wait`, up to `size`.
+/// `None` when shutdown was requested while waiting.
+async fn next_batch<'c>(
+    consumer: &'c GroupConsumer,
+    size: usize,
+    wait: Duration,
+    shutdown: &mut (impl Future<Output = ()> + Unpin),
+) -> Option<Vec<BorrowedMessage<'c>>> {
+    let first = tokio::select! {
+        () = shutdown => return None,
+        message = consumer.recv() => message,
+    };
+    let mut batch = Vec::with_capacity(size);
+    match first {
+        Ok(message) => batch.push(message),
+        Err(error) => {
+            tracing::error!(%error, "Kafka consumer error");
+            return Some(batch);
+        }
+    }
+    let deadline = tokio::time::Instant::now() + wait;
+    while batch.len() < size {
+        match tokio::time::timeout_at(deadline, consumer.recv()).await {
+            Ok(Ok(message)) => batch.push(message),
+            Ok(Err(error)) => {
+                tracing::error!(%error, "Kafka consumer error");
+                break;
+            }
+            Err(_elapsed) => break,
+        }
+    }
+    Some(batch)
+}
+
+/// Commits, per partition, the offset after the batch's last message.
+fn commit(consumer: &GroupConsumer, batch: &[BorrowedMessage<'_>]) {
+    let mut next: HashMap<(&str, i32), i64> = HashMap::new();
+    for message in batch {
+        let entry = next
+            .entry((message.topic(), message.partition()))
+            .or_insert(0);
+        *entry = (*entry).max(message.offset() + 1);
+    }
+    let mut offsets = TopicPartitionList::new();
+    for ((topic, partition), offset) in next {
+        if let Err(error) = offsets.add_partition_offset(topic, partition, Offset::Offset(offset)) {
+            tracing::error!(%error, topic, partition, "cannot build the offset commit");
+            return;
+        }
+    }
+    if let Err(error) = consumer.commit(&offsets, CommitMode::Async) {
+        tracing::error!(%error, "offset commit failed; the batch may be re-delivered");
+    }
 }

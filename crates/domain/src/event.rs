@@ -1,15 +1,20 @@
-//! The message the API publishes for each accepted request.
+//! The messages of the issue topic: an accepted request to persist, or the record of an attempt
+//! that reserved nothing (for the participation log). Both are keyed by user id, so all of one
+//! user's messages stay in order on one partition.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::ids::{CouponId, RequestId, UserId};
+use crate::outcome::ParticipationOutcome;
 
-/// Why a message could not be read as an [`IssueRequested`].
+/// Why a message could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum EventDecodeError {
-    #[error("message is not valid JSON for an issue request: {0}")]
+    #[error("message is not valid JSON of a known kind: {0}")]
     Malformed(#[from] serde_json::Error),
+    #[error("unknown message kind {0:?}")]
+    UnknownKind(String),
     #[error("unsupported schema version {0} (this build reads version {current})", current = IssueRequested::SCHEMA_VERSION)]
     UnsupportedVersion(u32),
 }
@@ -29,8 +34,77 @@ pub struct IssueRequested {
 }
 
 #[derive(Deserialize)]
-struct VersionProbe {
+struct Probe {
     version: u32,
+    /// Absent in issue requests, which predate other kinds.
+    kind: Option<String>,
+}
+
+/// The outcome of one attempt that did not become an issue request, recorded for later
+/// compensation. Accepted attempts are logged from their [`IssueRequested`] instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParticipationRecorded {
+    pub version: u32,
+    pub kind: String,
+    /// Unique per attempt: makes re-delivery harmless.
+    pub request_id: RequestId,
+    pub coupon_id: CouponId,
+    pub user_id: UserId,
+    pub outcome: ParticipationOutcome,
+    #[serde(with = "time::serde::rfc3339")]
+    pub occurred_at: OffsetDateTime,
+}
+
+impl ParticipationRecorded {
+    pub const KIND: &'static str = "participation";
+
+    pub fn new(
+        request_id: RequestId,
+        coupon_id: CouponId,
+        user_id: UserId,
+        outcome: ParticipationOutcome,
+        occurred_at: OffsetDateTime,
+    ) -> Self {
+        Self {
+            version: IssueRequested::SCHEMA_VERSION,
+            kind: Self::KIND.to_owned(),
+            request_id,
+            coupon_id,
+            user_id,
+            outcome,
+            occurred_at,
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// Any message of the issue topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopicMessage {
+    IssueRequested(IssueRequested),
+    Participation(ParticipationRecorded),
+}
+
+impl TopicMessage {
+    /// Reads a message, checking version and kind before the fields so that a newer
+    /// producer's message is reported as such rather than as garbage.
+    pub fn decode(bytes: &[u8]) -> Result<Self, EventDecodeError> {
+        let probe: Probe = serde_json::from_slice(bytes)?;
+        if probe.version != IssueRequested::SCHEMA_VERSION {
+            return Err(EventDecodeError::UnsupportedVersion(probe.version));
+        }
+        match probe.kind.as_deref() {
+            None => Ok(Self::IssueRequested(serde_json::from_slice(bytes)?)),
+            Some(ParticipationRecorded::KIND) => {
+                Ok(Self::Participation(serde_json::from_slice(bytes)?))
+            }
+            Some(other) => Err(EventDecodeError::UnknownKind(other.to_owned())),
+        }
+    }
 }
 
 impl IssueRequested {
@@ -56,14 +130,12 @@ impl IssueRequested {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    /// Reads a message, checking the schema version before the fields so that a newer
-    /// producer's message is reported as such rather than as garbage.
+    /// Reads a message that must be an issue request.
     pub fn decode(bytes: &[u8]) -> Result<Self, EventDecodeError> {
-        let probe: VersionProbe = serde_json::from_slice(bytes)?;
-        if probe.version != Self::SCHEMA_VERSION {
-            return Err(EventDecodeError::UnsupportedVersion(probe.version));
+        match TopicMessage::decode(bytes)? {
+            TopicMessage::IssueRequested(request) => Ok(request),
+            TopicMessage::Participation(p) => Err(EventDecodeError::UnknownKind(p.kind)),
         }
-        Ok(serde_json::from_slice(bytes)?)
     }
 }
 
@@ -102,8 +174,36 @@ mod tests {
             Err(EventDecodeError::Malformed(_))
         ));
         v["version"] = 1.into();
+        v["kind"] = "refund".into();
+        assert!(matches!(
+            TopicMessage::decode(&serde_json::to_vec(&v)?),
+            Err(EventDecodeError::UnknownKind(_))
+        ));
+        v.as_object_mut().map(|o| o.remove("kind"));
         v["userId"] = "bad user".into();
         assert!(IssueRequested::decode(&serde_json::to_vec(&v)?).is_err());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod participation_tests {
+    use super::*;
+
+    #[test]
+    fn participation_round_trips_as_its_own_kind() -> Result<(), Box<dyn std::error::Error>> {
+        let record = ParticipationRecorded::new(
+            RequestId::generate(),
+            CouponId::new(3)?,
+            UserId::parse("99999")?,
+            ParticipationOutcome::SoldOut,
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        assert_eq!(
+            TopicMessage::decode(&record.encode())?,
+            TopicMessage::Participation(record.clone())
+        );
+        assert!(IssueRequested::decode(&record.encode()).is_err());
         Ok(())
     }
 }

@@ -11,6 +11,6 @@ pub mod ids;
 pub mod outcome;
 
 pub use coupon::{CouponSpec, CouponSpecError};
-pub use event::{EventDecodeError, IssueRequested};
+pub use event::{EventDecodeError, IssueRequested, ParticipationRecorded, TopicMessage};
 pub use ids::{CouponId, IdError, RequestId, UserId};
 pub use outcome::{ParticipantState, ParticipationOutcome, Reservation};

@@ -59,7 +59,8 @@ impl Reservation {
             Self::Accepted { .. } => Some(ParticipationOutcome::Accepted),
             Self::AlreadyRequested(_) => Some(ParticipationOutcome::Duplicate),
             Self::SoldOut => Some(ParticipationOutcome::SoldOut),
-            Self::NotOpen | Self::Closed => Some(ParticipationOutcome::NotOpen),
+            Self::NotOpen => Some(ParticipationOutcome::NotOpen),
+            Self::Closed => Some(ParticipationOutcome::Closed),
             Self::UnknownCoupon => None,
         }
     }
@@ -73,6 +74,9 @@ pub enum ParticipationOutcome {
     Duplicate,
     SoldOut,
     NotOpen,
+    Closed,
+    /// Reserved, but the broker did not acknowledge: released, the user may retry.
+    Unavailable,
     Issued,
 }
 
@@ -83,6 +87,8 @@ impl ParticipationOutcome {
             Self::Duplicate => "DUPLICATE",
             Self::SoldOut => "SOLD_OUT",
             Self::NotOpen => "NOT_OPEN",
+            Self::Closed => "CLOSED",
+            Self::Unavailable => "UNAVAILABLE",
             Self::Issued => "ISSUED",
         }
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use couponrush_cache::ReservationStore;
 use couponrush_e2e::Running;
-use couponrush_storage::{CouponStore, Database};
+use couponrush_storage::{CouponStore, Database, IssuanceStore};
 use couponrush_testkit::{TestEnv, eventually};
 use futures::future::join_all;
 
@@ -52,7 +52,7 @@ async fn first_come_first_served_exactly_once_end_to_end() -> anyhow::Result<()>
 
     // The consumer drains: MySQL ends with exactly the accepted requests.
     let db = Database::new(&env.settings.mysql)?;
-    let coupons = CouponStore::new(db);
+    let coupons = CouponStore::new(db.clone());
     eventually(Duration::from_secs(60), "100 rows in MySQL", async || {
         (coupons.issued_count(coupon).await.ok()? == u64::from(STOCK)).then_some(())
     })
@@ -84,6 +84,21 @@ async fn first_come_first_served_exactly_once_end_to_end() -> anyhow::Result<()>
     assert_eq!(status, 409);
     assert_eq!(body["status"], "ISSUED", "{body}");
     assert!(body["issuedAt"].is_string(), "{body}");
+
+    // Every attempt reached the participation log, through Kafka, without the API waiting.
+    let issuances = IssuanceStore::new(db);
+    let counts = eventually(Duration::from_secs(30), "400 attempts logged", async || {
+        let counts = issuances.participation_counts(coupon).await.ok()?;
+        (counts.values().sum::<u64>() == 401).then_some(counts)
+    })
+    .await?;
+    assert_eq!(counts.get("ACCEPTED"), Some(&100), "{counts:?}");
+    let refused = counts.get("DUPLICATE").copied().unwrap_or(0)
+        + counts.get("SOLD_OUT").copied().unwrap_or(0);
+    assert_eq!(
+        refused, 301,
+        "300 refusals and the winner's repeat: {counts:?}"
+    );
 
     // Stats endpoint shows the same numbers from both stores.
     let (_, stats) = running

@@ -13,6 +13,10 @@ pub enum ApiError {
     MissingUserId,
     #[error("header userId is invalid: {0}")]
     InvalidUserId(IdError),
+    #[error("header userId must be given once")]
+    AmbiguousUserId,
+    #[error("this endpoint takes no request body")]
+    UnexpectedBody,
     #[error("coupon {0} does not exist")]
     CouponNotFound(String),
     #[error("request body is invalid: {0}")]
@@ -46,7 +50,8 @@ impl ApiError {
         match self {
             Self::InvalidCouponId(_) => "INVALID_COUPON_ID",
             Self::MissingUserId => "MISSING_USER_ID",
-            Self::InvalidUserId(_) => "INVALID_USER_ID",
+            Self::InvalidUserId(_) | Self::AmbiguousUserId => "INVALID_USER_ID",
+            Self::UnexpectedBody => "UNEXPECTED_BODY",
             Self::CouponNotFound(_) => "COUPON_NOT_FOUND",
             Self::InvalidBody(_) => "INVALID_BODY",
             Self::InvalidCoupon(_) => "INVALID_COUPON",
@@ -65,6 +70,8 @@ impl ResponseError for ApiError {
             Self::InvalidCouponId(_)
             | Self::MissingUserId
             | Self::InvalidUserId(_)
+            | Self::AmbiguousUserId
+            | Self::UnexpectedBody
             | Self::InvalidBody(_) => StatusCode::BAD_REQUEST,
             Self::InvalidCoupon(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::CouponNotFound(_) | Self::RouteNotFound => StatusCode::NOT_FOUND,

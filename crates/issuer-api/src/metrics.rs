@@ -54,6 +54,7 @@ pub struct ApiMetrics {
     pub publish_failures: Counter,
     pub releases: Family<OutcomeLabels, Counter>,
     pub redis_errors: Counter,
+    pub participation_failures: Counter,
     pub dependency_up: Family<DependencyLabels, Gauge>,
 }
 
@@ -103,6 +104,12 @@ impl ApiMetrics {
             "Redis commands that failed or timed out",
             redis_errors.clone(),
         );
+        let participation_failures = Counter::default();
+        registry.register(
+            "participation_record_failures",
+            "Participation records the broker did not take (the attempt is missing from the log)",
+            participation_failures.clone(),
+        );
         let dependency_up = Family::<DependencyLabels, Gauge>::default();
         registry.register(
             "dependency_up",
@@ -118,6 +125,7 @@ impl ApiMetrics {
             publish_failures,
             releases,
             redis_errors,
+            participation_failures,
             dependency_up,
         })
     }

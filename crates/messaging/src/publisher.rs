@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use couponrush_config::KafkaSettings;
-use couponrush_domain::IssueRequested;
+use couponrush_domain::{IssueRequested, ParticipationRecorded};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
@@ -50,6 +50,38 @@ impl IssuePublisher {
 
     pub fn topic(&self) -> &str {
         &self.topic
+    }
+
+    /// Queues a participation record without waiting for the broker: the answer to the user
+    /// never waits on it. The returned future resolves with the delivery result; spawn it to
+    /// count failures, or drop it (the message is still sent).
+    pub fn send_participation(
+        &self,
+        record: &ParticipationRecorded,
+    ) -> Result<impl Future<Output = Result<(), MessagingError>> + Send + 'static, MessagingError>
+    {
+        let payload = record.encode();
+        let version = IssueRequested::SCHEMA_VERSION.to_string();
+        let message = FutureRecord::to(&self.topic)
+            .key(record.user_id.as_str())
+            .payload(&payload)
+            .headers(OwnedHeaders::new().insert(Header {
+                key: SCHEMA_VERSION_HEADER,
+                value: Some(version.as_str()),
+            }));
+        let delivery = self
+            .producer
+            .send_result(message)
+            .map_err(|(error, _)| MessagingError::PublishRejected(error))?;
+        Ok(async move {
+            match delivery.await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err((error, _))) => Err(MessagingError::PublishRejected(error)),
+                Err(_canceled) => Err(MessagingError::PublishRejected(
+                    rdkafka::error::KafkaError::Canceled,
+                )),
+            }
+        })
     }
 
     /// Whether the broker answers this producer's metadata request for its topic within

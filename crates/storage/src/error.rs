@@ -16,6 +16,8 @@ pub enum StorageError {
     OutOfStock(CouponId),
     #[error("migrations failed: {0}")]
     Migration(String),
+    #[error("concurrent change detected, transaction rolled back: {0}")]
+    Conflict(String),
 }
 
 impl StorageError {
@@ -35,7 +37,7 @@ impl StorageError {
                     message.contains("deadlock") || message.contains("lock wait timeout")
                 }
             }
-            Self::Query(DieselError::BrokenTransactionManager) => true,
+            Self::Query(DieselError::BrokenTransactionManager) | Self::Conflict(_) => true,
             Self::Query(_) | Self::UnknownCoupon(_) | Self::OutOfStock(_) | Self::Migration(_) => {
                 false
             }

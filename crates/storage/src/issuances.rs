@@ -1,12 +1,16 @@
+use std::collections::{BTreeMap, HashMap, HashSet};
+
 use couponrush_domain::coupon::expires_at;
-use couponrush_domain::{CouponId, IssueRequested, RequestId};
+use couponrush_domain::{
+    CouponId, IssueRequested, ParticipationOutcome, ParticipationRecorded, RequestId, UserId,
+};
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
 use time::OffsetDateTime;
 
 use crate::database::Database;
 use crate::error::StorageError;
-use crate::schema::{coupon, coupon_user};
+use crate::schema::{coupon, coupon_user, event_participation_log};
 use crate::time::{from_db, to_db};
 
 /// What persisting one request did.
@@ -16,6 +20,11 @@ pub enum Persisted {
     Issued { issued_at: OffsetDateTime },
     /// The user already held this coupon (redelivery); nothing changed.
     AlreadyIssued { issued_at: OffsetDateTime },
+    /// MySQL has no stock left for it: not issued. Redis and MySQL disagree; this must be
+    /// dead-lettered and investigated, never silently issued beyond the total.
+    OutOfStock,
+    /// The coupon does not exist in MySQL: not issued.
+    UnknownCoupon,
 }
 
 /// A coupon held by a user, as MySQL records it.
@@ -38,6 +47,41 @@ struct NewCouponUser<'a> {
     expires_at: time::PrimitiveDateTime,
 }
 
+#[derive(Insertable)]
+#[diesel(table_name = event_participation_log)]
+struct NewParticipation<'a> {
+    coupon_id: i64,
+    user_id: &'a str,
+    outcome: &'static str,
+    request_id: String,
+    occurred_at: time::PrimitiveDateTime,
+}
+
+impl<'a> NewParticipation<'a> {
+    fn of(record: &'a ParticipationRecorded) -> Self {
+        Self {
+            coupon_id: record.coupon_id.as_i64(),
+            user_id: record.user_id.as_str(),
+            outcome: record.outcome.as_str(),
+            request_id: record.request_id.to_string(),
+            occurred_at: to_db(record.occurred_at),
+        }
+    }
+
+    fn accepted(request: &'a IssueRequested) -> Self {
+        Self {
+            coupon_id: request.coupon_id.as_i64(),
+            user_id: request.user_id.as_str(),
+            outcome: ParticipationOutcome::Accepted.as_str(),
+            request_id: request.request_id.to_string(),
+            occurred_at: to_db(request.requested_at),
+        }
+    }
+}
+
+/// Rows per INSERT statement: well under MySQL's placeholder and packet limits.
+const ROWS_PER_INSERT: usize = 1000;
+
 /// Writes issuances: the consumer's side of the pipeline.
 #[derive(Debug, Clone)]
 pub struct IssuanceStore {
@@ -49,67 +93,61 @@ impl IssuanceStore {
         Self { db }
     }
 
-    /// Issues the coupon of `request` to its user, at most once, in one transaction.
-    ///
-    /// Locks the coupon row first: that proves the coupon exists (so `INSERT IGNORE` can only
-    /// skip a duplicate) and serialises concurrent decrements of its stock. The decrement is
-    /// guarded by `available_quantity > 0`; if no stock is left the transaction rolls back and
-    /// nothing is issued.
+    /// Issues the coupon of `request` to its user, at most once.
     pub async fn issue(
         &self,
         request: &IssueRequested,
         now: OffsetDateTime,
     ) -> Result<Persisted, StorageError> {
-        let coupon_id = request.coupon_id;
-        let mut conn = self.db.conn().await?;
-        conn.transaction(async |conn| -> Result<Persisted, StorageError> {
-            {
-                let (available, expiry_days): (i32, u16) = coupon::table
-                    .find(coupon_id.as_i64())
-                    .select((coupon::available_quantity, coupon::expiry_days))
-                    .for_update()
-                    .first(conn)
-                    .await
-                    .optional()?
-                    .ok_or(StorageError::UnknownCoupon(coupon_id))?;
+        let mut outcome = self
+            .persist_batch(std::slice::from_ref(request), &[], now)
+            .await?;
+        Ok(outcome.pop().unwrap_or(Persisted::UnknownCoupon))
+    }
 
-                let issued_at = to_db(now);
-                let row = NewCouponUser {
-                    coupon_id: coupon_id.as_i64(),
-                    user_id: request.user_id.as_str(),
-                    request_id: request.request_id.to_string(),
-                    status: "ACTIVE",
-                    issued_at,
-                    expires_at: to_db(expires_at(from_db(issued_at), expiry_days)),
-                };
-                let inserted = diesel::insert_or_ignore_into(coupon_user::table)
-                    .values(&row)
+    /// Persists a batch in ONE transaction: the participation log rows (one ACCEPTED row per
+    /// request plus the given records), and for each coupon the new `coupon_user` rows with
+    /// the stock decremented by exactly the number of rows inserted. Returns one
+    /// [`Persisted`] per request, in order.
+    ///
+    /// Each coupon's row is locked (`FOR UPDATE`, in id order so consumers never deadlock)
+    /// before its users are read and inserted: no one else can insert for that coupon
+    /// meanwhile, so "not there yet" stays true until we insert. A user twice in the batch, or
+    /// already in MySQL, is a re-delivery and changes nothing. Requests beyond the MySQL stock
+    /// are not issued (`OutOfStock`), and a `CHECK` keeps `available_quantity` non-negative
+    /// whatever happens.
+    pub async fn persist_batch(
+        &self,
+        requests: &[IssueRequested],
+        participation: &[ParticipationRecorded],
+        now: OffsetDateTime,
+    ) -> Result<Vec<Persisted>, StorageError> {
+        if requests.is_empty() && participation.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.db.conn().await?;
+        conn.transaction(async |conn| -> Result<Vec<Persisted>, StorageError> {
+            let log: Vec<NewParticipation<'_>> = requests
+                .iter()
+                .map(NewParticipation::accepted)
+                .chain(participation.iter().map(NewParticipation::of))
+                .collect();
+            for chunk in log.chunks(ROWS_PER_INSERT) {
+                diesel::insert_or_ignore_into(event_participation_log::table)
+                    .values(chunk)
                     .execute(conn)
                     .await?;
-                if inserted == 0 {
-                    let existing = existing_issued_at(conn, coupon_id, request).await?;
-                    return Ok(Persisted::AlreadyIssued {
-                        issued_at: existing,
-                    });
-                }
-                if available <= 0 {
-                    return Err(StorageError::OutOfStock(coupon_id));
-                }
-                let updated = diesel::update(
-                    coupon::table
-                        .find(coupon_id.as_i64())
-                        .filter(coupon::available_quantity.gt(0)),
-                )
-                .set(coupon::available_quantity.eq(coupon::available_quantity - 1))
-                .execute(conn)
-                .await?;
-                if updated != 1 {
-                    return Err(StorageError::OutOfStock(coupon_id));
-                }
-                Ok(Persisted::Issued {
-                    issued_at: from_db(issued_at),
-                })
             }
+
+            let mut outcomes = vec![Persisted::UnknownCoupon; requests.len()];
+            let mut by_coupon: BTreeMap<CouponId, Vec<usize>> = BTreeMap::new();
+            for (index, request) in requests.iter().enumerate() {
+                by_coupon.entry(request.coupon_id).or_default().push(index);
+            }
+            for (coupon_id, indices) in by_coupon {
+                issue_for_coupon(conn, coupon_id, requests, &indices, now, &mut outcomes).await?;
+            }
+            Ok(outcomes)
         })
         .await
     }
@@ -118,7 +156,7 @@ impl IssuanceStore {
     pub async fn find(
         &self,
         coupon_id: CouponId,
-        user_id: &couponrush_domain::UserId,
+        user_id: &UserId,
     ) -> Result<Option<IssuedCoupon>, StorageError> {
         let mut conn = self.db.conn().await?;
         let row: Option<(String, time::PrimitiveDateTime, time::PrimitiveDateTime)> =
@@ -139,18 +177,125 @@ impl IssuanceStore {
             expires_at: from_db(expires_at),
         }))
     }
+
+    /// How many attempts the participation log holds for a coupon, by outcome.
+    pub async fn participation_counts(
+        &self,
+        coupon_id: CouponId,
+    ) -> Result<HashMap<String, u64>, StorageError> {
+        let mut conn = self.db.conn().await?;
+        let rows: Vec<(String, i64)> = event_participation_log::table
+            .filter(event_participation_log::coupon_id.eq(coupon_id.as_i64()))
+            .group_by(event_participation_log::outcome)
+            .select((event_participation_log::outcome, diesel::dsl::count_star()))
+            .load(&mut conn)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(outcome, n)| (outcome, u64::try_from(n).unwrap_or(0)))
+            .collect())
+    }
 }
 
-async fn existing_issued_at(
-    conn: &mut diesel_async::AsyncMysqlConnection,
+/// Issues the requests at `indices` (all of `coupon_id`), under the coupon's row lock.
+async fn issue_for_coupon(
+    conn: &mut AsyncMysqlConnection,
     coupon_id: CouponId,
-    request: &IssueRequested,
-) -> Result<OffsetDateTime, StorageError> {
-    let at: time::PrimitiveDateTime = coupon_user::table
+    requests: &[IssueRequested],
+    indices: &[usize],
+    now: OffsetDateTime,
+    outcomes: &mut [Persisted],
+) -> Result<(), StorageError> {
+    let Some((available, expiry_days)) = coupon::table
+        .find(coupon_id.as_i64())
+        .select((coupon::available_quantity, coupon::expiry_days))
+        .for_update()
+        .first::<(i32, u16)>(conn)
+        .await
+        .optional()?
+    else {
+        // `outcomes` already says UnknownCoupon for these.
+        return Ok(());
+    };
+
+    let users: Vec<&str> = indices
+        .iter()
+        .map(|&i| requests[i].user_id.as_str())
+        .collect();
+    let existing: HashMap<String, time::PrimitiveDateTime> = coupon_user::table
         .filter(coupon_user::coupon_id.eq(coupon_id.as_i64()))
-        .filter(coupon_user::user_id.eq(request.user_id.as_str()))
-        .select(coupon_user::issued_at)
-        .first(conn)
-        .await?;
-    Ok(from_db(at))
+        .filter(coupon_user::user_id.eq_any(&users))
+        .select((coupon_user::user_id, coupon_user::issued_at))
+        .load::<(String, time::PrimitiveDateTime)>(conn)
+        .await?
+        .into_iter()
+        .collect();
+
+    let issued_at = to_db(now);
+    let expires = to_db(expires_at(from_db(issued_at), expiry_days));
+    let mut stock = usize::try_from(available).unwrap_or(0);
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut rows = Vec::new();
+    for &index in indices {
+        let request = &requests[index];
+        let user = request.user_id.as_str();
+        outcomes[index] = if let Some(at) = existing.get(user) {
+            Persisted::AlreadyIssued {
+                issued_at: from_db(*at),
+            }
+        } else if !seen.insert(user) {
+            Persisted::AlreadyIssued {
+                issued_at: from_db(issued_at),
+            }
+        } else if stock == 0 {
+            Persisted::OutOfStock
+        } else {
+            stock -= 1;
+            rows.push(NewCouponUser {
+                coupon_id: coupon_id.as_i64(),
+                user_id: user,
+                request_id: request.request_id.to_string(),
+                status: "ACTIVE",
+                issued_at,
+                expires_at: expires,
+            });
+            Persisted::Issued {
+                issued_at: from_db(issued_at),
+            }
+        };
+    }
+    if rows.is_empty() {
+        return Ok(());
+    }
+
+    let mut inserted = 0;
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        inserted += diesel::insert_or_ignore_into(coupon_user::table)
+            .values(chunk)
+            .execute(conn)
+            .await?;
+    }
+    if inserted != rows.len() {
+        // Cannot happen while every writer holds the coupon lock; if it does, roll back and let
+        // the retry re-read what is there.
+        return Err(StorageError::Conflict(format!(
+            "coupon {coupon_id}: inserted {inserted} of {} rows",
+            rows.len()
+        )));
+    }
+    let taken = i32::try_from(inserted).unwrap_or(i32::MAX);
+    let updated = diesel::update(
+        coupon::table
+            .find(coupon_id.as_i64())
+            .filter(coupon::available_quantity.ge(taken)),
+    )
+    .set(coupon::available_quantity.eq(coupon::available_quantity - taken))
+    .execute(conn)
+    .await?;
+    if updated != 1 {
+        return Err(StorageError::Conflict(format!(
+            "coupon {coupon_id}: stock changed under the lock"
+        )));
+    }
+    Ok(())
 }

@@ -32,7 +32,7 @@ diesel::table! {
         coupon_id -> BigInt,
         user_id -> Varchar,
         outcome -> Varchar,
-        request_id -> Nullable<Char>,
+        request_id -> Char,
         occurred_at -> Datetime,
     }
 }

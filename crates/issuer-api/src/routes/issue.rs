@@ -1,10 +1,15 @@
+//! `POST /coupons/{couponId}/issue`: one atomic decision, an acknowledged publish, a true answer.
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use couponrush_domain::{
-    CouponId, IssueRequested, ParticipantState, RequestId, Reservation, UserId,
+    CouponId, IdError, IssueRequested, ParticipantState, ParticipationOutcome,
+    ParticipationRecorded, RequestId, Reservation, UserId,
 };
+use futures::StreamExt;
 use serde::Serialize;
 use time::OffsetDateTime;
+use tracing::Instrument;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -36,71 +41,65 @@ pub fn coupon_id(raw: &str) -> Result<CouponId, ApiError> {
 }
 
 fn user_id(request: &HttpRequest) -> Result<UserId, ApiError> {
-    let raw = request
-        .headers()
-        .get(USER_ID_HEADER)
-        .ok_or(ApiError::MissingUserId)?;
+    let mut values = request.headers().get_all(USER_ID_HEADER);
+    let raw = values.next().ok_or(ApiError::MissingUserId)?;
+    if values.next().is_some() {
+        return Err(ApiError::AmbiguousUserId);
+    }
     let raw = raw
         .to_str()
-        .map_err(|_| ApiError::InvalidUserId(couponrush_domain::IdError::UserIdCharset))?;
+        .map_err(|_| ApiError::InvalidUserId(IdError::UserIdCharset))?;
     UserId::parse(raw).map_err(ApiError::InvalidUserId)
 }
 
-/// `POST /coupons/{couponId}/issue`.
-pub async fn issue(
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-    request: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    let coupon = coupon_id(&path)?;
-    let user = user_id(&request)?;
-    let request_id = RequestId::generate();
-    let now = OffsetDateTime::now_utc();
+/// What happened to one request, before it becomes an HTTP answer.
+enum Decision {
+    Queued,
+    Already(ParticipantState),
+    SoldOut,
+    NotOpen,
+    Closed,
+    UnknownCoupon,
+    /// Redis did not answer; nothing was reserved.
+    CacheDown,
+    /// Reserved, but the broker did not acknowledge; the reservation was released.
+    BrokerDown,
+}
 
-    let reservation = state
-        .reservations
-        .reserve(coupon, &user, request_id, now)
-        .await
-        .map_err(|error| {
-            state.metrics.redis_errors.inc();
-            state.metrics.outcome("UNAVAILABLE");
-            tracing::error!(%error, coupon.id = %coupon, user.id = %user, "reservation failed");
-            ApiError::Unavailable {
-                what: "Redis",
-                retry_after_secs: RETRY_AFTER_SECS,
-            }
-        })?;
+impl Decision {
+    /// Label of the `issue_outcomes` metric.
+    fn label(&self) -> &'static str {
+        match self {
+            Self::Queued => "QUEUED",
+            Self::Already(state) => state.label(),
+            Self::SoldOut => "SOLD_OUT",
+            Self::NotOpen => "NOT_OPEN",
+            Self::Closed => "CLOSED",
+            Self::UnknownCoupon => "UNKNOWN_COUPON",
+            Self::CacheDown | Self::BrokerDown => "UNAVAILABLE",
+        }
+    }
 
-    let answer = |status: StatusCode, body: IssueAnswer| HttpResponse::build(status).json(body);
-    Ok(match reservation {
-        Reservation::Accepted { remaining } => {
-            let event = IssueRequested::new(request_id, coupon, user.clone(), now);
-            let publish_started = std::time::Instant::now();
-            let published = state.publisher.publish(&event).await;
-            state
-                .metrics
-                .publish_duration
-                .observe(publish_started.elapsed().as_secs_f64());
-            if let Err(error) = published {
-                // The user was not queued: give the stock back (only if it is still this
-                // request's) so they, or someone else, can have it.
-                state.metrics.publish_failures.inc();
-                state.metrics.outcome("UNAVAILABLE");
-                let released = state.reservations.release(coupon, &user, request_id).await;
-                state.metrics.releases_record(&released);
-                tracing::error!(
-                    %error, coupon.id = %coupon, user.id = %user, request.id = %request_id,
-                    released = ?released.as_ref().map_err(ToString::to_string),
-                    "publish failed; reservation released"
-                );
-                return Err(ApiError::Unavailable {
-                    what: "the message broker",
-                    retry_after_secs: RETRY_AFTER_SECS,
-                });
-            }
-            tracing::debug!(coupon.id = %coupon, user.id = %user, request.id = %request_id, remaining, "queued");
-            state.metrics.outcome("QUEUED");
-            answer(
+    /// What goes into the participation log. Accepted requests are logged by the consumer from
+    /// the issue request itself; an unknown coupon has no event to log against.
+    fn participation(&self) -> Option<ParticipationOutcome> {
+        match self {
+            Self::Already(_) => Some(ParticipationOutcome::Duplicate),
+            Self::SoldOut => Some(ParticipationOutcome::SoldOut),
+            Self::NotOpen => Some(ParticipationOutcome::NotOpen),
+            Self::Closed => Some(ParticipationOutcome::Closed),
+            Self::BrokerDown => Some(ParticipationOutcome::Unavailable),
+            Self::Queued | Self::UnknownCoupon | Self::CacheDown => None,
+        }
+    }
+
+    fn into_response(
+        self,
+        coupon: CouponId,
+        request_id: RequestId,
+    ) -> Result<HttpResponse, ApiError> {
+        let (status, body) = match self {
+            Self::Queued => (
                 StatusCode::ACCEPTED,
                 IssueAnswer {
                     status: "QUEUED",
@@ -109,73 +108,179 @@ pub async fn issue(
                     issued_at: None,
                     message: "request accepted; the coupon is being issued",
                 },
-            )
+            ),
+            Self::Already(existing) => {
+                let (issued_at, message) = match existing {
+                    ParticipantState::Pending { .. } => {
+                        (None, "already requested; the coupon is being issued")
+                    }
+                    ParticipantState::Issued { at, .. } => {
+                        (Some(at), "already issued to this user")
+                    }
+                };
+                (
+                    StatusCode::CONFLICT,
+                    IssueAnswer {
+                        status: existing.label(),
+                        code: Some("ALREADY_REQUESTED"),
+                        request_id: Some(existing.request_id()),
+                        issued_at,
+                        message,
+                    },
+                )
+            }
+            Self::SoldOut => conflict("SOLD_OUT", "all coupons of this event are taken"),
+            Self::NotOpen => conflict("NOT_OPEN", "the event has not started yet"),
+            Self::Closed => conflict("CLOSED", "the event has ended"),
+            Self::UnknownCoupon => return Err(ApiError::CouponNotFound(coupon.to_string())),
+            Self::CacheDown => {
+                return Err(ApiError::Unavailable {
+                    what: "Redis",
+                    retry_after_secs: RETRY_AFTER_SECS,
+                });
+            }
+            Self::BrokerDown => {
+                return Err(ApiError::Unavailable {
+                    what: "the message broker",
+                    retry_after_secs: RETRY_AFTER_SECS,
+                });
+            }
+        };
+        Ok(HttpResponse::build(status).json(body))
+    }
+}
+
+fn conflict(status: &'static str, message: &'static str) -> (StatusCode, IssueAnswer) {
+    (
+        StatusCode::CONFLICT,
+        IssueAnswer {
+            status,
+            code: Some(status),
+            request_id: None,
+            issued_at: None,
+            message,
+        },
+    )
+}
+
+/// `POST /coupons/{couponId}/issue`. The endpoint takes no body; one is refused rather than
+/// silently ignored.
+pub async fn issue(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    request: HttpRequest,
+    mut body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let coupon = coupon_id(&path)?;
+    let user = user_id(&request)?;
+    // Look at the first chunk only: any byte is enough to refuse, and nothing is buffered.
+    match body.next().await {
+        None => {}
+        Some(Ok(chunk)) if chunk.is_empty() => {}
+        Some(Ok(_)) => return Err(ApiError::UnexpectedBody),
+        Some(Err(error)) => return Err(ApiError::InvalidBody(error.to_string())),
+    }
+    let request_id = RequestId::generate();
+    let now = OffsetDateTime::now_utc();
+    let span = tracing::info_span!(
+        "issue",
+        coupon.id = %coupon,
+        user.id = %user,
+        request.id = %request_id,
+        outcome = tracing::field::Empty,
+    );
+    async move {
+        let decision = decide(&state, coupon, &user, request_id, now).await;
+        tracing::Span::current().record("outcome", decision.label());
+        tracing::debug!("decided");
+        state.metrics.outcome(decision.label());
+        if let Some(outcome) = decision.participation() {
+            record_participation(
+                &state,
+                ParticipationRecorded::new(request_id, coupon, user, outcome, now),
+            );
         }
-        Reservation::AlreadyRequested(existing) => {
-            state.metrics.outcome(existing.label());
-            let (status, issued_at, message) = match existing {
-                ParticipantState::Pending { .. } => (
-                    "PENDING",
-                    None,
-                    "already requested; the coupon is being issued",
-                ),
-                ParticipantState::Issued { at, .. } => {
-                    ("ISSUED", Some(at), "already issued to this user")
+        decision.into_response(coupon, request_id)
+    }
+    .instrument(span)
+    .await
+}
+
+async fn decide(
+    state: &AppState,
+    coupon: CouponId,
+    user: &UserId,
+    request_id: RequestId,
+    now: OffsetDateTime,
+) -> Decision {
+    let reservation = match state
+        .reservations
+        .reserve(coupon, user, request_id, now)
+        .await
+    {
+        Ok(reservation) => reservation,
+        Err(error) => {
+            state.metrics.redis_errors.inc();
+            tracing::error!(%error, "reservation failed");
+            return Decision::CacheDown;
+        }
+    };
+    match reservation {
+        Reservation::Accepted { .. } => publish(state, coupon, user, request_id, now).await,
+        Reservation::AlreadyRequested(existing) => Decision::Already(existing),
+        Reservation::SoldOut => Decision::SoldOut,
+        Reservation::NotOpen => Decision::NotOpen,
+        Reservation::Closed => Decision::Closed,
+        Reservation::UnknownCoupon => Decision::UnknownCoupon,
+    }
+}
+
+/// Publishes an accepted request and waits for the broker. Without an acknowledgement the
+/// user was not queued: the stock goes back (only if it is still this request's), so they, or
+/// someone else, can have it.
+async fn publish(
+    state: &AppState,
+    coupon: CouponId,
+    user: &UserId,
+    request_id: RequestId,
+    now: OffsetDateTime,
+) -> Decision {
+    let event = IssueRequested::new(request_id, coupon, user.clone(), now);
+    let started = std::time::Instant::now();
+    let published = state.publisher.publish(&event).await;
+    state
+        .metrics
+        .publish_duration
+        .observe(started.elapsed().as_secs_f64());
+    let Err(error) = published else {
+        return Decision::Queued;
+    };
+    state.metrics.publish_failures.inc();
+    let released = state.reservations.release(coupon, user, request_id).await;
+    state.metrics.releases_record(&released);
+    tracing::error!(
+        %error,
+        released = ?released.as_ref().map_err(ToString::to_string),
+        "publish not acknowledged; reservation released"
+    );
+    Decision::BrokerDown
+}
+
+/// Queues the attempt for the participation log without waiting for it.
+fn record_participation(state: &AppState, record: ParticipationRecorded) {
+    let metrics = state.metrics.clone();
+    match state.publisher.send_participation(&record) {
+        Ok(delivery) => {
+            tokio::spawn(async move {
+                if let Err(error) = delivery.await {
+                    metrics.participation_failures.inc();
+                    tracing::warn!(%error, "participation record not delivered");
                 }
-            };
-            answer(
-                StatusCode::CONFLICT,
-                IssueAnswer {
-                    status,
-                    code: Some("ALREADY_REQUESTED"),
-                    request_id: Some(existing.request_id()),
-                    issued_at,
-                    message,
-                },
-            )
+            });
         }
-        Reservation::SoldOut => {
-            state.metrics.outcome("SOLD_OUT");
-            answer(
-                StatusCode::CONFLICT,
-                IssueAnswer {
-                    status: "SOLD_OUT",
-                    code: Some("SOLD_OUT"),
-                    request_id: None,
-                    issued_at: None,
-                    message: "all coupons of this event are taken",
-                },
-            )
+        Err(error) => {
+            metrics.participation_failures.inc();
+            tracing::warn!(%error, "participation record not queued");
         }
-        Reservation::NotOpen => {
-            state.metrics.outcome("NOT_OPEN");
-            answer(
-                StatusCode::CONFLICT,
-                IssueAnswer {
-                    status: "NOT_OPEN",
-                    code: Some("NOT_OPEN"),
-                    request_id: None,
-                    issued_at: None,
-                    message: "the event has not started yet",
-                },
-            )
-        }
-        Reservation::Closed => {
-            state.metrics.outcome("CLOSED");
-            answer(
-                StatusCode::CONFLICT,
-                IssueAnswer {
-                    status: "CLOSED",
-                    code: Some("CLOSED"),
-                    request_id: None,
-                    issued_at: None,
-                    message: "the event has ended",
-                },
-            )
-        }
-        Reservation::UnknownCoupon => {
-            state.metrics.outcome("UNKNOWN_COUPON");
-            return Err(ApiError::CouponNotFound(coupon.to_string()));
-        }
-    })
+    }
 }

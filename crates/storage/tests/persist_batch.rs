@@ -1,0 +1,112 @@
+//! The consumer's transaction against real MariaDB: exactly-once rows, stock never below zero,
+//! re-delivery changes nothing.
+
+use couponrush_domain::{
+    CouponId, CouponSpec, IssueRequested, ParticipationOutcome, ParticipationRecorded, RequestId,
+    UserId,
+};
+use couponrush_storage::{CouponStore, Database, IssuanceStore, Persisted};
+use couponrush_testkit::TestEnv;
+use time::{Duration, OffsetDateTime};
+
+fn request(coupon: CouponId, user: &str) -> anyhow::Result<IssueRequested> {
+    Ok(IssueRequested::new(
+        RequestId::generate(),
+        coupon,
+        UserId::parse(user)?,
+        OffsetDateTime::now_utc(),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_issues_once_within_stock_and_a_redelivery_changes_nothing() -> anyhow::Result<()> {
+    let env = TestEnv::new(1).await?;
+    let db = Database::new(&env.settings.mysql)?;
+    let coupons = CouponStore::new(db.clone());
+    let issuances = IssuanceStore::new(db);
+    let now = OffsetDateTime::now_utc();
+    let coupon = coupons
+        .create(&CouponSpec {
+            name: "batch".into(),
+            discount_amount: 1000,
+            total_quantity: 3,
+            issue_starts_at: now - Duration::hours(1),
+            issue_ends_at: now + Duration::hours(1),
+            expiry_days: 7,
+        })
+        .await?
+        .id;
+
+    let batch = vec![
+        request(coupon, "u1")?,
+        request(coupon, "u2")?,
+        request(coupon, "u1")?, // the same user twice in one batch
+        request(coupon, "u3")?,
+        request(coupon, "u4")?, // beyond the stock of 3
+        request(CouponId::new(999_999)?, "u1")?,
+    ];
+    let sold_out = ParticipationRecorded::new(
+        RequestId::generate(),
+        coupon,
+        UserId::parse("u9")?,
+        ParticipationOutcome::SoldOut,
+        now,
+    );
+    let first = issuances
+        .persist_batch(&batch, std::slice::from_ref(&sold_out), now)
+        .await?;
+    let kinds: Vec<&str> = first
+        .iter()
+        .map(|p| match p {
+            Persisted::Issued { .. } => "issued",
+            Persisted::AlreadyIssued { .. } => "already",
+            Persisted::OutOfStock => "out-of-stock",
+            Persisted::UnknownCoupon => "unknown",
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "issued",
+            "issued",
+            "already",
+            "issued",
+            "out-of-stock",
+            "unknown"
+        ]
+    );
+    let record = coupons.find(coupon).await?;
+    assert_eq!(record.map(|r| r.available_quantity), Some(0));
+    assert_eq!(coupons.issued_count(coupon).await?, 3);
+
+    // Re-delivery of the whole batch: nothing new, same issue times.
+    let again = issuances
+        .persist_batch(
+            &batch,
+            std::slice::from_ref(&sold_out),
+            now + Duration::minutes(5),
+        )
+        .await?;
+    assert_eq!(
+        again[0],
+        Persisted::AlreadyIssued {
+            issued_at: match first[0] {
+                Persisted::Issued { issued_at } => issued_at,
+                other => anyhow::bail!("unexpected {other:?}"),
+            }
+        }
+    );
+    assert_eq!(again[4], Persisted::OutOfStock);
+    assert_eq!(coupons.issued_count(coupon).await?, 3);
+    assert_eq!(
+        coupons.find(coupon).await?.map(|r| r.available_quantity),
+        Some(0)
+    );
+
+    // The log holds each attempt once: 5 accepted requests of this coupon, 1 sold-out record.
+    let counts = issuances.participation_counts(coupon).await?;
+    assert_eq!(counts.get("ACCEPTED"), Some(&5), "{counts:?}");
+    assert_eq!(counts.get("SOLD_OUT"), Some(&1), "{counts:?}");
+
+    env.cleanup().await
+}
