@@ -14,6 +14,8 @@ pub enum CouponSpecError {
     Quantity,
     #[error("issue_ends_at must be after issue_starts_at")]
     Window,
+    #[error("issue_starts_at and issue_ends_at must lie between 1970-01-01 and 9999-12-31 UTC")]
+    OutOfRange,
     #[error("expiry_days must be between 1 and {max}", max = CouponSpec::MAX_EXPIRY_DAYS)]
     ExpiryDays,
 }
@@ -49,6 +51,13 @@ impl CouponSpec {
         }
         if self.total_quantity == 0 || self.total_quantity > Self::MAX_QUANTITY {
             return Err(CouponSpecError::Quantity);
+        }
+        let in_range = |t: OffsetDateTime| {
+            t.checked_to_offset(time::UtcOffset::UTC)
+                .is_some_and(|utc| (1970..=9999).contains(&utc.year()))
+        };
+        if !in_range(self.issue_starts_at) || !in_range(self.issue_ends_at) {
+            return Err(CouponSpecError::OutOfRange);
         }
         if self.issue_ends_at <= self.issue_starts_at {
             return Err(CouponSpecError::Window);
@@ -95,7 +104,7 @@ mod tests {
 
     #[test]
     fn each_rule_is_enforced() {
-        let cases: [(Mutation, CouponSpecError); 6] = [
+        let cases: [(Mutation, CouponSpecError); 8] = [
             (|s| s.name = "  ".into(), CouponSpecError::Name),
             (|s| s.discount_amount = 0, CouponSpecError::Discount),
             (|s| s.total_quantity = 0, CouponSpecError::Quantity),
@@ -107,6 +116,15 @@ mod tests {
             (
                 |s| s.total_quantity = CouponSpec::MAX_QUANTITY + 1,
                 CouponSpecError::Quantity,
+            ),
+            // 9999-12-31T23:00-05:00 is in year 10000 in UTC: beyond MySQL's DATETIME.
+            (
+                |s| s.issue_ends_at = datetime!(9999-12-31 23:00 -5),
+                CouponSpecError::OutOfRange,
+            ),
+            (
+                |s| s.issue_starts_at = datetime!(0000-01-01 00:00 +1),
+                CouponSpecError::OutOfRange,
             ),
         ];
         for (mutate, expected) in cases {

@@ -136,6 +136,43 @@ async fn bad_input_and_unknown_things_get_clear_json_errors() -> anyhow::Result<
         );
         assert!(body["message"].is_string(), "{body}");
     }
+    // 405 names what the route serves.
+    let response = running
+        .client
+        .get(format!("{}{issue}", running.base))
+        .send()
+        .await?;
+    assert_eq!(response.status(), 405);
+    assert_eq!(
+        response.headers().get("allow").map(|v| v.as_bytes()),
+        Some(&b"POST"[..])
+    );
+
+    // The issue endpoint takes no body, and one userId only.
+    let response = running
+        .client
+        .post(format!("{}{issue}", running.base))
+        .header("userId", "u1")
+        .body("{\"userId\":\"someone-else\"}")
+        .send()
+        .await?;
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.json::<Value>().await?["code"], "UNEXPECTED_BODY");
+    let response = running
+        .client
+        .post(format!("{}{issue}", running.base))
+        .header("userId", "u1")
+        .header("userId", "u2")
+        .send()
+        .await?;
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.json::<Value>().await?["code"], "INVALID_USER_ID");
+
+    // The OpenAPI document is served and is JSON.
+    let (status, document) = call(&running, Method::GET, "/openapi.json", None).await?;
+    assert_eq!(status, 200);
+    assert_eq!(document["openapi"], "3.0.3");
+
     // None of those touched the stock.
     let (_, stats) = running
         .admin(Method::GET, &format!("/admin/coupons/{coupon}/stats"), None)
@@ -176,11 +213,17 @@ async fn admin_validates_events_and_warm_up_never_resets_a_live_event() -> anyho
     extra["stock"] = json!(5);
     let mut negative = valid.clone();
     negative["total_quantity"] = json!(-5);
+    let mut beyond_mysql = valid.clone();
+    beyond_mysql["issue_ends_at"] = json!("9999-12-31T23:00:00-05:00");
+    let mut before_epoch = valid.clone();
+    before_epoch["issue_starts_at"] = json!("0000-01-01T00:00:00+01:00");
     for (body, status, code) in [
         (zero, 422, "INVALID_COUPON"),
         (backwards, 422, "INVALID_COUPON"),
         (extra, 400, "INVALID_BODY"),
         (negative, 400, "INVALID_BODY"),
+        (beyond_mysql, 422, "INVALID_COUPON"),
+        (before_epoch, 422, "INVALID_COUPON"),
         (json!("not an object"), 400, "INVALID_BODY"),
     ] {
         let (got, answer) = running

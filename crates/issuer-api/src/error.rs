@@ -11,7 +11,7 @@ pub enum ApiError {
     InvalidCouponId(IdError),
     #[error("header userId is required")]
     MissingUserId,
-    #[error("header userId is invalid: {0}")]
+    #[error("userId is invalid: {0}")]
     InvalidUserId(IdError),
     #[error("header userId must be given once")]
     AmbiguousUserId,
@@ -29,8 +29,8 @@ pub enum ApiError {
     AdminDisabled,
     #[error("no such route")]
     RouteNotFound,
-    #[error("method not allowed on this route")]
-    MethodNotAllowed,
+    #[error("method not allowed on this route; allowed: {allow}")]
+    MethodNotAllowed { allow: &'static str },
     #[error("{what} is unavailable, retry later")]
     Unavailable {
         what: &'static str,
@@ -58,7 +58,7 @@ impl ApiError {
             Self::Unauthorized => "UNAUTHORIZED",
             Self::AdminDisabled => "ADMIN_DISABLED",
             Self::RouteNotFound => "NOT_FOUND",
-            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
             Self::Unavailable { .. } => "UNAVAILABLE",
         }
     }
@@ -77,7 +77,7 @@ impl ResponseError for ApiError {
             Self::CouponNotFound(_) | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::AdminDisabled => StatusCode::FORBIDDEN,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -89,6 +89,9 @@ impl ResponseError for ApiError {
                 retry_after_secs, ..
             } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            Self::MethodNotAllowed { allow } => {
+                response.insert_header((header::ALLOW, *allow));
             }
             Self::Unauthorized => {
                 response

@@ -31,17 +31,32 @@ pub async fn create(
         .create(&spec)
         .await
         .map_err(|e| unavailable("MySQL")(&e))?;
-    let loaded = state
-        .reservations
-        .load(record.id, &record.spec)
-        .await
-        .map_err(|e| unavailable("Redis")(&e))?;
     tracing::info!(coupon.id = %record.id, total = spec.total_quantity, "coupon created");
-    Ok(HttpResponse::Created().json(json!({
-        "couponId": record.id,
-        "coupon": record.spec,
-        "redisStock": stock_of(loaded),
-    })))
+    // The coupon exists from here on: a failed Redis load must not invite a retry that would
+    // create a second one, so the answer is still 201 and says how to load the stock.
+    let body = match state.reservations.load(record.id, &record.spec).await {
+        Ok(loaded) => json!({
+            "couponId": record.id,
+            "coupon": record.spec,
+            "redisLoaded": true,
+            "redisStock": stock_of(loaded),
+        }),
+        Err(error) => {
+            state.metrics.redis_errors.inc();
+            tracing::error!(%error, coupon.id = %record.id, "coupon created but not loaded into Redis");
+            json!({
+                "couponId": record.id,
+                "coupon": record.spec,
+                "redisLoaded": false,
+                "redisStock": null,
+                "message": format!(
+                    "created in MySQL but not loaded into Redis; load it with PUT /admin/coupons/{}/stock",
+                    record.id
+                ),
+            })
+        }
+    };
+    Ok(HttpResponse::Created().json(body))
 }
 
 /// `PUT /admin/coupons/{id}/stock`: (re)loads a coupon into Redis from MySQL. Repeating it

@@ -22,42 +22,47 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/coupons/{coupon_id}/issue")
             .route(web::post().to(issue::issue))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(only("POST")),
     )
     .service(
         web::resource("/coupons/{coupon_id}/issuances/{user_id}")
             .route(web::get().to(status::status))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(only("GET")),
     )
     .service(
         web::resource("/health/live")
             .route(web::get().to(health::live))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(only("GET")),
     )
     .service(
         web::resource("/health/ready")
             .route(web::get().to(health::ready))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(only("GET")),
+    )
+    .service(
+        web::resource("/openapi.json")
+            .route(web::get().to(openapi))
+            .default_service(only("GET")),
     )
     .service(
         web::resource("/metrics")
             .route(web::get().to(health::metrics))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(only("GET")),
     )
     .service(
         web::resource("/admin/coupons")
             .route(web::post().to(admin::create))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(only("POST")),
     )
     .service(
         web::resource("/admin/coupons/{coupon_id}/stock")
             .route(web::put().to(admin::warm_up))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(only("PUT")),
     )
     .service(
         web::resource("/admin/coupons/{coupon_id}/stats")
             .route(web::get().to(admin::stats))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(only("GET")),
     )
     .default_service(web::to(not_found));
 }
@@ -66,6 +71,13 @@ async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::RouteNotFound)
 }
 
-async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed)
+/// The fallback of a resource: 405 naming the methods it does serve (RFC 9110 `Allow`).
+fn only(allow: &'static str) -> actix_web::Route {
+    web::to(move || async move { Err::<HttpResponse, _>(ApiError::MethodNotAllowed { allow }) })
+}
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(include_str!("../openapi.json"))
 }
