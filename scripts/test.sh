@@ -68,3 +68,6 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --workspace --locked --no-fail-fast "$@"
 fi
+
+step "OpenAPI document vs the running API (schemathesis)"
+scripts/check-openapi.sh
