@@ -197,11 +197,14 @@ find_tansu() {
 # shellcheck disable=SC2317 # runs from the EXIT trap
 delete_topic() {
     [[ -n $TANSU ]] || return 0
-    if "$TANSU" topic delete --broker "tcp://$COUPON__KAFKA__BOOTSTRAP_SERVERS" "$TOPIC" >/dev/null 2>&1; then
-        log "kafka: deleted topic $TOPIC"
-    else
-        log "kafka: could not delete topic $TOPIC (delete it by hand if the broker keeps it)"
-    fi
+    local topic
+    for topic in "$TOPIC" "$TOPIC.dlq"; do
+        if "$TANSU" topic delete --broker "tcp://$COUPON__KAFKA__BOOTSTRAP_SERVERS" "$topic" >/dev/null 2>&1; then
+            log "kafka: deleted topic $topic"
+        else
+            log "kafka: could not delete topic $topic (delete it by hand if the broker keeps it)"
+        fi
+    done
 }
 
 # bin NAME: path of a release binary, honouring CARGO_TARGET_DIR (relative to the repo).
@@ -271,7 +274,7 @@ log "k6: $K6 ($("$K6" version 2>/dev/null | head -n 1))"
 # 2. Stack: reuse what runs, start what is missing, with the demo's own database and topic
 # ---------------------------------------------------------------------------------------------
 export STACK_STATE_DIR=$STACK_DIR STACK_MYSQL_DATABASE=$DATABASE STACK_TOPIC=$TOPIC
-export STACK_PARTITIONS=$PARTITIONS STACK_DLQ_TOPIC=""
+export STACK_PARTITIONS=$PARTITIONS STACK_DLQ_TOPIC=$TOPIC.dlq
 if [[ -z ${STACK_TANSU_BIN:-} ]] && find_tansu; then
     export STACK_TANSU_BIN=$TANSU # reuse the broker CLI the default stack state already installed
 fi
@@ -293,6 +296,7 @@ find_tansu || true
 MYSQL_CLIENT=$(command -v mariadb || command -v mysql) || die "no mariadb/mysql client"
 
 export COUPON__KAFKA__CONSUMER_GROUP=$GROUP
+export COUPON__KAFKA__DLQ_TOPIC=$TOPIC.dlq
 export COUPON__REDIS__KEY_PREFIX=$KEY_PREFIX
 export COUPON__HTTP__BIND=$HTTP_BIND
 export COUPON__LOG__FORMAT=text

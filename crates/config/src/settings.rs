@@ -124,6 +124,8 @@ pub struct KafkaSettings {
     #[serde(deserialize_with = "crate::lenient::text")]
     pub topic: String,
     #[serde(deserialize_with = "crate::lenient::text")]
+    pub dlq_topic: String,
+    #[serde(deserialize_with = "crate::lenient::text")]
     pub consumer_group: String,
     #[serde(deserialize_with = "crate::lenient::text")]
     pub client_id: String,
@@ -150,6 +152,7 @@ impl KafkaSettings {
 pub struct ConsumerSettings {
     pub batch_size: usize,
     pub batch_wait_ms: u64,
+    pub max_attempts: u32,
 }
 
 impl ConsumerSettings {

@@ -123,11 +123,25 @@ impl Settings {
         refuse_loopback("mysql.host", &self.mysql.host);
         errors.extend(kafka_errors);
 
-        if !valid_topic(&self.kafka.topic) {
+        for (key, topic) in [
+            ("kafka.topic", &self.kafka.topic),
+            ("kafka.dlq_topic", &self.kafka.dlq_topic),
+        ] {
+            if !valid_topic(topic) {
+                errors.push(Invalid::new(
+                    key,
+                    "must be 1-249 characters of [A-Za-z0-9._-]",
+                ));
+            }
+        }
+        if self.kafka.dlq_topic == self.kafka.topic {
             errors.push(Invalid::new(
-                "kafka.topic",
-                "must be 1-249 characters of [A-Za-z0-9._-]",
+                "kafka.dlq_topic",
+                "must differ from kafka.topic",
             ));
+        }
+        if self.consumer.max_attempts == 0 {
+            errors.push(Invalid::new("consumer.max_attempts", "must be at least 1"));
         }
         if self.kafka.consumer_group.trim().is_empty() {
             errors.push(Invalid::new("kafka.consumer_group", "must not be empty"));

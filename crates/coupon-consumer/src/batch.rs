@@ -15,8 +15,7 @@ pub struct BatchReport {
     pub issued: u64,
     pub duplicates: u64,
     pub logged: u64,
-    /// Not issued and never will be (bad payload, unknown coupon, no stock left in MySQL).
-    /// Each is logged at ERROR with what identifies it, so nothing disappears silently.
+    /// Dead-lettered: bad payload, unknown coupon, no stock left in MySQL, retries exhausted.
     pub rejected: u64,
 }
 
@@ -27,44 +26,53 @@ pub struct Incoming<'a> {
     pub payload: Option<&'a [u8]>,
 }
 
+/// A message of the batch that must go to the dead-letter topic.
+#[derive(Debug)]
+pub struct Rejected {
+    /// Index into the batch.
+    pub index: usize,
+    pub reason: &'static str,
+    pub error: String,
+    pub attempts: u32,
+}
+
+/// What persisting a batch did, and which of its messages to dead-letter.
+#[derive(Debug, Default)]
+pub struct BatchResult {
+    pub report: BatchReport,
+    pub rejected: Vec<Rejected>,
+}
+
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// Persists a batch. MySQL failures are retried with exponential backoff for as long as it
-/// takes, without committing offsets; `None` means shutdown came first (nothing committed,
-/// the batch will be re-delivered).
+/// Persists a batch. MySQL failures are retried with exponential backoff, without committing
+/// offsets, up to `max_attempts`; then the batch's messages are dead-lettered. Messages that
+/// can never be issued are dead-lettered at once, so they never block a partition. `None`
+/// means shutdown came first (nothing committed, the batch will be re-delivered).
 pub async fn persist(
     deps: &Dependencies,
     messages: &[Incoming<'_>],
+    max_attempts: u32,
     shutdown: &mut (impl Future<Output = ()> + Unpin),
-) -> Option<BatchReport> {
-    let mut report = BatchReport::default();
+) -> Option<BatchResult> {
+    let mut result = BatchResult::default();
     let mut requests: Vec<IssueRequested> = Vec::new();
-    let mut locations: Vec<&str> = Vec::new();
+    let mut request_index: Vec<usize> = Vec::new();
     let mut participation: Vec<ParticipationRecorded> = Vec::new();
-    for message in messages {
+    let mut participation_index: Vec<usize> = Vec::new();
+    for (index, message) in messages.iter().enumerate() {
         match message.payload.map(TopicMessage::decode) {
             Some(Ok(TopicMessage::IssueRequested(request))) => {
                 requests.push(request);
-                locations.push(&message.location);
+                request_index.push(index);
             }
-            Some(Ok(TopicMessage::Participation(record))) => participation.push(record),
-            Some(Err(error)) => {
-                report.rejected += 1;
-                tracing::error!(
-                    %error,
-                    location = message.location,
-                    payload = %String::from_utf8_lossy(message.payload.unwrap_or_default()),
-                    "undecodable message skipped"
-                );
+            Some(Ok(TopicMessage::Participation(record))) => {
+                participation.push(record);
+                participation_index.push(index);
             }
-            None => {
-                report.rejected += 1;
-                tracing::error!(
-                    location = message.location,
-                    "message without payload skipped"
-                );
-            }
+            Some(Err(error)) => result.reject(index, "undecodable", error.to_string(), 0),
+            None => result.reject(index, "undecodable", "message without payload".into(), 0),
         }
     }
 
@@ -78,6 +86,16 @@ pub async fn persist(
             .await
         {
             Ok(outcomes) => break outcomes,
+            Err(error) if attempt >= max_attempts => {
+                tracing::error!(
+                    %error, attempt, batch = messages.len(),
+                    "batch not persisted; giving up, dead-lettering it"
+                );
+                for &index in request_index.iter().chain(&participation_index) {
+                    result.reject(index, "retries-exhausted", error.to_string(), attempt);
+                }
+                return Some(result);
+            }
             Err(error) => {
                 tracing::error!(
                     %error, attempt, transient = error.is_transient(),
@@ -93,36 +111,48 @@ pub async fn persist(
             }
         }
     };
-    report.logged = u64::try_from(requests.len() + participation.len()).unwrap_or(0);
+    result.report.logged = u64::try_from(requests.len() + participation.len()).unwrap_or(0);
 
     let mut confirmed = Vec::new();
-    for ((request, outcome), location) in requests.iter().zip(&outcomes).zip(&locations) {
-        match outcome {
+    for ((request, outcome), &index) in requests.iter().zip(&outcomes).zip(&request_index) {
+        let reason = match outcome {
             Persisted::Issued { issued_at } => {
-                report.issued += 1;
+                result.report.issued += 1;
                 confirmed.push((request, *issued_at));
+                continue;
             }
             Persisted::AlreadyIssued { issued_at } => {
                 // Re-delivery: make sure Redis says so too (the first delivery may have died
                 // between MySQL and Redis).
-                report.duplicates += 1;
+                result.report.duplicates += 1;
                 confirmed.push((request, *issued_at));
+                continue;
             }
-            Persisted::OutOfStock | Persisted::UnknownCoupon => {
-                report.rejected += 1;
-                tracing::error!(
-                    location,
-                    outcome = ?outcome,
-                    coupon.id = %request.coupon_id,
-                    user.id = %request.user_id,
-                    request.id = %request.request_id,
-                    "issue request not issued"
-                );
-            }
-        }
+            Persisted::OutOfStock => "out-of-stock",
+            Persisted::UnknownCoupon => "unknown-coupon",
+        };
+        let error = format!(
+            "coupon {} cannot be issued to {} (request {}): {reason}",
+            request.coupon_id, request.user_id, request.request_id
+        );
+        result.reject(index, reason, error, attempt);
     }
     confirm(deps, &confirmed).await;
-    Some(report)
+    Some(result)
+}
+
+impl BatchResult {
+    /// Marks a message for the dead-letter topic, loudly: nothing is dropped in silence.
+    fn reject(&mut self, index: usize, reason: &'static str, error: String, attempts: u32) {
+        tracing::error!(index, reason, %error, "message will be dead-lettered");
+        self.report.rejected += 1;
+        self.rejected.push(Rejected {
+            index,
+            reason,
+            error,
+            attempts,
+        });
+    }
 }
 
 /// Marks persisted requests issued in Redis. Best effort: MySQL is the record, and the API

@@ -1,7 +1,7 @@
 use anyhow::Context;
 use couponrush_cache::ReservationStore;
 use couponrush_config::Settings;
-use couponrush_messaging::probe_topic;
+use couponrush_messaging::{DeadLetterPublisher, probe_topic};
 use couponrush_storage::{Database, IssuanceStore};
 
 /// Clients of the consumer's dependencies, each proven to answer.
@@ -9,6 +9,7 @@ use couponrush_storage::{Database, IssuanceStore};
 pub struct Dependencies {
     pub issuances: IssuanceStore,
     pub reservations: ReservationStore,
+    pub dead_letters: DeadLetterPublisher,
 }
 
 /// Probes Kafka, MySQL and Redis within `startup.probe_timeout_ms` and refuses to start,
@@ -19,6 +20,10 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Dependencies> {
     let partitions = probe_topic(&settings.kafka, &settings.kafka.topic, timeout)
         .await
         .context("start-up check failed for Kafka")?;
+    probe_topic(&settings.kafka, &settings.kafka.dlq_topic, timeout)
+        .await
+        .context("start-up check failed for Kafka (dead-letter topic)")?;
+    let dead_letters = DeadLetterPublisher::new(&settings.kafka)?;
     let db = Database::new(&settings.mysql)?;
     db.probe(timeout)
         .await
@@ -40,5 +45,6 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Dependencies> {
     Ok(Dependencies {
         issuances: IssuanceStore::new(db),
         reservations,
+        dead_letters,
     })
 }

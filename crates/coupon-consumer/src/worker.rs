@@ -9,7 +9,9 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-use crate::batch::{BatchReport, Incoming, persist};
+use couponrush_messaging::DeadLetter;
+
+use crate::batch::{BatchReport, Incoming, Rejected, persist};
 use crate::context::GroupContext;
 use crate::startup::connect;
 
@@ -55,11 +57,23 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
                 payload: m.payload(),
             })
             .collect();
-        let Some(report) = persist(&deps, &incoming, &mut shutdown).await else {
+        let Some(result) = persist(
+            &deps,
+            &incoming,
+            settings.consumer.max_attempts,
+            &mut shutdown,
+        )
+        .await
+        else {
             break;
         };
-        // Only now, with the MySQL transaction committed, may the group move past the batch.
+        if !dead_letter(&deps, &batch, &incoming, &result.rejected, &mut shutdown).await {
+            break;
+        }
+        // Only now, with the MySQL transaction committed and every rejected message on the
+        // dead-letter topic, may the group move past the batch.
         commit(&consumer, &batch);
+        let report = result.report;
         total.issued += report.issued;
         total.duplicates += report.duplicates;
         total.logged += report.logged;
@@ -73,6 +87,49 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
     consumer.unsubscribe();
     tracing::info!(?total, "consumer stopped");
     Ok(())
+}
+
+/// Sends the rejected messages of a batch to the dead-letter topic, retrying until the broker
+/// acknowledges each. `false` when shutdown came first (nothing committed).
+async fn dead_letter(
+    deps: &crate::startup::Dependencies,
+    batch: &[BorrowedMessage<'_>],
+    incoming: &[Incoming<'_>],
+    rejected: &[Rejected],
+    shutdown: &mut (impl Future<Output = ()> + Unpin),
+) -> bool {
+    for rejection in rejected {
+        let (Some(message), Some(seen)) =
+            (batch.get(rejection.index), incoming.get(rejection.index))
+        else {
+            continue;
+        };
+        let letter = DeadLetter {
+            key: message.key(),
+            payload: message.payload(),
+            headers: message.headers(),
+            source: &seen.location,
+            reason: rejection.reason,
+            error: rejection.error.clone(),
+            attempts: rejection.attempts,
+        };
+        let mut backoff = Duration::from_millis(100);
+        while let Err(error) = deps.dead_letters.send(&letter).await {
+            tracing::error!(%error, source = seen.location, "dead letter not acknowledged; retrying");
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = &mut *shutdown => return false,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+        tracing::warn!(
+            source = seen.location,
+            reason = rejection.reason,
+            topic = deps.dead_letters.topic(),
+            "message dead-lettered"
+        );
+    }
+    true
 }
 
 /// Waits for one message, then takes whatever else arrives within `wait`, up to `size`.

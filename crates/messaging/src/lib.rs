@@ -2,12 +2,17 @@
 //! probe and topic administration.
 
 mod admin;
+mod dead_letter;
 mod error;
 mod probe;
 mod publisher;
 mod settings;
 
 pub use admin::{delete_topic, ensure_topic};
+pub use dead_letter::{
+    DLQ_ATTEMPTS_HEADER, DLQ_ERROR_HEADER, DLQ_REASON_HEADER, DLQ_SOURCE_HEADER, DeadLetter,
+    DeadLetterPublisher,
+};
 pub use error::MessagingError;
 pub use probe::probe_topic;
 pub use publisher::IssuePublisher;

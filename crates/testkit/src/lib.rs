@@ -36,6 +36,7 @@ impl TestEnv {
         settings.mysql.database = format!("{TEST_DATABASE_PREFIX}{id}");
         settings.redis.key_prefix = format!("test:{id}:");
         settings.kafka.topic = format!("coupon-issue-{id}");
+        settings.kafka.dlq_topic = format!("coupon-issue-{id}.dlq");
         settings.kafka.consumer_group = format!("coupon-issue-group-{id}");
         settings.http.bind = "127.0.0.1:0".to_owned();
         settings.http.workers = 2;
@@ -154,6 +155,7 @@ impl TestEnv {
                 s.kafka.bootstrap_servers.clone(),
             ),
             ("COUPON__KAFKA__TOPIC", s.kafka.topic.clone()),
+            ("COUPON__KAFKA__DLQ_TOPIC", s.kafka.dlq_topic.clone()),
             (
                 "COUPON__KAFKA__CONSUMER_GROUP",
                 s.kafka.consumer_group.clone(),
@@ -277,6 +279,9 @@ impl TestEnv {
     /// auto-created it (with its default partition count) for a client that kept asking.
     pub async fn ensure_topic(&self, partitions: i32) -> anyhow::Result<usize> {
         let kafka = &self.settings.kafka;
+        couponrush_messaging::ensure_topic(kafka, &kafka.dlq_topic, 1, Duration::from_secs(10))
+            .await
+            .context("dead-letter topic")?;
         couponrush_messaging::ensure_topic(
             kafka,
             &kafka.topic,
@@ -300,5 +305,80 @@ impl TestEnv {
             },
         )
         .await
+    }
+}
+
+/// A message read back from a topic (dead letters, in tests).
+#[derive(Debug, Clone)]
+pub struct ReadMessage {
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+    pub headers: std::collections::HashMap<String, String>,
+}
+
+impl TestEnv {
+    /// Produces raw bytes onto this test's topic (as a buggy or foreign producer would) and
+    /// waits for the acknowledgement.
+    pub async fn produce_raw(&self, key: &str, payload: &[u8]) -> anyhow::Result<()> {
+        use rdkafka::producer::{FutureProducer, FutureRecord};
+        let producer: FutureProducer =
+            couponrush_messaging::client_config(&self.settings.kafka).create()?;
+        producer
+            .send(
+                FutureRecord::to(&self.settings.kafka.topic)
+                    .key(key)
+                    .payload(payload),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| anyhow::anyhow!("produce: {e}"))?;
+        Ok(())
+    }
+
+    /// Reads `count` messages from the start of `topic`, within `deadline`.
+    pub async fn read_topic(
+        &self,
+        topic: &str,
+        count: usize,
+        deadline: Duration,
+    ) -> anyhow::Result<Vec<ReadMessage>> {
+        use rdkafka::Message;
+        use rdkafka::consumer::{Consumer, StreamConsumer};
+        use rdkafka::message::Headers;
+        let mut config = couponrush_messaging::consumer_config(&self.settings.kafka);
+        config.set(
+            "group.id",
+            format!("reader-{}-{}", self.id, uuid::Uuid::now_v7().simple()),
+        );
+        let consumer: StreamConsumer = config.create()?;
+        consumer.subscribe(&[topic])?;
+        let mut read = Vec::new();
+        let work = async {
+            while read.len() < count {
+                let message = consumer.recv().await?;
+                let headers = message
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| {
+                                let value =
+                                    h.value.map(String::from_utf8_lossy).unwrap_or_default();
+                                (h.key.to_owned(), value.into_owned())
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                read.push(ReadMessage {
+                    key: message.key().map(<[u8]>::to_vec),
+                    payload: message.payload().map(<[u8]>::to_vec),
+                    headers,
+                });
+            }
+            Ok::<_, anyhow::Error>(())
+        };
+        tokio::time::timeout(deadline, work).await.map_err(|_| {
+            anyhow::anyhow!("read {} of {count} messages from {topic}", read.len())
+        })??;
+        Ok(read)
     }
 }
