@@ -327,8 +327,9 @@ if port_open "$API_HOST" "$API_PORT"; then
     die "something already listens on $HTTP_BIND; set DEMO_HTTP_BIND to a free address"
 fi
 
+# Each consumer's ops port (/metrics, /health) on a free port: they share this host.
 for ((i = 1; i <= CONSUMERS; i++)); do
-    start "consumer-$i" "$(bin coupon-consumer)"
+    COUPON__CONSUMER__OPS_BIND=127.0.0.1:0 start "consumer-$i" "$(bin coupon-consumer)"
 done
 COUPON__ADMIN__TOKEN=$ADMIN_TOKEN start issuer-api "$(bin issuer-api)"
 API_PID=${PIDS[-1]}

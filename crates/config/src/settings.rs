@@ -150,6 +150,8 @@ impl KafkaSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsumerSettings {
+    #[serde(deserialize_with = "crate::lenient::text")]
+    pub ops_bind: String,
     pub batch_size: usize,
     pub batch_wait_ms: u64,
     pub max_attempts: u32,

@@ -171,8 +171,13 @@ impl Settings {
                 "must be a plain name of [A-Za-z0-9_]",
             ));
         }
-        if split_host_port(&self.http.bind).is_none() {
-            errors.push(Invalid::new("http.bind", "must be host:port"));
+        for (key, bind) in [
+            ("http.bind", &self.http.bind),
+            ("consumer.ops_bind", &self.consumer.ops_bind),
+        ] {
+            if split_host_port(bind).is_none() {
+                errors.push(Invalid::new(key, "must be host:port"));
+            }
         }
         for (key, value) in [
             ("mysql.pool_size", self.mysql.pool_size),

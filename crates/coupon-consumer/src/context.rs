@@ -1,15 +1,41 @@
-//! librdkafka callbacks of the consumer: make group membership visible in the logs.
+//! librdkafka callbacks of the consumer: group membership in the logs, statistics into
+//! metrics, and the broker connection as a readiness signal that is logged once per change.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rdkafka::ClientContext;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::TopicPartitionList;
 
-/// Logs every assignment and revocation. Errors and librdkafka's own log lines keep the
-/// default handling, which reports them through `tracing` at their level.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct GroupContext;
+use crate::metrics::ConsumerMetrics;
 
-impl ClientContext for GroupContext {}
+#[derive(Debug)]
+pub struct GroupContext {
+    metrics: Arc<ConsumerMetrics>,
+    connected: Arc<AtomicBool>,
+}
+
+impl GroupContext {
+    pub fn new(metrics: Arc<ConsumerMetrics>, connected: Arc<AtomicBool>) -> Self {
+        Self { metrics, connected }
+    }
+}
+
+impl ClientContext for GroupContext {
+    fn stats(&self, statistics: Statistics) {
+        self.metrics.record_statistics(&statistics);
+        let up = self.metrics.connection_count.get() > 0;
+        if self.connected.swap(up, Ordering::Relaxed) != up {
+            if up {
+                tracing::info!("connected to the Kafka broker again");
+            } else {
+                tracing::error!("no connection to any Kafka broker: consuming nothing");
+            }
+        }
+    }
+}
 
 fn partitions(list: &TopicPartitionList) -> Vec<String> {
     list.elements()

@@ -6,12 +6,14 @@
 
 mod batch;
 mod context;
+mod metrics;
+mod ops;
 mod shutdown;
 mod startup;
 mod worker;
 
 pub use shutdown::shutdown_signal;
-pub use worker::run;
+pub use worker::{RunningConsumer, run, start};
 
 /// Command line of the `coupon-consumer` binary.
 #[derive(Debug, clap::Parser)]

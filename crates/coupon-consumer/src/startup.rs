@@ -7,6 +7,7 @@ use couponrush_storage::{Database, IssuanceStore};
 /// Clients of the consumer's dependencies, each proven to answer.
 #[derive(Debug, Clone)]
 pub struct Dependencies {
+    pub db: Database,
     pub issuances: IssuanceStore,
     pub reservations: ReservationStore,
     pub dead_letters: DeadLetterPublisher,
@@ -43,7 +44,8 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Dependencies> {
         "dependencies answered"
     );
     Ok(Dependencies {
-        issuances: IssuanceStore::new(db),
+        issuances: IssuanceStore::new(db.clone()),
+        db,
         reservations,
         dead_letters,
     })

@@ -1,6 +1,9 @@
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::pin::pin;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use couponrush_config::Settings;
@@ -13,32 +16,104 @@ use couponrush_messaging::DeadLetter;
 
 use crate::batch::{BatchReport, Incoming, Rejected, persist};
 use crate::context::GroupContext;
-use crate::startup::connect;
+use crate::metrics::{ConsumerMetrics, ReasonLabels};
+use crate::ops::{self, OpsState};
+use crate::startup::{Dependencies, connect};
 
 type GroupConsumer = StreamConsumer<GroupContext>;
 
-/// Runs the consumer until `shutdown` resolves: probes dependencies (refusing to start if one
-/// does not answer), joins the group and persists messages in batches.
-pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+/// A started consumer: where its ops port listens and how to stop it.
+#[derive(Debug)]
+pub struct RunningConsumer {
+    pub ops_addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningConsumer {
+    /// Finishes the batch in hand, commits, leaves the group and returns its result.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.stop.send(()).ok();
+        self.task.await?
+    }
+
+    /// Waits until the consumer ends by itself (an error).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await?
+    }
+}
+
+/// Probes dependencies (refusing to start if one does not answer), opens the ops port, joins
+/// the group and consumes in the background.
+pub async fn start(settings: Settings) -> anyhow::Result<RunningConsumer> {
     let deps = connect(&settings).await?;
+    let metrics = ConsumerMetrics::new();
+    let kafka_up = Arc::new(AtomicBool::new(true));
+    let mysql_up = Arc::new(AtomicBool::new(true));
     let consumer: GroupConsumer = consumer_config(&settings.kafka)
-        .create_with_context(GroupContext)
+        // Statistics feed lag, connection count and readiness once a second.
+        .set("statistics.interval.ms", "1000")
+        .create_with_context(GroupContext::new(metrics.clone(), kafka_up.clone()))
         .context("cannot create the Kafka consumer")?;
     consumer
         .subscribe(&[&settings.kafka.topic])
         .context("cannot subscribe to the topic")?;
+    let (ops_addr, ops, ops_task) = ops::serve(
+        &settings.consumer.ops_bind,
+        OpsState {
+            metrics: metrics.clone(),
+            kafka_up,
+            mysql_up: mysql_up.clone(),
+        },
+    )?;
+    let mysql_watch = ops::watch_mysql(deps.db.clone(), mysql_up);
     tracing::info!(
         topic = %settings.kafka.topic,
         group = %settings.kafka.consumer_group,
         batch_size = settings.consumer.batch_size,
+        %ops_addr,
         "consuming"
     );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let result = consume(&settings, &deps, &consumer, &metrics, async move {
+            stopped.await.ok();
+        })
+        .await;
+        mysql_watch.abort();
+        ops.stop(true).await;
+        ops_task.abort();
+        result
+    });
+    Ok(RunningConsumer {
+        ops_addr,
+        stop,
+        task,
+    })
+}
 
+/// Runs the consumer until `shutdown` resolves (or it fails).
+pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let mut running = start(settings).await?;
+    tokio::select! {
+        () = shutdown => {}
+        ended = &mut running.task => return ended?,
+    }
+    running.stop().await
+}
+
+async fn consume(
+    settings: &Settings,
+    deps: &Dependencies,
+    consumer: &GroupConsumer,
+    metrics: &ConsumerMetrics,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let mut shutdown = pin!(shutdown);
     let mut total = BatchReport::default();
     loop {
         let Some(batch) = next_batch(
-            &consumer,
+            consumer,
             settings.consumer.batch_size,
             settings.consumer.batch_wait(),
             &mut shutdown,
@@ -57,8 +132,9 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
                 payload: m.payload(),
             })
             .collect();
+        let started = Instant::now();
         let Some(result) = persist(
-            &deps,
+            deps,
             &incoming,
             settings.consumer.max_attempts,
             &mut shutdown,
@@ -67,18 +143,34 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
         else {
             break;
         };
-        if !dead_letter(&deps, &batch, &incoming, &result.rejected, &mut shutdown).await {
+        metrics
+            .transaction_duration
+            .observe(started.elapsed().as_secs_f64());
+        if !dead_letter(deps, &batch, &incoming, &result.rejected, &mut shutdown).await {
             break;
         }
         // Only now, with the MySQL transaction committed and every rejected message on the
         // dead-letter topic, may the group move past the batch.
-        commit(&consumer, &batch);
+        commit(consumer, &batch);
         let report = result.report;
+        let size = u32::try_from(batch.len()).unwrap_or(u32::MAX);
+        metrics.batch_size.observe(f64::from(size));
+        metrics.records_consumed.inc_by(u64::from(size));
+        metrics.issued.inc_by(report.issued);
+        metrics.duplicates.inc_by(report.duplicates);
+        for rejection in &result.rejected {
+            metrics
+                .dead_letters
+                .get_or_create(&ReasonLabels {
+                    reason: rejection.reason,
+                })
+                .inc();
+        }
         total.issued += report.issued;
         total.duplicates += report.duplicates;
         total.logged += report.logged;
         total.rejected += report.rejected;
-        tracing::debug!(size = batch.len(), ?report, "batch persisted");
+        tracing::debug!(size, ?report, "batch persisted");
     }
     if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
         // Nothing new since the last commit is the common case at shutdown.
@@ -92,7 +184,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
 /// Sends the rejected messages of a batch to the dead-letter topic, retrying until the broker
 /// acknowledges each. `false` when shutdown came first (nothing committed).
 async fn dead_letter(
-    deps: &crate::startup::Dependencies,
+    deps: &Dependencies,
     batch: &[BorrowedMessage<'_>],
     incoming: &[Incoming<'_>],
     rejected: &[Rejected],

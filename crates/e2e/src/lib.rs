@@ -15,24 +15,14 @@ pub struct Running {
     pub token: String,
     pub client: reqwest::Client,
     pub api: issuer_api::RunningApi,
-    consumer: Option<Consumer>,
-}
-
-#[derive(Debug)]
-struct Consumer {
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub consumer: Option<coupon_consumer::RunningConsumer>,
 }
 
 impl Running {
     /// The API and one consumer.
     pub async fn start(env: &TestEnv) -> anyhow::Result<Self> {
         let mut running = Self::api_only(env).await?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(coupon_consumer::run(env.settings.clone(), async move {
-            stopped.await.ok();
-        }));
-        running.consumer = Some(Consumer { stop, task });
+        running.consumer = Some(coupon_consumer::start(env.settings.clone()).await?);
         Ok(running)
     }
 
@@ -120,8 +110,7 @@ impl Running {
     pub async fn stop(self) -> anyhow::Result<()> {
         self.api.handle.stop(true).await;
         if let Some(consumer) = self.consumer {
-            consumer.stop.send(()).ok();
-            consumer.task.await??;
+            consumer.stop().await?;
         }
         Ok(())
     }

@@ -39,6 +39,7 @@ impl TestEnv {
         settings.kafka.dlq_topic = format!("coupon-issue-{id}.dlq");
         settings.kafka.consumer_group = format!("coupon-issue-group-{id}");
         settings.http.bind = "127.0.0.1:0".to_owned();
+        settings.consumer.ops_bind = "127.0.0.1:0".to_owned();
         settings.http.workers = 2;
         settings.admin.token = Secret::new(format!("admin-token-{id}"));
         settings.kafka.session_timeout_ms = 6000;
@@ -161,6 +162,7 @@ impl TestEnv {
                 s.kafka.consumer_group.clone(),
             ),
             ("COUPON__HTTP__BIND", "127.0.0.1:0".to_owned()),
+            ("COUPON__CONSUMER__OPS_BIND", "127.0.0.1:0".to_owned()),
             ("COUPON__STARTUP__PROBE_TIMEOUT_MS", "2000".to_owned()),
         ]
     }

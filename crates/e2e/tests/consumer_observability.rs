@@ -1,0 +1,84 @@
+//! The incident's consumer was disconnected for 45 minutes and nothing said so. Ours exports
+//! its connection count, lag and progress, and turns not-ready within seconds of losing the
+//! broker, and ready again when it returns.
+
+use std::time::Duration;
+
+use couponrush_e2e::Running;
+use couponrush_testkit::{PrivateServer, TestEnv, eventually};
+
+async fn get(running: &Running, path: &str) -> Option<(u16, String)> {
+    let addr = running.consumer.as_ref()?.ops_addr;
+    let response = running
+        .client
+        .get(format!("http://{addr}{path}"))
+        .send()
+        .await
+        .ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.text().await.ok()?))
+}
+
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|line| line.starts_with(series))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+async fn metric_reaches(running: &Running, series: &str, wanted: f64) -> anyhow::Result<()> {
+    eventually(Duration::from_secs(20), series, async || {
+        let (_, text) = get(running, "/metrics").await?;
+        (sample(&text, series)? == wanted).then_some(())
+    })
+    .await
+}
+
+async fn ready_is(running: &Running, status: u16) -> anyhow::Result<()> {
+    eventually(Duration::from_secs(20), "consumer readiness", async || {
+        (get(running, "/health/ready").await?.0 == status).then_some(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_reports_progress_and_a_lost_broker() -> anyhow::Result<()> {
+    let mut broker = PrivateServer::tansu().await?;
+    let mut env = TestEnv::new(1).await?;
+    env.use_broker(&broker, 1).await?;
+    let running = Running::start(&env).await?;
+    let coupon = running.create_coupon(10).await?;
+
+    assert_eq!(get(&running, "/health/live").await.map(|r| r.0), Some(200));
+    metric_reaches(&running, "kafka_consumer_connection_count", 1.0).await?;
+    ready_is(&running, 200).await?;
+
+    for user in ["a", "b", "c"] {
+        assert_eq!(running.issue(coupon, user).await?.0, 202);
+    }
+    metric_reaches(&running, "coupon_consumer_issued_total", 3.0).await?;
+    metric_reaches(&running, "kafka_consumer_records_consumed_total", 3.0).await?;
+    let lag = format!(
+        "kafka_consumer_lag{{topic=\"{}\",partition=\"0\"}}",
+        env.settings.kafka.topic
+    );
+    metric_reaches(&running, &lag, 0.0).await?;
+    let (_, text) = get(&running, "/metrics")
+        .await
+        .ok_or_else(|| anyhow::anyhow!("metrics"))?;
+    assert!(
+        text.contains("coupon_consumer_transaction_duration_seconds_count"),
+        "{text}"
+    );
+
+    broker.kill();
+    metric_reaches(&running, "kafka_consumer_connection_count", 0.0).await?;
+    ready_is(&running, 503).await?;
+
+    broker.resume().await?;
+    env.ensure_topic(1).await?;
+    ready_is(&running, 200).await?;
+
+    running.stop().await?;
+    env.cleanup().await
+}
