@@ -322,18 +322,27 @@ impl TestEnv {
     /// Produces raw bytes onto this test's topic (as a buggy or foreign producer would) and
     /// waits for the acknowledgement.
     pub async fn produce_raw(&self, key: &str, payload: &[u8]) -> anyhow::Result<()> {
+        self.produce_many(&[(key.to_owned(), payload.to_vec())])
+            .await
+    }
+
+    /// Produces many keyed messages with one producer and waits for every acknowledgement.
+    pub async fn produce_many(&self, messages: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
         use rdkafka::producer::{FutureProducer, FutureRecord};
-        let producer: FutureProducer =
-            couponrush_messaging::client_config(&self.settings.kafka).create()?;
-        producer
-            .send(
+        let producer: FutureProducer = couponrush_messaging::client_config(&self.settings.kafka)
+            .set("linger.ms", "5")
+            .create()?;
+        let sends = messages.iter().map(|(key, payload)| {
+            producer.send(
                 FutureRecord::to(&self.settings.kafka.topic)
-                    .key(key)
-                    .payload(payload),
+                    .key(key.as_str())
+                    .payload(payload.as_slice()),
                 Duration::from_secs(10),
             )
-            .await
-            .map_err(|(e, _)| anyhow::anyhow!("produce: {e}"))?;
+        });
+        for result in futures::future::join_all(sends).await {
+            result.map_err(|(e, _)| anyhow::anyhow!("produce: {e}"))?;
+        }
         Ok(())
     }
 
