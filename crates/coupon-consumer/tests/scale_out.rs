@@ -13,7 +13,19 @@ use time::OffsetDateTime;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_coupon-consumer");
 
-fn spawn_consumer(env: &TestEnv, name: &str) -> anyhow::Result<Child> {
+/// A consumer process, killed if the test ends early so no orphan keeps consuming.
+struct Member(Child);
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            self.0.kill().ok();
+            self.0.wait().ok();
+        }
+    }
+}
+
+fn spawn_consumer(env: &TestEnv, name: &str) -> anyhow::Result<Member> {
     let log = std::env::temp_dir().join(format!("couponrush-{}-{name}.log", env.id));
     let mut command = Command::new(Path::new(BINARY));
     for (key, _) in std::env::vars() {
@@ -32,7 +44,7 @@ fn spawn_consumer(env: &TestEnv, name: &str) -> anyhow::Result<Child> {
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log)?);
-    Ok(command.spawn()?)
+    Ok(Member(command.spawn()?))
 }
 
 /// SIGTERM, then the exit status within `bound`.
@@ -97,9 +109,8 @@ async fn a_killed_member_loses_nothing_and_duplicates_nothing() -> anyhow::Resul
         (coupons.issued_count(coupon).await.ok()? >= 300).then_some(())
     })
     .await?;
-    let mut victim = consumers.remove(0);
-    victim.kill()?; // SIGKILL: no commit, no goodbye to the group
-    victim.wait()?;
+    // SIGKILL: no commit, no goodbye to the group.
+    drop(consumers.remove(0));
     env.produce_many(second).await?;
 
     let issued = eventually(
@@ -124,7 +135,7 @@ async fn a_killed_member_loses_nothing_and_duplicates_nothing() -> anyhow::Resul
 
     // Graceful shutdown: finish, commit, leave, exit 0 within the bound.
     for consumer in &mut consumers {
-        let status = terminate(consumer, Duration::from_secs(20))?;
+        let status = terminate(&mut consumer.0, Duration::from_secs(20))?;
         assert!(status.success(), "{status}");
     }
     env.cleanup().await
