@@ -46,6 +46,19 @@ pub struct BatchResult {
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
+/// The longest a batch can spend retrying before it is dead-lettered: every backoff, plus each
+/// attempt waiting out the MySQL connect timeout. The consumer must keep its partitions that
+/// long without polling, so `max.poll.interval.ms` is set above it.
+pub fn worst_retry_window(max_attempts: u32, attempt_timeout: Duration) -> Duration {
+    let mut backoff = FIRST_BACKOFF;
+    let mut total = Duration::ZERO;
+    for _ in 0..max_attempts {
+        total += backoff + attempt_timeout;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+    total
+}
+
 /// Persists a batch. MySQL failures are retried with exponential backoff, without committing
 /// offsets, up to `max_attempts`; then the batch's messages are dead-lettered. Messages that
 /// can never be issued are dead-lettered at once, so they never block a partition. `None`
@@ -164,5 +177,22 @@ async fn confirm(deps: &Dependencies, confirmed: &[(&IssueRequested, OffsetDateT
         .collect();
     if let Err(error) = deps.reservations.mark_issued_many(&issued).await {
         tracing::warn!(%error, users = issued.len(), "could not mark issued in Redis");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_window_adds_capped_backoffs_and_attempt_timeouts() {
+        // 0.1 + 0.2 + 0.4 s of backoff, plus 3 × 1 s of attempts.
+        assert_eq!(
+            worst_retry_window(3, Duration::from_secs(1)),
+            Duration::from_millis(3700)
+        );
+        // The default: 30 attempts, 3 s connect timeout: well under an hour, over 5 minutes.
+        let default = worst_retry_window(30, Duration::from_secs(3));
+        assert!(default > Duration::from_secs(200) && default < Duration::from_secs(3600));
     }
 }

@@ -14,7 +14,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 use couponrush_messaging::DeadLetter;
 
-use crate::batch::{BatchReport, Incoming, Rejected, persist};
+use crate::batch::{BatchReport, Incoming, Rejected, persist, worst_retry_window};
 use crate::context::GroupContext;
 use crate::metrics::{ConsumerMetrics, ReasonLabels};
 use crate::ops::{self, OpsState};
@@ -50,9 +50,20 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningConsumer> {
     let metrics = ConsumerMetrics::new();
     let kafka_up = Arc::new(AtomicBool::new(true));
     let mysql_up = Arc::new(AtomicBool::new(true));
+    // Retrying a batch does not poll Kafka; the group must not take our partitions away
+    // meanwhile (librdkafka's default is 5 minutes).
+    let retry_window = worst_retry_window(
+        settings.consumer.max_attempts,
+        settings.mysql.connect_timeout(),
+    );
+    let max_poll_interval = (retry_window + Duration::from_secs(60)).max(Duration::from_secs(300));
     let consumer: GroupConsumer = consumer_config(&settings.kafka)
         // Statistics feed lag, connection count and readiness once a second.
         .set("statistics.interval.ms", "1000")
+        .set(
+            "max.poll.interval.ms",
+            max_poll_interval.as_millis().to_string(),
+        )
         .create_with_context(GroupContext::new(metrics.clone(), kafka_up.clone()))
         .context("cannot create the Kafka consumer")?;
     consumer
