@@ -3,8 +3,9 @@ use std::time::Duration;
 
 use couponrush_config::RedisSettings;
 use couponrush_domain::{CouponId, CouponSpec, ParticipantState, RequestId, Reservation, UserId};
+use deadpool_redis::redis::aio::MultiplexedConnection;
 use deadpool_redis::redis::{self, AsyncCommands, Script};
-use deadpool_redis::{Config, Connection, Pool, PoolConfig, Runtime, Timeouts};
+use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts};
 use time::OffsetDateTime;
 
 use crate::error::CacheError;
@@ -51,6 +52,7 @@ pub struct ReservationStore {
     address: String,
     timeout: Duration,
     scripts: Arc<Scripts>,
+    shared: Arc<std::sync::Mutex<Option<MultiplexedConnection>>>,
 }
 
 impl std::fmt::Debug for ReservationStore {
@@ -88,6 +90,7 @@ impl ReservationStore {
             keys: KeySpace::new(settings.key_prefix.clone()),
             address,
             timeout: settings.timeout(),
+            shared: Arc::new(std::sync::Mutex::new(None)),
             scripts: Arc::new(Scripts {
                 reserve: Script::new(include_str!("lua/reserve.lua")),
                 load: Script::new(include_str!("lua/load.lua")),
@@ -109,28 +112,60 @@ impl ReservationStore {
     /// answering yields an error instead of a hung request.
     async fn run<T, F>(&self, op: F) -> Result<T, CacheError>
     where
-        F: AsyncFnOnce(&mut Connection) -> Result<T, redis::RedisError>,
+        F: AsyncFnOnce(&mut MultiplexedConnection) -> Result<T, redis::RedisError>,
     {
         self.run_within(self.timeout, op).await
     }
 
     async fn run_within<T, F>(&self, timeout: Duration, op: F) -> Result<T, CacheError>
     where
-        F: AsyncFnOnce(&mut Connection) -> Result<T, redis::RedisError>,
+        F: AsyncFnOnce(&mut MultiplexedConnection) -> Result<T, redis::RedisError>,
     {
         let work = async {
-            let mut conn = self.pool.get().await.map_err(|e| CacheError::Unavailable {
-                address: self.address.clone(),
-                reason: e.to_string(),
-            })?;
+            let mut conn = self.connection().await?;
             Ok::<_, CacheError>(op(&mut conn).await?)
         };
-        tokio::time::timeout(timeout, work)
+        let result = tokio::time::timeout(timeout, work)
             .await
             .map_err(|_| CacheError::Timeout {
                 address: self.address.clone(),
                 timeout_ms: timeout.as_millis(),
-            })?
+            })
+            .and_then(|r| r);
+        if let Err(CacheError::Timeout { .. } | CacheError::Unavailable { .. }) = &result {
+            self.forget_connection();
+        } else if let Err(CacheError::Command(e)) = &result
+            && (e.is_io_error() || e.is_connection_dropped() || e.is_timeout())
+        {
+            self.forget_connection();
+        }
+        result
+    }
+
+    /// The shared multiplexed connection: one connection carries every concurrent command
+    /// (pipelined by the driver), so a request costs one round trip. Taking a connection from
+    /// the pool for each command would add the pool's recycle check (`UNWATCH` + `PING`), a
+    /// second round trip per request. The pool creates (and re-creates) the shared one.
+    async fn connection(&self) -> Result<MultiplexedConnection, CacheError> {
+        if let Some(conn) = self.shared.lock().ok().and_then(|c| c.clone()) {
+            return Ok(conn);
+        }
+        let pooled = self.pool.get().await.map_err(|e| CacheError::Unavailable {
+            address: self.address.clone(),
+            reason: e.to_string(),
+        })?;
+        let conn: MultiplexedConnection = (*pooled).clone();
+        if let Ok(mut shared) = self.shared.lock() {
+            *shared = Some(conn.clone());
+        }
+        Ok(conn)
+    }
+
+    /// Drops the shared connection after a failure; the next command opens a new one.
+    fn forget_connection(&self) {
+        if let Ok(mut shared) = self.shared.lock() {
+            *shared = None;
+        }
     }
 
     /// `PING` within `timeout`.

@@ -130,6 +130,8 @@ pub struct KafkaSettings {
     #[serde(deserialize_with = "crate::lenient::text")]
     pub client_id: String,
     pub publish_timeout_ms: u64,
+    pub linger_ms: u64,
+    pub participation_linger_ms: u64,
     pub session_timeout_ms: u64,
 }
 

@@ -140,6 +140,23 @@ impl Settings {
                 "must differ from kafka.topic",
             ));
         }
+        for (key, value) in [
+            ("kafka.linger_ms", self.kafka.linger_ms),
+            (
+                "kafka.participation_linger_ms",
+                self.kafka.participation_linger_ms,
+            ),
+        ] {
+            if value > 1000 {
+                errors.push(Invalid::new(key, "must be at most 1000 ms"));
+            }
+        }
+        if self.kafka.linger_ms >= self.kafka.publish_timeout_ms {
+            errors.push(Invalid::new(
+                "kafka.linger_ms",
+                "must be below kafka.publish_timeout_ms",
+            ));
+        }
         if self.consumer.max_attempts == 0 {
             errors.push(Invalid::new("consumer.max_attempts", "must be at least 1"));
         }
