@@ -272,37 +272,9 @@ impl ReservationStore {
         Ok(released == 1)
     }
 
-    /// Marks a persisted request as issued. Returns false if it already was, or if the user's
-    /// state belongs to another request (left untouched).
-    pub async fn mark_issued(
-        &self,
-        id: CouponId,
-        user: &UserId,
-        request_id: RequestId,
-        issued_at: OffsetDateTime,
-    ) -> Result<bool, CacheError> {
-        let issued = encode_state(&ParticipantState::Issued {
-            request_id,
-            at: issued_at,
-        });
-        let moved: i64 = self
-            .run(async |conn| {
-                self.scripts
-                    .mark_issued
-                    .key(self.keys.participants(id))
-                    .key(self.keys.issued(id))
-                    .arg(user.as_str())
-                    .arg(request_id.to_string())
-                    .arg(&issued)
-                    .invoke_async(conn)
-                    .await
-            })
-            .await?;
-        Ok(moved == 1)
-    }
-
-    /// [`Self::mark_issued`] for many users in one round trip (a consumer batch). Returns how
-    /// many states moved to issued.
+    /// Marks persisted requests issued, in one round trip (a consumer batch). A user whose
+    /// state belongs to another request is left untouched. Returns how many states moved to
+    /// issued.
     pub async fn mark_issued_many(
         &self,
         issued: &[(CouponId, &UserId, RequestId, OffsetDateTime)],

@@ -56,7 +56,6 @@ pub async fn connect(
         coupons: CouponStore::new(db.clone()),
         issuances: IssuanceStore::new(db),
         admin_token: settings.admin.token.clone(),
-        ready_timeout,
         metrics,
         readiness,
     };

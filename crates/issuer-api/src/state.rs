@@ -1,5 +1,4 @@
 use std::sync::Arc;
-use std::time::Duration;
 
 use couponrush_cache::ReservationStore;
 use couponrush_config::Secret;
@@ -17,8 +16,6 @@ pub struct AppState {
     pub coupons: CouponStore,
     pub issuances: IssuanceStore,
     pub admin_token: Secret,
-    /// Bound on each readiness check of a dependency.
-    pub ready_timeout: Duration,
     pub metrics: Arc<ApiMetrics>,
     pub readiness: Arc<Readiness>,
 }

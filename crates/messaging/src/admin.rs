@@ -37,26 +37,3 @@ pub async fn ensure_topic(
     }
     Ok(())
 }
-
-/// Deletes `topic` (operations and outage tests). A missing topic is not an error.
-pub async fn delete_topic(
-    settings: &KafkaSettings,
-    topic: &str,
-    timeout: Duration,
-) -> Result<(), MessagingError> {
-    let admin: AdminClient<DefaultClientContext> = client_config(settings).create()?;
-    let options = AdminOptions::new().operation_timeout(Some(timeout));
-    for result in admin.delete_topics(&[topic], &options).await? {
-        match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
-            Err((name, code)) => {
-                return Err(MessagingError::MissingTopic {
-                    topic: name,
-                    address: settings.bootstrap_servers.clone(),
-                    reason: format!("delete failed: {code}"),
-                });
-            }
-        }
-    }
-    Ok(())
-}

@@ -8,7 +8,7 @@ mod probe;
 mod publisher;
 mod settings;
 
-pub use admin::{delete_topic, ensure_topic};
+pub use admin::ensure_topic;
 pub use dead_letter::{
     DLQ_ATTEMPTS_HEADER, DLQ_ERROR_HEADER, DLQ_REASON_HEADER, DLQ_SOURCE_HEADER, DeadLetter,
     DeadLetterPublisher,

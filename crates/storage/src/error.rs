@@ -12,8 +12,6 @@ pub enum StorageError {
     Query(#[from] DieselError),
     #[error("coupon {0} does not exist in MySQL")]
     UnknownCoupon(CouponId),
-    #[error("coupon {0} has no stock left in MySQL; refusing to issue beyond total_quantity")]
-    OutOfStock(CouponId),
     #[error("migrations failed: {0}")]
     Migration(String),
     #[error("concurrent change detected, transaction rolled back: {0}")]
@@ -38,9 +36,7 @@ impl StorageError {
                 }
             }
             Self::Query(DieselError::BrokenTransactionManager) | Self::Conflict(_) => true,
-            Self::Query(_) | Self::UnknownCoupon(_) | Self::OutOfStock(_) | Self::Migration(_) => {
-                false
-            }
+            Self::Query(_) | Self::UnknownCoupon(_) | Self::Migration(_) => false,
         }
     }
 }
