@@ -115,3 +115,11 @@ impl Running {
         Ok(())
     }
 }
+
+/// The value of the first Prometheus sample line starting with `series`.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|line| line.starts_with(series))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use couponrush_e2e::Running;
+use couponrush_e2e::{Running, sample};
 use couponrush_testkit::{PrivateServer, TestEnv, eventually};
 
 async fn metrics(running: &Running) -> anyhow::Result<String> {
@@ -14,14 +14,6 @@ async fn metrics(running: &Running) -> anyhow::Result<String> {
         .await?;
     anyhow::ensure!(response.status() == 200);
     Ok(response.text().await?)
-}
-
-/// The value of the first sample line starting with `series`.
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find(|line| line.starts_with(series))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
 }
 
 async fn ready_status(running: &Running) -> Option<u16> {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use couponrush_e2e::Running;
+use couponrush_e2e::{Running, sample};
 use couponrush_testkit::{PrivateServer, TestEnv, eventually};
 
 async fn get(running: &Running, path: &str) -> Option<(u16, String)> {
@@ -17,13 +17,6 @@ async fn get(running: &Running, path: &str) -> Option<(u16, String)> {
         .ok()?;
     let status = response.status().as_u16();
     Some((status, response.text().await.ok()?))
-}
-
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find(|line| line.starts_with(series))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
 }
 
 async fn metric_reaches(running: &Running, series: &str, wanted: f64) -> anyhow::Result<()> {

@@ -69,14 +69,10 @@ impl IssuePublisher {
     ) -> Result<impl Future<Output = Result<(), MessagingError>> + Send + 'static, MessagingError>
     {
         let payload = record.encode();
-        let version = IssueRequested::SCHEMA_VERSION.to_string();
         let message = FutureRecord::to(&self.topic)
             .key(record.user_id.as_str())
             .payload(&payload)
-            .headers(OwnedHeaders::new().insert(Header {
-                key: SCHEMA_VERSION_HEADER,
-                value: Some(version.as_str()),
-            }));
+            .headers(schema_headers());
         let delivery = self
             .background
             .send_result(message)
@@ -124,14 +120,10 @@ impl IssuePublisher {
     /// Sends `event` keyed by user id and returns once the broker acknowledged it.
     pub async fn publish(&self, event: &IssueRequested) -> Result<(), MessagingError> {
         let payload = event.encode();
-        let version = IssueRequested::SCHEMA_VERSION.to_string();
         let record = FutureRecord::to(&self.topic)
             .key(event.user_id.as_str())
             .payload(&payload)
-            .headers(OwnedHeaders::new().insert(Header {
-                key: SCHEMA_VERSION_HEADER,
-                value: Some(version.as_str()),
-            }));
+            .headers(schema_headers());
         let send = self.producer.send(record, Timeout::After(self.timeout));
         // Belt and braces over message.timeout.ms: the answer to the user is bounded here.
         match tokio::time::timeout(self.timeout + Duration::from_millis(500), send).await {
@@ -142,4 +134,14 @@ impl IssuePublisher {
             }),
         }
     }
+}
+
+/// Headers of every message we publish: the payload's schema version, readable without
+/// decoding the payload.
+fn schema_headers() -> OwnedHeaders {
+    let version = IssueRequested::SCHEMA_VERSION.to_string();
+    OwnedHeaders::new().insert(Header {
+        key: SCHEMA_VERSION_HEADER,
+        value: Some(version.as_str()),
+    })
 }
