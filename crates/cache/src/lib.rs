@@ -11,4 +11,4 @@ mod store;
 pub use error::CacheError;
 pub use keys::KeySpace;
 pub use state::{decode_state, encode_state};
-pub use store::{CouponCounters, LoadOutcome, ReservationStore, UserView};
+pub use store::{CouponCounters, LoadOutcome, ReservationStore, Restored, StockSnapshot, UserView};

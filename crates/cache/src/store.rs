@@ -37,11 +37,35 @@ pub struct CouponCounters {
     pub issued: u64,
 }
 
+/// A coupon's stock and participant count read atomically, with its loaded total.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StockSnapshot {
+    pub total: u64,
+    /// Signed: a negative stock is a fault reconciliation must see, not hide.
+    pub stock: i64,
+    pub participants: u64,
+}
+
+/// What a rebuild from MySQL changed in Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Restored {
+    /// The coupon was missing from Redis and was loaded with MySQL's stock.
+    pub loaded: bool,
+    /// Holders Redis did not know, now recorded as issued.
+    pub holders: u64,
+}
+
+/// Participant states per call of `HSCAN`: small enough that no call holds Redis for long.
+const SCAN_COUNT: usize = 1000;
+/// Holders per restore script call.
+const RESTORE_CHUNK: usize = 500;
+
 struct Scripts {
     reserve: Script,
     load: Script,
     release: Script,
     mark_issued: Script,
+    restore: Script,
 }
 
 /// Reservations in Redis: the API's atomic decision and the consumer's confirmation.
@@ -96,6 +120,7 @@ impl ReservationStore {
                 load: Script::new(include_str!("lua/load.lua")),
                 release: Script::new(include_str!("lua/release.lua")),
                 mark_issued: Script::new(include_str!("lua/mark_issued.lua")),
+                restore: Script::new(include_str!("lua/restore.lua")),
             }),
         })
     }
@@ -375,6 +400,130 @@ impl ReservationStore {
             participants,
             issued: issued.unwrap_or(0),
         }))
+    }
+
+    /// Total, stock and participant count in one `MULTI`, so they agree with each other even
+    /// while requests are reserving; `None` if the coupon is not loaded.
+    pub async fn stock_snapshot(&self, id: CouponId) -> Result<Option<StockSnapshot>, CacheError> {
+        let (total, stock, participants): (Option<u64>, Option<i64>, u64) = self
+            .run(async |conn| {
+                redis::pipe()
+                    .atomic()
+                    .hget(self.keys.meta(id), "total")
+                    .get(self.keys.stock(id))
+                    .hlen(self.keys.participants(id))
+                    .query_async(conn)
+                    .await
+            })
+            .await?;
+        Ok(total.map(|total| StockSnapshot {
+            total,
+            stock: stock.unwrap_or(0),
+            participants,
+        }))
+    }
+
+    /// Every participant's raw state, read with `HSCAN` a page at a time (each page its own
+    /// bounded call), never one blocking `HGETALL` over a large hash. A user may appear twice
+    /// if the hash is rehashed meanwhile; the map keeps one.
+    pub async fn participants(
+        &self,
+        id: CouponId,
+    ) -> Result<std::collections::HashMap<String, String>, CacheError> {
+        let key = self.keys.participants(id);
+        let mut states = std::collections::HashMap::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, page): (u64, Vec<(String, String)>) = self
+                .run(async |conn| {
+                    redis::cmd("HSCAN")
+                        .arg(&key)
+                        .arg(cursor)
+                        .arg("COUNT")
+                        .arg(SCAN_COUNT)
+                        .query_async(conn)
+                        .await
+                })
+                .await?;
+            states.extend(page);
+            if next == 0 {
+                return Ok(states);
+            }
+            cursor = next;
+        }
+    }
+
+    /// The raw states of `users` now (a second look at discrepancies found by a scan).
+    pub async fn states_of(
+        &self,
+        id: CouponId,
+        users: &[&str],
+    ) -> Result<Vec<Option<String>>, CacheError> {
+        let mut states = Vec::with_capacity(users.len());
+        for chunk in users.chunks(SCAN_COUNT) {
+            let page: Vec<Option<String>> = self
+                .run(async |conn| {
+                    redis::cmd("HMGET")
+                        .arg(self.keys.participants(id))
+                        .arg(chunk)
+                        .query_async(conn)
+                        .await
+                })
+                .await?;
+            states.extend(page);
+        }
+        Ok(states)
+    }
+
+    /// Rebuilds what Redis lost from MySQL: loads the coupon if it is missing (with MySQL's
+    /// available stock) and records each holder it does not know as issued. Users Redis knows
+    /// are never touched, so running it twice changes nothing the second time.
+    pub async fn restore(
+        &self,
+        id: CouponId,
+        spec: &CouponSpec,
+        mysql_available: i64,
+        holders: &[(&UserId, ParticipantState)],
+    ) -> Result<Restored, CacheError> {
+        let mut restored = Restored::default();
+        let mut first = true;
+        // Even with no holder to restore, one call loads a coupon Redis lost.
+        let chunks: Vec<&[(&UserId, ParticipantState)]> = if holders.is_empty() {
+            vec![&[]]
+        } else {
+            holders.chunks(RESTORE_CHUNK).collect()
+        };
+        for chunk in chunks {
+            // Once this run loaded the coupon with MySQL's stock, later chunks must not take
+            // stock again for holders that stock already counts.
+            let take_stock = if restored.loaded { "0" } else { "1" };
+            let reply: Vec<i64> = self
+                .run(async |conn| {
+                    let mut call = self.scripts.restore.prepare_invoke();
+                    call.key(self.keys.meta(id))
+                        .key(self.keys.stock(id))
+                        .key(self.keys.participants(id))
+                        .key(self.keys.issued(id))
+                        .arg(spec.total_quantity)
+                        .arg(epoch_ms(spec.issue_starts_at))
+                        .arg(epoch_ms(spec.issue_ends_at))
+                        .arg(spec.expiry_days)
+                        .arg(mysql_available.max(0))
+                        .arg(take_stock);
+                    for (user, state) in chunk {
+                        call.arg(user.as_str()).arg(encode_state(state));
+                    }
+                    call.invoke_async(conn).await
+                })
+                .await?;
+            let [loaded, count] = reply[..] else {
+                return Err(CacheError::Corrupt(format!("restore reply {reply:?}")));
+            };
+            restored.loaded |= first && loaded == 1;
+            restored.holders += u64::try_from(count).unwrap_or(0);
+            first = false;
+        }
+        Ok(restored)
     }
 
     /// Deletes every key under this store's prefix (test clean-up). Uses SCAN, never KEYS.

@@ -1,8 +1,25 @@
 //! `compensation-batch`: one-shot operational jobs, each safe to run twice.
 
+mod compensate;
 mod migrate;
+mod output;
+mod progress;
+mod reconcile;
+mod replay_dlq;
 
+use anyhow::Context;
 use couponrush_config::Settings;
+use couponrush_storage::Database;
+use time::OffsetDateTime;
+
+pub use compensate::CompensateArgs;
+pub use output::OutputFormat;
+pub use reconcile::ReconcileArgs;
+pub use replay_dlq::ReplayDlqArgs;
+
+/// Exit status of a reconciliation that found a coupon neither CONSISTENT nor PENDING:
+/// distinct from 1 (the job itself failed) so a scheduler can tell the two apart.
+pub const EXIT_NEEDS_ATTENTION: u8 = 3;
 
 /// Command line of the `compensation-batch` binary.
 #[derive(Debug, clap::Parser)]
@@ -22,11 +39,59 @@ pub struct Cli {
 pub enum Command {
     /// Create the database if missing and apply pending schema migrations (idempotent).
     Migrate,
+    /// Grant a compensation coupon, once each, to everyone who took part in a source coupon's
+    /// event during a window and holds none of its coupons (safe to re-run or resume).
+    Compensate(CompensateArgs),
+    /// Compare Redis and MySQL per coupon: CONSISTENT, PENDING, LOST, ORPHAN or OVER_ISSUED.
+    /// Exits 3 when a coupon is neither CONSISTENT nor PENDING.
+    Reconcile(ReconcileArgs),
+    /// Re-drive dead-lettered messages into the issue topic (all, or by reason).
+    ReplayDlq(ReplayDlqArgs),
+}
+
+/// How a job that ran to completion ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    /// The job ran, and found something a person must look at.
+    pub needs_attention: bool,
+    /// The summary it printed, as JSON (`null` for `migrate`).
+    pub summary: serde_json::Value,
 }
 
 /// Runs one job to completion.
-pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
-    match command {
-        Command::Migrate => migrate::run(&settings).await,
-    }
+pub async fn run(command: &Command, settings: &Settings) -> anyhow::Result<Completion> {
+    let done = |summary| Completion {
+        needs_attention: false,
+        summary,
+    };
+    Ok(match command {
+        Command::Migrate => {
+            migrate::run(settings).await?;
+            done(serde_json::Value::Null)
+        }
+        Command::Compensate(args) => done(compensate::run(args, settings).await?),
+        Command::Reconcile(args) => {
+            let (summary, healthy) = reconcile::run(args, settings).await?;
+            Completion {
+                needs_attention: !healthy,
+                summary,
+            }
+        }
+        Command::ReplayDlq(args) => done(replay_dlq::run(args, settings).await?),
+    })
+}
+
+/// A MySQL pool that answered within the start-up bound.
+async fn connect_mysql(settings: &Settings) -> anyhow::Result<Database> {
+    let db = Database::new(&settings.mysql)?;
+    db.probe(settings.startup.probe_timeout())
+        .await
+        .context("start-up check failed for MySQL")?;
+    Ok(db)
+}
+
+/// An RFC 3339 time from the command line.
+fn parse_time(raw: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("{e}; expected RFC 3339, e.g. 2025-12-25T10:00:00+09:00"))
 }

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use compensation_batch::Cli;
+use compensation_batch::{Cli, Completion, EXIT_NEEDS_ATTENTION};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -9,7 +9,13 @@ async fn main() -> ExitCode {
     let result = async {
         let settings = cli.config.load()?;
         couponrush_telemetry::init(&settings, "compensation-batch");
-        compensation_batch::run(cli.command, settings).await
+        compensation_batch::run(&cli.command, &settings).await
     };
-    couponrush_telemetry::exit_code("compensation-batch", result.await)
+    match result.await {
+        Ok(Completion {
+            needs_attention: true,
+            ..
+        }) => ExitCode::from(EXIT_NEEDS_ATTENTION),
+        other => couponrush_telemetry::exit_code("compensation-batch", other.map(drop)),
+    }
 }

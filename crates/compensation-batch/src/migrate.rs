@@ -7,10 +7,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     Database::create_database_if_missing(&settings.mysql)
         .await
         .context("start-up check failed for MySQL")?;
-    let db = Database::new(&settings.mysql)?;
-    db.probe(settings.startup.probe_timeout())
-        .await
-        .context("start-up check failed for MySQL")?;
+    let db = crate::connect_mysql(settings).await?;
     let applied = db.migrate().await?;
     if applied.is_empty() {
         tracing::info!(mysql = db.address(), "schema is up to date");

@@ -9,6 +9,7 @@ pub mod coupon;
 pub mod event;
 pub mod ids;
 pub mod outcome;
+pub mod reconciliation;
 
 pub use coupon::{CouponSpec, CouponSpecError};
 pub use event::{EventDecodeError, IssueRequested, ParticipationRecorded, TopicMessage};

@@ -6,7 +6,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 
 use crate::error::MessagingError;
-use crate::settings::client_config;
+use crate::settings::acked_producer_config;
 
 /// Header: why the message was dead-lettered (`undecodable`, `unknown-coupon`, `out-of-stock`,
 /// `retries-exhausted`).
@@ -59,14 +59,7 @@ impl std::fmt::Debug for DeadLetterPublisher {
 
 impl DeadLetterPublisher {
     pub fn new(settings: &KafkaSettings) -> Result<Self, MessagingError> {
-        let producer = client_config(settings)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set(
-                "message.timeout.ms",
-                settings.publish_timeout_ms.to_string(),
-            )
-            .create()?;
+        let producer = acked_producer_config(settings).create()?;
         Ok(Self {
             producer,
             topic: settings.dlq_topic.clone(),

@@ -6,6 +6,7 @@ mod dead_letter;
 mod error;
 mod probe;
 mod publisher;
+mod replay;
 mod settings;
 
 pub use admin::ensure_topic;
@@ -16,6 +17,9 @@ pub use dead_letter::{
 pub use error::MessagingError;
 pub use probe::probe_topic;
 pub use publisher::IssuePublisher;
+pub use replay::{
+    REPLAYED_FROM_HEADER, ReplayReport, ReplayRequest, replay_dead_letters, replay_group,
+};
 pub use settings::{client_config, consumer_config};
 
 /// Header carrying the payload's schema version, readable without decoding the payload.

@@ -8,7 +8,7 @@ use rdkafka::util::Timeout;
 
 use crate::SCHEMA_VERSION_HEADER;
 use crate::error::MessagingError;
-use crate::settings::client_config;
+use crate::settings::acked_producer_config;
 
 /// Publishes issue requests and waits for the broker's acknowledgement.
 ///
@@ -34,18 +34,10 @@ impl std::fmt::Debug for IssuePublisher {
 
 impl IssuePublisher {
     pub fn new(settings: &KafkaSettings) -> Result<Self, MessagingError> {
-        let timeout_ms = settings.publish_timeout_ms.to_string();
-        let producer = client_config(settings)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            // librdkafka fails the delivery itself once this passes, so a send never hangs.
-            .set("message.timeout.ms", &timeout_ms)
+        let producer = acked_producer_config(settings)
             .set("linger.ms", settings.linger_ms.to_string())
             .create()?;
-        let background = client_config(settings)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("message.timeout.ms", &timeout_ms)
+        let background = acked_producer_config(settings)
             .set("linger.ms", settings.participation_linger_ms.to_string())
             .create()?;
         Ok(Self {

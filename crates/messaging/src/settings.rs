@@ -10,6 +10,21 @@ pub fn client_config(settings: &KafkaSettings) -> ClientConfig {
     config
 }
 
+/// A producer whose sends are acknowledged by every in-sync replica and never duplicated by a
+/// retry (idempotent); librdkafka fails a delivery itself after `kafka.publish_timeout_ms`, so
+/// a send never hangs.
+pub fn acked_producer_config(settings: &KafkaSettings) -> ClientConfig {
+    let mut config = client_config(settings);
+    config
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set(
+            "message.timeout.ms",
+            settings.publish_timeout_ms.to_string(),
+        );
+    config
+}
+
 /// Consumer-group settings: manual offset commits (after MySQL commits), start from the
 /// earliest offset when the group has none, and a session timeout from config.
 pub fn consumer_config(settings: &KafkaSettings) -> ClientConfig {

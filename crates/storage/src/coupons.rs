@@ -1,9 +1,9 @@
 use couponrush_domain::{CouponId, CouponSpec};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Unsigned};
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use time::OffsetDateTime;
 
+use crate::compensations::last_insert_id;
 use crate::database::Database;
 use crate::error::StorageError;
 use crate::schema::{coupon, coupon_user};
@@ -92,22 +92,16 @@ impl CouponStore {
         };
         let mut conn = self.db.conn().await?;
         let id = conn
-            .transaction(async |conn| -> Result<u64, StorageError> {
-                {
-                    diesel::insert_into(coupon::table)
-                        .values(&row)
-                        .execute(conn)
-                        .await?;
-                    // Same connection, same transaction: this is our row's id.
-                    let id: u64 =
-                        diesel::select(diesel::dsl::sql::<Unsigned<BigInt>>("LAST_INSERT_ID()"))
-                            .get_result(conn)
-                            .await?;
-                    Ok(id)
-                }
+            .transaction(async |conn| -> Result<i64, StorageError> {
+                diesel::insert_into(coupon::table)
+                    .values(&row)
+                    .execute(conn)
+                    .await?;
+                // Same connection, same transaction: this is our row's id.
+                last_insert_id(conn).await
             })
             .await?;
-        let id = CouponId::new(id)
+        let id = CouponId::try_from(id)
             .map_err(|e| StorageError::Migration(format!("unexpected coupon id: {e}")))?;
         self.find(id).await?.ok_or(StorageError::UnknownCoupon(id))
     }
@@ -121,6 +115,17 @@ impl CouponStore {
             .await
             .optional()?;
         row.map(CouponRecord::try_from).transpose()
+    }
+
+    /// Every coupon, in id order.
+    pub async fn list(&self) -> Result<Vec<CouponRecord>, StorageError> {
+        let mut conn = self.db.conn().await?;
+        let rows: Vec<CouponRow> = coupon::table
+            .order(coupon::id)
+            .select(CouponRow::as_select())
+            .load(&mut conn)
+            .await?;
+        rows.into_iter().map(CouponRecord::try_from).collect()
     }
 
     /// How many coupons of `id` are held by users, as MySQL sees it.

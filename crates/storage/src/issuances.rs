@@ -36,15 +36,24 @@ pub struct IssuedCoupon {
     pub expires_at: OffsetDateTime,
 }
 
+/// A coupon's holders with its counts, from one consistent read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holders {
+    pub total: u32,
+    pub available: i64,
+    /// User id to their coupon.
+    pub holders: HashMap<String, IssuedCoupon>,
+}
+
 #[derive(Insertable)]
 #[diesel(table_name = coupon_user)]
-struct NewCouponUser<'a> {
-    coupon_id: i64,
-    user_id: &'a str,
-    request_id: String,
-    status: &'static str,
-    issued_at: time::PrimitiveDateTime,
-    expires_at: time::PrimitiveDateTime,
+pub(crate) struct NewCouponUser<'a> {
+    pub(crate) coupon_id: i64,
+    pub(crate) user_id: &'a str,
+    pub(crate) request_id: String,
+    pub(crate) status: &'static str,
+    pub(crate) issued_at: time::PrimitiveDateTime,
+    pub(crate) expires_at: time::PrimitiveDateTime,
 }
 
 #[derive(Insertable)]
@@ -80,7 +89,7 @@ impl<'a> NewParticipation<'a> {
 }
 
 /// Rows per INSERT statement: well under MySQL's placeholder and packet limits.
-const ROWS_PER_INSERT: usize = 1000;
+pub(crate) const ROWS_PER_INSERT: usize = 1000;
 
 /// Writes issuances: the consumer's side of the pipeline.
 #[derive(Debug, Clone)]
@@ -176,6 +185,56 @@ impl IssuanceStore {
             issued_at: from_db(issued_at),
             expires_at: from_db(expires_at),
         }))
+    }
+
+    /// Every holder of `coupon_id` with the request that issued it, and the coupon's total
+    /// and available quantity, read in one transaction so the counts and rows agree even while
+    /// consumers commit (reconciliation). `None` if the coupon does not exist.
+    pub async fn holders(&self, coupon_id: CouponId) -> Result<Option<Holders>, StorageError> {
+        let mut conn = self.db.conn().await?;
+        conn.transaction(async |conn| -> Result<Option<Holders>, StorageError> {
+            let Some((total, available)) = coupon::table
+                .find(coupon_id.as_i64())
+                .select((coupon::total_quantity, coupon::available_quantity))
+                .first::<(u32, i32)>(conn)
+                .await
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            let rows: Vec<(
+                String,
+                String,
+                time::PrimitiveDateTime,
+                time::PrimitiveDateTime,
+            )> = coupon_user::table
+                .filter(coupon_user::coupon_id.eq(coupon_id.as_i64()))
+                .select((
+                    coupon_user::user_id,
+                    coupon_user::request_id,
+                    coupon_user::issued_at,
+                    coupon_user::expires_at,
+                ))
+                .load(conn)
+                .await?;
+            let holders = rows
+                .into_iter()
+                .map(|(user, request_id, issued_at, expires_at)| {
+                    let coupon = IssuedCoupon {
+                        request_id: request_id.parse().ok(),
+                        issued_at: from_db(issued_at),
+                        expires_at: from_db(expires_at),
+                    };
+                    (user, coupon)
+                })
+                .collect();
+            Ok(Some(Holders {
+                total,
+                available: i64::from(available),
+                holders,
+            }))
+        })
+        .await
     }
 
     /// How many attempts the participation log holds for a coupon, by outcome.

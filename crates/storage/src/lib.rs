@@ -4,6 +4,7 @@
 //! same way on a bare Debian machine. Storage errors are mapped here, once, into
 //! [`StorageError`]; callers never see diesel's error type.
 
+mod compensations;
 mod coupons;
 mod database;
 mod error;
@@ -11,7 +12,11 @@ mod issuances;
 pub mod schema;
 mod time;
 
+pub use compensations::{
+    CompensationCoupon, CompensationRefused, CompensationStore, CompensationWindow, EligibleCounts,
+    ResolvedCompensation,
+};
 pub use coupons::{CouponRecord, CouponStore};
 pub use database::Database;
 pub use error::StorageError;
-pub use issuances::{IssuanceStore, IssuedCoupon, Persisted};
+pub use issuances::{Holders, IssuanceStore, IssuedCoupon, Persisted};

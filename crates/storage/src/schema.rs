@@ -37,5 +37,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    compensation (id) {
+        id -> BigInt,
+        source_coupon_id -> BigInt,
+        window_starts_at -> Datetime,
+        window_ends_at -> Datetime,
+        compensation_coupon_id -> BigInt,
+        created_at -> Datetime,
+    }
+}
+
 diesel::joinable!(coupon_user -> coupon (coupon_id));
-diesel::allow_tables_to_appear_in_same_query!(coupon, coupon_user, event_participation_log);
+diesel::allow_tables_to_appear_in_same_query!(
+    coupon,
+    coupon_user,
+    event_participation_log,
+    compensation
+);

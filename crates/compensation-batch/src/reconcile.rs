@@ -1,0 +1,520 @@
+//! `reconcile`: compare Redis and MySQL per coupon and name what is wrong.
+//!
+//! In the incident Redis and MySQL were compared by hand, and the check accepted 9,500 issued
+//! against 5,000. Here every participant is compared on both sides and every coupon gets a
+//! verdict (see `couponrush_domain::reconciliation`). Reads only, unless `--repair`.
+//!
+//! Read order matters while an event is live: Redis first, then MySQL. A row is committed
+//! before Redis hears of it, so a user Redis calls issued always has a visible row by the time
+//! MySQL is read; a user MySQL has but the earlier Redis scan missed is looked up again in
+//! Redis before being called an orphan.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::time::Instant;
+
+use anyhow::Context;
+use couponrush_cache::{ReservationStore, decode_state};
+use couponrush_config::Settings;
+use couponrush_domain::reconciliation::{
+    CouponCounts, Finding, RedisCounts, Verdict, classify, judge,
+};
+use couponrush_domain::{CouponId, IssueRequested, ParticipantState, RequestId, UserId};
+use couponrush_messaging::IssuePublisher;
+use couponrush_storage::{
+    CompensationStore, CouponRecord, CouponStore, Holders, IssuanceStore, IssuedCoupon,
+};
+use serde::Serialize;
+use time::{Duration, OffsetDateTime};
+
+use crate::connect_mysql;
+use crate::output::OutputArgs;
+
+/// Publishes in flight at once when re-driving lost requests.
+const REPUBLISH_CONCURRENCY: usize = 512;
+
+#[derive(Debug, clap::Args)]
+pub struct ReconcileArgs {
+    /// Coupons to check (repeatable); all coupons when absent.
+    #[arg(long = "coupon", value_name = "ID")]
+    pub coupons: Vec<CouponId>,
+    /// How long an accepted request may stay unpersisted before it counts as LOST.
+    #[arg(long, value_name = "MS", default_value_t = 60_000)]
+    pub grace_ms: u32,
+    /// Re-publish LOST requests, rebuild what Redis lost from MySQL and confirm rows Redis
+    /// still calls pending. Without it nothing is changed.
+    #[arg(long)]
+    pub repair: bool,
+    /// Sample user ids shown per finding.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub samples: usize,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Kind {
+    /// A first-come-first-served event: raced for in Redis, persisted in MySQL.
+    Event,
+    /// A compensation coupon: granted in MySQL only.
+    Compensation,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Counts {
+    issued: u64,
+    pending: u64,
+    lost: u64,
+    orphan: u64,
+    unconfirmed: u64,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Samples {
+    pending: Vec<String>,
+    lost: Vec<String>,
+    orphan: Vec<String>,
+    unconfirmed: Vec<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Repair {
+    /// LOST requests published to Kafka again, under their original request ids.
+    republished: u64,
+    /// The coupon was missing from Redis and was loaded from MySQL.
+    redis_reloaded: bool,
+    /// Holders Redis did not know, recorded in Redis as issued.
+    restored: u64,
+    /// Rows Redis still called pending, marked issued.
+    confirmed: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct CouponReport {
+    coupon_id: CouponId,
+    name: String,
+    kind: Kind,
+    verdict: Verdict,
+    reasons: Vec<String>,
+    total: u32,
+    mysql_issued: u64,
+    mysql_available: i64,
+    redis_loaded: bool,
+    redis_stock: Option<i64>,
+    redis_participants: Option<u64>,
+    counts: Counts,
+    samples: Samples,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    repair: Option<Repair>,
+}
+
+#[derive(Debug, Serialize)]
+struct Summary {
+    /// Exit status 0: every coupon CONSISTENT or PENDING (after repair, when repairing).
+    healthy: bool,
+    repair: bool,
+    grace_ms: u32,
+    verdicts: BTreeMap<String, u64>,
+    coupons: Vec<CouponReport>,
+    elapsed_ms: u128,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in &self.coupons {
+            writeln!(
+                f,
+                "coupon {} {:?} ({:?}): {:?}",
+                c.coupon_id, c.name, c.kind, c.verdict
+            )?;
+            writeln!(
+                f,
+                "  total {}  mysql issued {} available {}  redis {}",
+                c.total,
+                c.mysql_issued,
+                c.mysql_available,
+                match (c.redis_stock, c.redis_participants) {
+                    (Some(stock), Some(n)) => format!("stock {stock} participants {n}"),
+                    _ => "not loaded".to_owned(),
+                }
+            )?;
+            let n = &c.counts;
+            writeln!(
+                f,
+                "  issued {}  pending {}  lost {}  orphan {}  unconfirmed {}",
+                n.issued, n.pending, n.lost, n.orphan, n.unconfirmed
+            )?;
+            for (name, users) in [
+                ("pending", &c.samples.pending),
+                ("lost", &c.samples.lost),
+                ("orphan", &c.samples.orphan),
+                ("unconfirmed", &c.samples.unconfirmed),
+            ] {
+                if !users.is_empty() {
+                    writeln!(f, "  {name} e.g. {}", users.join(", "))?;
+                }
+            }
+            for reason in &c.reasons {
+                writeln!(f, "  ! {reason}")?;
+            }
+            if let Some(r) = &c.repair {
+                writeln!(
+                    f,
+                    "  repaired: republished {}, redis reloaded {}, restored {}, confirmed {}",
+                    r.republished, r.redis_reloaded, r.restored, r.confirmed
+                )?;
+            }
+        }
+        let verdicts: Vec<String> = self
+            .verdicts
+            .iter()
+            .map(|(v, n)| format!("{v} {n}"))
+            .collect();
+        write!(
+            f,
+            "reconcile: {} coupons ({}) in {} ms: {}",
+            self.coupons.len(),
+            verdicts.join(", "),
+            self.elapsed_ms,
+            if self.healthy {
+                "healthy"
+            } else {
+                "NEEDS ATTENTION"
+            }
+        )
+    }
+}
+
+/// Everything a reconciliation run talks to.
+struct Sources {
+    coupons: CouponStore,
+    issuances: IssuanceStore,
+    cache: ReservationStore,
+    publisher: Option<IssuePublisher>,
+}
+
+/// Runs the reconciliation; the summary and whether every coupon is healthy.
+pub async fn run(
+    args: &ReconcileArgs,
+    settings: &Settings,
+) -> anyhow::Result<(serde_json::Value, bool)> {
+    let started = Instant::now();
+    let db = connect_mysql(settings).await?;
+    let cache = ReservationStore::new(&settings.redis)?;
+    cache
+        .probe(settings.startup.probe_timeout())
+        .await
+        .context("start-up check failed for Redis")?;
+    let publisher = if args.repair {
+        let kafka = &settings.kafka;
+        couponrush_messaging::probe_topic(kafka, &kafka.topic, settings.startup.probe_timeout())
+            .await
+            .context("start-up check failed for Kafka")?;
+        Some(IssuePublisher::new(&settings.kafka)?)
+    } else {
+        None
+    };
+    let sources = Sources {
+        coupons: CouponStore::new(db.clone()),
+        issuances: IssuanceStore::new(db.clone()),
+        cache,
+        publisher,
+    };
+    let granted: HashSet<CouponId> = CompensationStore::new(db)
+        .compensation_coupon_ids()
+        .await?
+        .into_iter()
+        .collect();
+
+    let coupons = if args.coupons.is_empty() {
+        sources.coupons.list().await?
+    } else {
+        let mut found = Vec::new();
+        for id in &args.coupons {
+            found.push(
+                sources
+                    .coupons
+                    .find(*id)
+                    .await?
+                    .with_context(|| format!("coupon {id} does not exist"))?,
+            );
+        }
+        found
+    };
+
+    let mut reports = Vec::with_capacity(coupons.len());
+    for coupon in &coupons {
+        let kind = if granted.contains(&coupon.id) {
+            Kind::Compensation
+        } else {
+            Kind::Event
+        };
+        let report = reconcile_coupon(args, &sources, coupon, kind)
+            .await
+            .with_context(|| format!("reconciling coupon {}", coupon.id))?;
+        tracing::info!(coupon = %coupon.id, verdict = ?report.verdict, "reconciled");
+        reports.push(report);
+    }
+    if let Some(publisher) = &sources.publisher {
+        publisher.flush(settings.kafka.publish_timeout());
+    }
+
+    // After a repair, what was lost or orphaned has been acted on; only what no repair can fix
+    // (over-issue) still needs a person.
+    let healthy = reports.iter().all(|r| {
+        r.verdict.is_healthy()
+            || (args.repair && matches!(r.verdict, Verdict::Lost | Verdict::Orphan))
+    });
+    let mut verdicts = BTreeMap::new();
+    for report in &reports {
+        *verdicts
+            .entry(
+                serde_json::to_value(report.verdict)?
+                    .as_str()
+                    .unwrap_or("?")
+                    .to_owned(),
+            )
+            .or_insert(0) += 1;
+    }
+    let summary = Summary {
+        healthy,
+        repair: args.repair,
+        grace_ms: args.grace_ms,
+        verdicts,
+        coupons: reports,
+        elapsed_ms: started.elapsed().as_millis(),
+    };
+    Ok((args.output.emit(&summary)?, healthy))
+}
+
+async fn reconcile_coupon(
+    args: &ReconcileArgs,
+    sources: &Sources,
+    coupon: &CouponRecord,
+    kind: Kind,
+) -> anyhow::Result<CouponReport> {
+    let id = coupon.id;
+    let now = OffsetDateTime::now_utc();
+    let grace = Duration::milliseconds(i64::from(args.grace_ms));
+
+    // Redis first (see the module docs), then MySQL in one consistent read.
+    let (snapshot, states) = match kind {
+        Kind::Event => (
+            sources.cache.stock_snapshot(id).await?,
+            sources.cache.participants(id).await?,
+        ),
+        Kind::Compensation => (None, HashMap::new()),
+    };
+    let Holders {
+        total,
+        available,
+        holders,
+    } = sources
+        .issuances
+        .holders(id)
+        .await?
+        .with_context(|| format!("coupon {id} disappeared from MySQL"))?;
+
+    let mut counts = Counts::default();
+    let mut users: BTreeMap<Finding, Vec<&str>> = BTreeMap::new();
+    let mut lost_requests = Vec::new();
+    let mut unreadable = 0u64;
+    for (user, raw) in &states {
+        let Some(state) = decode_state(raw) else {
+            unreadable += 1;
+            continue;
+        };
+        let Some(finding) = classify(Some(&state), holders.contains_key(user), now, grace) else {
+            continue;
+        };
+        if finding == Finding::Lost {
+            lost_requests.push((user.as_str(), state));
+        }
+        users.entry(finding).or_default().push(user);
+    }
+    if kind == Kind::Event {
+        let unseen: Vec<&str> = holders
+            .keys()
+            .filter(|user| !states.contains_key(*user))
+            .map(String::as_str)
+            .collect();
+        let again = sources.cache.states_of(id, &unseen).await?;
+        for (user, state) in unseen.into_iter().zip(again) {
+            // Reserved and persisted after our scan passed: consistent.
+            let finding = if state.is_some() {
+                Finding::Issued
+            } else {
+                Finding::Orphan
+            };
+            users.entry(finding).or_default().push(user);
+        }
+    } else {
+        users
+            .entry(Finding::Issued)
+            .or_default()
+            .extend(holders.keys().map(String::as_str));
+    }
+    for (finding, list) in &mut users {
+        list.sort_unstable();
+        let n = u64::try_from(list.len()).unwrap_or(u64::MAX);
+        match finding {
+            Finding::Issued => counts.issued = n,
+            Finding::Pending => counts.pending = n,
+            Finding::Lost => counts.lost = n,
+            Finding::Orphan => counts.orphan = n,
+            Finding::Unconfirmed => counts.unconfirmed = n,
+        }
+    }
+    let sample = |finding: Finding| -> Vec<String> {
+        users.get(&finding).map_or_else(Vec::new, |list| {
+            list.iter()
+                .take(args.samples)
+                .map(|u| (*u).to_owned())
+                .collect()
+        })
+    };
+    let samples = Samples {
+        pending: sample(Finding::Pending),
+        lost: sample(Finding::Lost),
+        orphan: sample(Finding::Orphan),
+        unconfirmed: sample(Finding::Unconfirmed),
+    };
+
+    let redis = snapshot.map(|s| RedisCounts {
+        total: s.total,
+        stock: s.stock,
+        participants: s.participants,
+    });
+    let (verdict, mut reasons) = judge(&CouponCounts {
+        total: u64::from(total),
+        mysql_rows: u64::try_from(holders.len()).unwrap_or(u64::MAX),
+        mysql_available: available,
+        redis,
+        pending: counts.pending,
+        lost: counts.lost,
+        orphans: counts.orphan,
+    });
+    let verdict = if unreadable > 0 {
+        reasons.push(format!(
+            "{unreadable} participant states in Redis are unreadable"
+        ));
+        Verdict::OverIssued
+    } else {
+        verdict
+    };
+
+    let repair = if args.repair && kind == Kind::Event {
+        let orphans: Vec<&str> = users.get(&Finding::Orphan).cloned().unwrap_or_default();
+        let unconfirmed: Vec<&str> = users
+            .get(&Finding::Unconfirmed)
+            .cloned()
+            .unwrap_or_default();
+        Some(
+            apply_repairs(
+                sources,
+                coupon,
+                available,
+                &lost_requests,
+                &orphans,
+                &unconfirmed,
+                &holders,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+
+    Ok(CouponReport {
+        coupon_id: id,
+        name: coupon.spec.name.clone(),
+        kind,
+        verdict,
+        reasons,
+        total,
+        mysql_issued: u64::try_from(holders.len()).unwrap_or(u64::MAX),
+        mysql_available: available,
+        redis_loaded: snapshot.is_some(),
+        redis_stock: snapshot.map(|s| s.stock),
+        redis_participants: snapshot.map(|s| s.participants),
+        counts,
+        samples,
+        repair,
+    })
+}
+
+/// Acts on what the comparison found: only on facts MySQL or Redis already record, so a
+/// second run finds nothing more to do.
+async fn apply_repairs(
+    sources: &Sources,
+    coupon: &CouponRecord,
+    available: i64,
+    lost: &[(&str, ParticipantState)],
+    orphans: &[&str],
+    unconfirmed: &[&str],
+    holders: &HashMap<String, IssuedCoupon>,
+) -> anyhow::Result<Repair> {
+    let id = coupon.id;
+    let mut done = Repair::default();
+
+    // LOST: the consumer never persisted them. Re-publishing under the original request id is
+    // safe: the consumer inserts at most one row per user and marks that request issued.
+    if let Some(publisher) = &sources.publisher {
+        let requests: Vec<IssueRequested> = lost
+            .iter()
+            .filter_map(|(user, state)| {
+                let user = UserId::parse(user).ok()?;
+                let (ParticipantState::Pending { request_id, at }
+                | ParticipantState::Issued { request_id, at }) = *state;
+                Some(IssueRequested::new(request_id, id, user, at))
+            })
+            .collect();
+        for chunk in requests.chunks(REPUBLISH_CONCURRENCY) {
+            let sent = futures::future::join_all(chunk.iter().map(|r| publisher.publish(r))).await;
+            for result in sent {
+                result.context("re-publishing a lost request")?;
+                done.republished += 1;
+            }
+        }
+    }
+
+    // ORPHAN: Redis lost what MySQL holds; record those holders as issued (loading the coupon
+    // with MySQL's stock if Redis lost it entirely).
+    let parsed: Vec<(UserId, ParticipantState)> = orphans
+        .iter()
+        .filter_map(|user| {
+            let held = holders.get(*user)?;
+            let state = ParticipantState::Issued {
+                request_id: held.request_id.unwrap_or_else(RequestId::generate),
+                at: held.issued_at,
+            };
+            Some((UserId::parse(user).ok()?, state))
+        })
+        .collect();
+    let restore: Vec<(&UserId, ParticipantState)> =
+        parsed.iter().map(|(user, state)| (user, *state)).collect();
+    if !restore.is_empty() {
+        let restored = sources
+            .cache
+            .restore(id, &coupon.spec, available, &restore)
+            .await?;
+        done.redis_reloaded = restored.loaded;
+        done.restored = restored.holders;
+    }
+
+    // UNCONFIRMED: persisted, but Redis was never told.
+    let confirm: Vec<(UserId, RequestId, OffsetDateTime)> = unconfirmed
+        .iter()
+        .filter_map(|user| {
+            let held = holders.get(*user)?;
+            Some((UserId::parse(user).ok()?, held.request_id?, held.issued_at))
+        })
+        .collect();
+    let confirm: Vec<(CouponId, &UserId, RequestId, OffsetDateTime)> = confirm
+        .iter()
+        .map(|(user, request, at)| (id, user, *request, *at))
+        .collect();
+    done.confirmed = sources.cache.mark_issued_many(&confirm).await?;
+    Ok(done)
+}
