@@ -116,6 +116,16 @@ impl Running {
     }
 }
 
+/// Runs a `compensation-batch` job in this process, from its command line (without the binary
+/// name), against the test's slice of the stack.
+pub async fn batch(env: &TestEnv, args: &[&str]) -> anyhow::Result<compensation_batch::Completion> {
+    use clap::Parser;
+    let cli = compensation_batch::Cli::try_parse_from(
+        std::iter::once("compensation-batch").chain(args.iter().copied()),
+    )?;
+    compensation_batch::run(&cli.command, &env.settings).await
+}
+
 /// The value of the first Prometheus sample line starting with `series`.
 pub fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
