@@ -194,7 +194,7 @@ cleanup() {
         stop_pids
     fi
     if ((STACK_ENV_READY)) && [[ $KEEP != 1 ]]; then
-        delete_redis_keys
+        delete_redis_keys "$KEY_PREFIX"
         delete_topics
         if ((DB_CREATED)); then
             mysql_q "DROP DATABASE IF EXISTS \`$DATABASE\`" - && log "mysql: dropped database $DATABASE"
@@ -214,15 +214,6 @@ trap 'log "terminated"; exit 143' TERM
 # ---------------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------------
-
-# shellcheck disable=SC2317 # runs from the EXIT trap
-delete_redis_keys() {
-    local n
-    n=$(redis_cmd --scan --pattern "${KEY_PREFIX}*" 2>/dev/null \
-        | xargs -r -n 500 redis-cli -u "$COUPON__REDIS__URL" --no-auth-warning UNLINK 2>/dev/null \
-        | awk '{s += $1} END {print s + 0}')
-    log "redis: deleted $n key(s) under prefix $KEY_PREFIX"
-}
 
 # shellcheck disable=SC2317 # runs from the EXIT trap
 delete_topics() {

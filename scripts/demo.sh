@@ -130,7 +130,7 @@ cleanup() {
         stop_pids
     fi
     if ((STACK_ENV_READY)) && [[ $KEEP != 1 ]]; then
-        delete_redis_keys
+        delete_redis_keys "$KEY_PREFIX"
         delete_topic
     fi
     if ((STACK_STARTED)); then
@@ -149,16 +149,6 @@ trap 'log "terminated"; exit 143' TERM
 # ---------------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------------
-
-# shellcheck disable=SC2317 # runs from the EXIT trap
-delete_redis_keys() {
-    command -v redis-cli >/dev/null 2>&1 || return 0
-    local n
-    n=$(redis_cmd --scan --pattern "${KEY_PREFIX}*" 2>/dev/null \
-        | xargs -r -n 500 redis-cli -u "$COUPON__REDIS__URL" --no-auth-warning DEL 2>/dev/null \
-        | awk '{s += $1} END {print s + 0}')
-    log "redis: deleted $n key(s) under prefix $KEY_PREFIX"
-}
 
 # The tansu CLI, wherever stack.sh installed it (it is what creates the topics).
 

@@ -40,6 +40,15 @@ find_tansu() { # the tansu CLI, wherever stack.sh installed it (it creates and d
     return 1
 }
 
+# shellcheck disable=SC2317 # runs from the callers' EXIT traps
+delete_redis_keys() { # delete_redis_keys PREFIX: SCAN + UNLINK every Redis key under PREFIX
+    local n
+    n=$(redis_cmd --scan --pattern "${1}*" 2>/dev/null \
+        | xargs -r -n 500 redis-cli -u "$COUPON__REDIS__URL" --no-auth-warning UNLINK 2>/dev/null \
+        | awk '{s += $1} END {print s + 0}')
+    log "redis: deleted $n key(s) under prefix $1"
+}
+
 bin() { # bin NAME: path of a release binary, honouring CARGO_TARGET_DIR (relative to the repo)
     local dir=${CARGO_TARGET_DIR:-target}
     [[ $dir == /* ]] || dir=$ROOT/$dir

@@ -83,8 +83,11 @@ struct Summary {
     eligible: u64,
     /// Of those, already holding the compensation coupon when this run started.
     already_compensated: u64,
-    /// Granted by this run (in a dry run: would be granted).
+    /// Granted by this run (0 in a dry run).
     issued_now: u64,
+    /// In a dry run: how many this run would grant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    would_issue: Option<u64>,
     /// Granted meanwhile by another run of the same compensation.
     issued_by_another_run: u64,
     /// The compensation coupon's total after this run: every grant it ever made.
@@ -116,12 +119,10 @@ impl fmt::Display for Summary {
         )?;
         writeln!(f, "  eligible                 {}", self.eligible)?;
         writeln!(f, "  already compensated      {}", self.already_compensated)?;
-        let issued = if self.status == Status::DryRun {
-            "would issue"
-        } else {
-            "issued now"
-        };
-        writeln!(f, "  {issued:<24} {}", self.issued_now)?;
+        match self.would_issue {
+            Some(n) => writeln!(f, "  would issue              {n}")?,
+            None => writeln!(f, "  issued now               {}", self.issued_now)?,
+        }
         if self.issued_by_another_run > 0 {
             writeln!(
                 f,
@@ -202,6 +203,7 @@ pub async fn run(args: &CompensateArgs, settings: &Settings) -> anyhow::Result<s
         eligible: 0,
         already_compensated: 0,
         issued_now: 0,
+        would_issue: None,
         issued_by_another_run: 0,
         compensation_coupon_total: None,
         elapsed_ms: 0,
@@ -258,7 +260,7 @@ async fn dry_run(
     let counts = store.counts(args.source_coupon, window, granted).await?;
     summary.eligible = counts.eligible;
     summary.already_compensated = counts.already_compensated;
-    summary.issued_now = counts.eligible - counts.already_compensated;
+    summary.would_issue = Some(counts.eligible - counts.already_compensated);
     Ok(())
 }
 

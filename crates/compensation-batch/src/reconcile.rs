@@ -125,7 +125,7 @@ impl fmt::Display for Summary {
         for c in &self.coupons {
             writeln!(
                 f,
-                "coupon {} {:?} ({:?}): {:?}",
+                "coupon {} {:?} ({:?}): {}",
                 c.coupon_id, c.name, c.kind, c.verdict
             )?;
             writeln!(
@@ -253,7 +253,7 @@ pub async fn run(
         let report = reconcile_coupon(args, &sources, coupon, kind)
             .await
             .with_context(|| format!("reconciling coupon {}", coupon.id))?;
-        tracing::info!(coupon = %coupon.id, verdict = ?report.verdict, "reconciled");
+        tracing::info!(coupon = %coupon.id, verdict = %report.verdict, "reconciled");
         reports.push(report);
     }
     if let Some(publisher) = &sources.publisher {

@@ -161,7 +161,8 @@ async fn compensates_each_eligible_user_once_and_a_rerun_issues_nothing() -> any
     ok(&output)?;
     assert_eq!(dry["status"], "DRY_RUN");
     assert_eq!(dry["eligible"], 180, "{dry}");
-    assert_eq!(dry["issued_now"], 180);
+    assert_eq!(dry["would_issue"], 180);
+    assert_eq!(dry["issued_now"], 0);
     assert_eq!(
         dry["compensation_coupon_id"],
         Value::Null,

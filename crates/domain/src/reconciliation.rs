@@ -24,6 +24,18 @@ pub enum Verdict {
     OverIssued,
 }
 
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Consistent => "CONSISTENT",
+            Self::Pending => "PENDING",
+            Self::Orphan => "ORPHAN",
+            Self::Lost => "LOST",
+            Self::OverIssued => "OVER_ISSUED",
+        })
+    }
+}
+
 impl Verdict {
     /// Whether nothing needs a person: the exit status of a reconciliation run.
     pub fn is_healthy(self) -> bool {
