@@ -486,7 +486,6 @@ impl ReservationStore {
         holders: &[(&UserId, ParticipantState)],
     ) -> Result<Restored, CacheError> {
         let mut restored = Restored::default();
-        let mut first = true;
         // Even with no holder to restore, one call loads a coupon Redis lost.
         let chunks: Vec<&[(&UserId, ParticipantState)]> = if holders.is_empty() {
             vec![&[]]
@@ -519,9 +518,9 @@ impl ReservationStore {
             let [loaded, count] = reply[..] else {
                 return Err(CacheError::Corrupt(format!("restore reply {reply:?}")));
             };
-            restored.loaded |= first && loaded == 1;
+            // Only the first call can load: the meta hash exists afterwards.
+            restored.loaded |= loaded == 1;
             restored.holders += u64::try_from(count).unwrap_or(0);
-            first = false;
         }
         Ok(restored)
     }

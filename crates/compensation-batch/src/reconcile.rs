@@ -316,6 +316,7 @@ async fn reconcile_coupon(
         .await?
         .with_context(|| format!("coupon {id} disappeared from MySQL"))?;
 
+    let rows = u64::try_from(holders.len()).unwrap_or(u64::MAX);
     let mut counts = Counts::default();
     let mut users: BTreeMap<Finding, Vec<&str>> = BTreeMap::new();
     let mut lost_requests = Vec::new();
@@ -388,7 +389,7 @@ async fn reconcile_coupon(
     });
     let (verdict, mut reasons) = judge(&CouponCounts {
         total: u64::from(total),
-        mysql_rows: u64::try_from(holders.len()).unwrap_or(u64::MAX),
+        mysql_rows: rows,
         mysql_available: available,
         redis,
         pending: counts.pending,
@@ -433,7 +434,7 @@ async fn reconcile_coupon(
         verdict,
         reasons,
         total,
-        mysql_issued: u64::try_from(holders.len()).unwrap_or(u64::MAX),
+        mysql_issued: rows,
         mysql_available: available,
         redis_loaded: snapshot.is_some(),
         redis_stock: snapshot.map(|s| s.stock),

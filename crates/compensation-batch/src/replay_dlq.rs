@@ -89,7 +89,7 @@ pub async fn run(args: &ReplayDlqArgs, settings: &Settings) -> anyhow::Result<se
         idle_timeout: Duration::from_millis(u64::from(args.idle_timeout_ms)),
     };
     let mut progress: Option<Progress> = None;
-    let report = replay_dead_letters(kafka, &request, |_read, total| {
+    let report = replay_dead_letters(kafka, &request, |total| {
         progress
             .get_or_insert_with(|| Progress::new("replay-dlq", total))
             .advance(1);

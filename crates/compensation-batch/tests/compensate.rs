@@ -3,7 +3,7 @@
 //! equal to what was granted, and clear refusals of bad input.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use couponrush_domain::{
@@ -131,6 +131,29 @@ fn ok(output: &Output) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Starts a compensation creating [`NEW_COUPON`] in the background (runs that must overlap, or
+/// be killed), with `batch_size` users per transaction.
+fn spawn(
+    env: &TestEnv,
+    source: CouponId,
+    batch_size: &str,
+    stdio: fn() -> Stdio,
+) -> anyhow::Result<Child> {
+    let mut command = Command::new(BINARY);
+    command
+        .args(args(
+            source,
+            &[&["--batch-size", batch_size][..], &NEW_COUPON].concat(),
+        ))
+        .env("COUPON__LOG__FORMAT", "text")
+        .stdout(stdio())
+        .stderr(stdio());
+    for (key, value) in env.env_vars() {
+        command.env(key, value);
+    }
+    Ok(command.spawn()?)
+}
+
 /// Rows held and total of the compensation coupon.
 async fn granted(env: &TestEnv, coupon: CouponId) -> anyhow::Result<(u64, u32)> {
     let coupons = CouponStore::new(Database::new(&env.settings.mysql)?);
@@ -235,22 +258,8 @@ async fn compensates_each_eligible_user_once_and_a_rerun_issues_nothing() -> any
 async fn two_runs_at_once_grant_each_user_once() -> anyhow::Result<()> {
     let env = TestEnv::new(1).await?;
     let source = seed(&env, 1000, 100).await?;
-    let run = |env: &TestEnv| -> anyhow::Result<std::process::Child> {
-        let mut command = Command::new(BINARY);
-        command
-            .args(args(
-                source,
-                &[&["--batch-size", "20"][..], &NEW_COUPON].concat(),
-            ))
-            .env("COUPON__LOG__FORMAT", "text")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (key, value) in env.env_vars() {
-            command.env(key, value);
-        }
-        Ok(command.spawn()?)
-    };
-    let (a, b) = (run(&env)?, run(&env)?);
+    let run = || spawn(&env, source, "20", Stdio::piped);
+    let (a, b) = (run()?, run()?);
     let (a, b) = (a.wait_with_output()?, b.wait_with_output()?);
     ok(&a)?;
     ok(&b)?;
@@ -277,18 +286,7 @@ async fn two_runs_at_once_grant_each_user_once() -> anyhow::Result<()> {
 async fn a_run_killed_midway_is_finished_by_the_next() -> anyhow::Result<()> {
     let env = TestEnv::new(1).await?;
     let source = seed(&env, 2000, 0).await?;
-    let mut command = Command::new(BINARY);
-    command
-        .args(args(
-            source,
-            &[&["--batch-size", "1"][..], &NEW_COUPON].concat(),
-        ))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    for (key, value) in env.env_vars() {
-        command.env(key, value);
-    }
-    let mut child = command.spawn()?;
+    let mut child = spawn(&env, source, "1", Stdio::null)?;
 
     let compensations = CompensationStore::new(Database::new(&env.settings.mysql)?);
     let window = CompensationWindow {

@@ -10,6 +10,18 @@ use couponrush_storage::{CouponStore, Database, IssuanceStore};
 use couponrush_testkit::{TestEnv, eventually};
 use time::OffsetDateTime;
 
+/// Replays the letters dead-lettered for an unknown coupon; the summary.
+async fn replay_unknown_coupons(env: &TestEnv) -> anyhow::Result<serde_json::Value> {
+    let args = [
+        "replay-dlq",
+        "--reason",
+        "unknown-coupon",
+        "--output",
+        "json",
+    ];
+    Ok(batch(env, &args).await?.summary)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letters_are_replayed_by_reason_once_the_cause_is_fixed() -> anyhow::Result<()> {
     let env = TestEnv::new(1).await?;
@@ -57,18 +69,7 @@ async fn dead_letters_are_replayed_by_reason_once_the_cause_is_fixed() -> anyhow
     let coupons = CouponStore::new(db.clone());
     assert_eq!(coupons.issued_count(next).await?, 0);
 
-    let replayed = batch(
-        &env,
-        &[
-            "replay-dlq",
-            "--reason",
-            "unknown-coupon",
-            "--output",
-            "json",
-        ],
-    )
-    .await?
-    .summary;
+    let replayed = replay_unknown_coupons(&env).await?;
     assert_eq!(replayed["replayed"], 1, "{replayed}");
     assert_eq!(replayed["by_reason"]["undecodable"], 1);
     eventually(
@@ -87,18 +88,7 @@ async fn dead_letters_are_replayed_by_reason_once_the_cause_is_fixed() -> anyhow
     );
 
     // Committed: the same filter finds nothing new.
-    let again = batch(
-        &env,
-        &[
-            "replay-dlq",
-            "--reason",
-            "unknown-coupon",
-            "--output",
-            "json",
-        ],
-    )
-    .await?
-    .summary;
+    let again = replay_unknown_coupons(&env).await?;
     assert_eq!(
         (&again["read"], &again["replayed"]),
         (&0.into(), &0.into()),

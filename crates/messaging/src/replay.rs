@@ -70,7 +70,7 @@ pub fn replay_group(settings: &KafkaSettings, reasons: &[String]) -> String {
 pub async fn replay_dead_letters(
     settings: &KafkaSettings,
     request: &ReplayRequest,
-    mut progress: impl FnMut(u64, u64),
+    mut progress: impl FnMut(u64),
 ) -> Result<ReplayReport, MessagingError> {
     let group = replay_group(settings, &request.reasons);
     let consumer: StreamConsumer = consumer_config(settings).set("group.id", &group).create()?;
@@ -163,7 +163,7 @@ pub async fn replay_dead_letters(
             report.replayed += 1;
         }
         to_commit.insert(partition, offset + 1);
-        progress(report.read, total);
+        progress(total);
     }
 }
 
