@@ -305,7 +305,7 @@ async fn unacknowledged_publish_releases_the_reservation_and_a_retry_succeeds() 
 {
     let mut broker = PrivateServer::tansu().await?;
     let mut env = TestEnv::new(1).await?;
-    env.use_broker(&broker, 1).await?;
+    env.use_broker(broker.address(), 1).await?;
     env.settings.kafka.publish_timeout_ms = 1500;
     let running = Running::api_only(&env).await?;
     let coupon = running.create_coupon(3).await?;

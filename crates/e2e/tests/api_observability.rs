@@ -37,7 +37,7 @@ async fn wait_ready(running: &Running, status: u16, what: &str) -> anyhow::Resul
 async fn metrics_and_readiness_follow_a_broker_outage() -> anyhow::Result<()> {
     let mut broker = PrivateServer::tansu().await?;
     let mut env = TestEnv::new(1).await?;
-    env.use_broker(&broker, 1).await?;
+    env.use_broker(broker.address(), 1).await?;
     env.settings.kafka.publish_timeout_ms = 1000;
     let running = Running::api_only(&env).await?;
     let coupon = running.create_coupon(10).await?;

@@ -12,7 +12,9 @@ use couponrush_cache::ReservationStore;
 use couponrush_config::{ConfigArgs, Secret, Settings};
 use couponrush_storage::Database;
 
+mod gate;
 mod private_server;
+pub use gate::GatedBroker;
 pub use private_server::PrivateServer;
 
 /// Name prefix of test databases; `scripts/test.sh` drops leftovers of interrupted runs.
@@ -254,13 +256,9 @@ impl Refusal {
 }
 
 impl TestEnv {
-    /// Moves this test onto `broker` and creates its topic there.
-    pub async fn use_broker(
-        &mut self,
-        broker: &PrivateServer,
-        partitions: i32,
-    ) -> anyhow::Result<()> {
-        self.settings.kafka.bootstrap_servers = broker.address();
+    /// Moves this test onto the broker at `address` and creates its topic there.
+    pub async fn use_broker(&mut self, address: String, partitions: i32) -> anyhow::Result<()> {
+        self.settings.kafka.bootstrap_servers = address;
         self.create_topic(partitions).await
     }
 

