@@ -56,6 +56,7 @@ pub struct MysqlSettings {
     pub database: String,
     pub pool_size: usize,
     pub connect_timeout_ms: u64,
+    pub lock_wait_timeout_s: u32,
 }
 
 impl MysqlSettings {
@@ -157,6 +158,8 @@ pub struct ConsumerSettings {
     pub batch_size: usize,
     pub batch_wait_ms: u64,
     pub max_attempts: u32,
+    pub max_poll_interval_ms: u64,
+    pub commit_interval_ms: u64,
 }
 
 impl ConsumerSettings {

@@ -157,6 +157,26 @@ impl Settings {
                 "must be below kafka.publish_timeout_ms",
             ));
         }
+        if !(1..=3600).contains(&self.mysql.lock_wait_timeout_s) {
+            errors.push(Invalid::new(
+                "mysql.lock_wait_timeout_s",
+                "must be between 1 and 3600 s",
+            ));
+        }
+        if self.consumer.max_poll_interval_ms < self.kafka.session_timeout_ms
+            || self.consumer.max_poll_interval_ms > 86_400_000
+        {
+            errors.push(Invalid::new(
+                "consumer.max_poll_interval_ms",
+                "must be between kafka.session_timeout_ms and 86400000 ms",
+            ));
+        }
+        if !(1..=3_600_000).contains(&self.consumer.commit_interval_ms) {
+            errors.push(Invalid::new(
+                "consumer.commit_interval_ms",
+                "must be between 1 and 3600000 ms",
+            ));
+        }
         if self.consumer.max_attempts == 0 {
             errors.push(Invalid::new("consumer.max_attempts", "must be at least 1"));
         }
@@ -383,6 +403,27 @@ mod tests {
             };
             let keys: Vec<_> = errors.0.iter().map(|e| e.key).collect();
             assert_eq!(keys, ["kafka.bootstrap_servers", "redis.key_prefix"]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn consumer_poll_interval_and_lock_wait_are_bounded() {
+        Jail::expect_with(|jail| {
+            jail.set_env("COUPON__KAFKA__SESSION_TIMEOUT_MS", "6000");
+            jail.set_env("COUPON__CONSUMER__MAX_POLL_INTERVAL_MS", "5999");
+            jail.set_env("COUPON__MYSQL__LOCK_WAIT_TIMEOUT_S", "0");
+            let Err(ConfigError::Invalid(errors)) = load(&ConfigArgs::default()) else {
+                return Err("a poll interval below the session timeout must be refused".into());
+            };
+            let keys: Vec<_> = errors.0.iter().map(|e| e.key).collect();
+            assert_eq!(
+                keys,
+                ["mysql.lock_wait_timeout_s", "consumer.max_poll_interval_ms"]
+            );
+            jail.set_env("COUPON__CONSUMER__MAX_POLL_INTERVAL_MS", "6000");
+            jail.set_env("COUPON__MYSQL__LOCK_WAIT_TIMEOUT_S", "1");
+            load(&ConfigArgs::default()).map_err(|e| e.to_string())?;
             Ok(())
         });
     }

@@ -46,17 +46,10 @@ pub struct BatchResult {
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// The longest a batch can spend retrying before it is dead-lettered: every backoff, plus each
-/// attempt waiting out the MySQL connect timeout. The consumer must keep its partitions that
-/// long without polling, so `max.poll.interval.ms` is set above it.
-pub fn worst_retry_window(max_attempts: u32, attempt_timeout: Duration) -> Duration {
-    let mut backoff = FIRST_BACKOFF;
-    let mut total = Duration::ZERO;
-    for _ in 0..max_attempts {
-        total += backoff + attempt_timeout;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
-    }
-    total
+/// How a batch waits out a backoff before its next attempt.
+pub trait RetryWait {
+    /// Waits `backoff`; `false` when shutdown came first.
+    async fn wait(&mut self, backoff: Duration) -> bool;
 }
 
 /// Persists a batch. MySQL failures are retried with exponential backoff, without committing
@@ -67,7 +60,7 @@ pub async fn persist(
     deps: &Dependencies,
     messages: &[Incoming<'_>],
     max_attempts: u32,
-    shutdown: &mut (impl Future<Output = ()> + Unpin),
+    retry: &mut impl RetryWait,
 ) -> Option<BatchResult> {
     let mut result = BatchResult::default();
     let mut requests: Vec<IssueRequested> = Vec::new();
@@ -115,9 +108,8 @@ pub async fn persist(
                     batch = messages.len(), retry_in_ms = backoff.as_millis(),
                     "batch not persisted; retrying"
                 );
-                tokio::select! {
-                    () = tokio::time::sleep(backoff) => {}
-                    () = &mut *shutdown => return None,
+                if !retry.wait(backoff).await {
+                    return None;
                 }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 attempt += 1;
@@ -177,22 +169,5 @@ async fn confirm(deps: &Dependencies, confirmed: &[(&IssueRequested, OffsetDateT
         .collect();
     if let Err(error) = deps.reservations.mark_issued_many(&issued).await {
         tracing::warn!(%error, users = issued.len(), "could not mark issued in Redis");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_window_adds_capped_backoffs_and_attempt_timeouts() {
-        // 0.1 + 0.2 + 0.4 s of backoff, plus 3 × 1 s of attempts.
-        assert_eq!(
-            worst_retry_window(3, Duration::from_secs(1)),
-            Duration::from_millis(3700)
-        );
-        // The default: 30 attempts, 3 s connect timeout: well under an hour, over 5 minutes.
-        let default = worst_retry_window(30, Duration::from_secs(3));
-        assert!(default > Duration::from_secs(200) && default < Duration::from_secs(3600));
     }
 }

@@ -1,25 +1,46 @@
-//! librdkafka callbacks of the consumer: group membership in the logs, statistics into
-//! metrics, and the broker connection as a readiness signal that is logged once per change.
+//! librdkafka callbacks of the consumer: group membership in the logs and metrics, offsets
+//! committed before partitions are revoked, partitions assigned while a batch is retried kept
+//! paused, statistics into metrics, and the broker connection as a readiness signal that is
+//! logged once per change.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rdkafka::ClientContext;
-use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::TopicPartitionList;
+use rdkafka::types::RDKafkaErrorCode;
 
-use crate::metrics::ConsumerMetrics;
+use crate::metrics::{ConsumerMetrics, RebalanceLabels};
 
 #[derive(Debug)]
 pub struct GroupContext {
     metrics: Arc<ConsumerMetrics>,
     connected: Arc<AtomicBool>,
+    /// Set while a batch is being retried: partitions assigned meanwhile start paused too.
+    holding: AtomicBool,
 }
 
 impl GroupContext {
     pub fn new(metrics: Arc<ConsumerMetrics>, connected: Arc<AtomicBool>) -> Self {
-        Self { metrics, connected }
+        Self {
+            metrics,
+            connected,
+            holding: AtomicBool::new(false),
+        }
+    }
+
+    pub fn set_holding(&self, holding: bool) {
+        self.holding.store(holding, Ordering::SeqCst);
+    }
+
+    fn count(&self, event: &'static str) {
+        self.metrics
+            .rebalances
+            .get_or_create(&RebalanceLabels { event })
+            .inc();
     }
 }
 
@@ -45,15 +66,58 @@ fn partitions(list: &TopicPartitionList) -> Vec<String> {
 }
 
 impl ConsumerContext for GroupContext {
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    /// Before partitions move, commit what this consumer finished with them (the stored
+    /// offsets: only batches whose MySQL transaction committed), synchronously, so the next
+    /// owner starts right after it instead of at the last periodic commit.
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(list) = rebalance else {
+            return;
+        };
+        match consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) => {
+                tracing::info!(partitions = ?partitions(list), "offsets committed before revocation");
+            }
+            // Everything finished was already committed.
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(error) => {
+                tracing::error!(%error, partitions = ?partitions(list),
+                    "offset commit before revocation failed; the next owner re-delivers (harmless)");
+            }
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(list) => {
+                self.count("assign");
                 tracing::info!(partitions = ?partitions(list), "partitions assigned");
+                if self.holding.load(Ordering::SeqCst) {
+                    // A batch is being retried: read nothing new until it is through.
+                    match consumer.pause(list) {
+                        Ok(()) => {
+                            self.metrics
+                                .paused_partitions
+                                .inc_by(i64::try_from(list.count()).unwrap_or(i64::MAX));
+                        }
+                        Err(error) => {
+                            tracing::error!(%error, "cannot pause newly assigned partitions");
+                        }
+                    }
+                }
             }
             Rebalance::Revoke(list) => {
+                self.count("revoke");
                 tracing::info!(partitions = ?partitions(list), "partitions revoked");
+                if self.holding.load(Ordering::SeqCst) {
+                    self.metrics
+                        .paused_partitions
+                        .dec_by(i64::try_from(list.count()).unwrap_or(0));
+                }
             }
-            Rebalance::Error(error) => tracing::error!(%error, "rebalance failed"),
+            Rebalance::Error(error) => {
+                self.count("error");
+                tracing::error!(%error, "rebalance failed");
+            }
         }
     }
 }

@@ -1,11 +1,14 @@
 //! `coupon-consumer`: persists accepted issue requests from Kafka into MySQL.
 //!
 //! One member of the consumer group `kafka.consumer_group`; run one process per partition to
-//! scale out. Offsets are committed by hand, only after the MySQL transaction committed, so a
-//! crash re-delivers rather than loses; the idempotent insert makes re-delivery harmless.
+//! scale out. A batch's offsets are stored only after its MySQL transaction committed, and
+//! only stored offsets are committed (periodically, before partitions are revoked, and at
+//! shutdown), so a crash re-delivers rather than loses; the idempotent insert makes
+//! re-delivery harmless. Transient failures are retried with the partitions paused, not lost.
 
 mod batch;
 mod context;
+mod hold;
 mod metrics;
 mod ops;
 mod shutdown;

@@ -23,6 +23,12 @@ pub struct ReasonLabels {
     pub reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RebalanceLabels {
+    /// assign, revoke or error.
+    pub event: &'static str,
+}
+
 #[derive(Debug)]
 pub struct ConsumerMetrics {
     registry: Registry,
@@ -34,6 +40,9 @@ pub struct ConsumerMetrics {
     pub dead_letters: Family<ReasonLabels, Counter>,
     pub batch_size: Histogram,
     pub transaction_duration: Histogram,
+    pub batch_retries: Counter,
+    pub paused_partitions: Gauge,
+    pub rebalances: Family<RebalanceLabels, Counter>,
 }
 
 impl ConsumerMetrics {
@@ -87,6 +96,24 @@ impl ConsumerMetrics {
             "Time to persist one batch in MySQL, retries included",
             transaction_duration.clone(),
         );
+        let batch_retries = Counter::default();
+        registry.register(
+            "coupon_consumer_batch_retries",
+            "Backoffs before another attempt at a batch (persisting or dead-lettering it) after a failure",
+            batch_retries.clone(),
+        );
+        let paused_partitions = Gauge::default();
+        registry.register(
+            "kafka_consumer_paused_partitions",
+            "Partitions paused while a batch is retried; they stay assigned to this consumer",
+            paused_partitions.clone(),
+        );
+        let rebalances = Family::<RebalanceLabels, Counter>::default();
+        registry.register(
+            "kafka_consumer_rebalances",
+            "Group rebalances seen by this consumer, by event",
+            rebalances.clone(),
+        );
         Arc::new(Self {
             registry,
             lag,
@@ -97,6 +124,9 @@ impl ConsumerMetrics {
             dead_letters,
             batch_size,
             transaction_duration,
+            batch_retries,
+            paused_partitions,
+            rebalances,
         })
     }
 

@@ -14,13 +14,14 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 use couponrush_messaging::DeadLetter;
 
-use crate::batch::{BatchReport, Incoming, Rejected, persist, worst_retry_window};
+use crate::batch::{BatchReport, Incoming, Rejected, RetryWait, persist};
 use crate::context::GroupContext;
+use crate::hold::Hold;
 use crate::metrics::{ConsumerMetrics, ReasonLabels};
 use crate::ops::{self, OpsState};
 use crate::startup::{Dependencies, connect};
 
-type GroupConsumer = StreamConsumer<GroupContext>;
+pub(crate) type GroupConsumer = StreamConsumer<GroupContext>;
 
 /// A started consumer: where its ops port listens and how to stop it.
 #[derive(Debug)]
@@ -50,19 +51,19 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningConsumer> {
     let metrics = ConsumerMetrics::new();
     let kafka_up = Arc::new(AtomicBool::new(true));
     let mysql_up = Arc::new(AtomicBool::new(true));
-    // Retrying a batch does not poll Kafka; the group must not take our partitions away
-    // meanwhile (librdkafka's default is 5 minutes).
-    let retry_window = worst_retry_window(
-        settings.consumer.max_attempts,
-        settings.mysql.connect_timeout(),
-    );
-    let max_poll_interval = (retry_window + Duration::from_secs(60)).max(Duration::from_secs(300));
     let consumer: GroupConsumer = consumer_config(&settings.kafka)
         // Statistics feed lag, connection count and readiness once a second.
         .set("statistics.interval.ms", "1000")
         .set(
             "max.poll.interval.ms",
-            max_poll_interval.as_millis().to_string(),
+            settings.consumer.max_poll_interval_ms.to_string(),
+        )
+        // librdkafka commits in the background only what `commit` stored: batches whose
+        // MySQL transaction committed. The rebalance callback and shutdown commit the rest.
+        .set("enable.auto.commit", "true")
+        .set(
+            "auto.commit.interval.ms",
+            settings.consumer.commit_interval_ms.to_string(),
         )
         .create_with_context(GroupContext::new(metrics.clone(), kafka_up.clone()))
         .context("cannot create the Kafka consumer")?;
@@ -122,11 +123,13 @@ async fn consume(
 ) -> anyhow::Result<()> {
     let mut shutdown = pin!(shutdown);
     let mut total = BatchReport::default();
+    let mut carry = Vec::new();
     loop {
         let Some(batch) = next_batch(
             consumer,
             settings.consumer.batch_size,
             settings.consumer.batch_wait(),
+            &mut carry,
             &mut shutdown,
         )
         .await
@@ -144,25 +147,23 @@ async fn consume(
             })
             .collect();
         let started = Instant::now();
-        let Some(result) = persist(
-            deps,
-            &incoming,
-            settings.consumer.max_attempts,
-            &mut shutdown,
-        )
-        .await
+        // Retries keep the partitions (paused) instead of dropping out of the group.
+        let mut hold = Hold::new(consumer, metrics, &mut shutdown, &mut carry);
+        let Some(result) =
+            persist(deps, &incoming, settings.consumer.max_attempts, &mut hold).await
         else {
             break;
         };
         metrics
             .transaction_duration
             .observe(started.elapsed().as_secs_f64());
-        if !dead_letter(deps, &batch, &incoming, &result.rejected, &mut shutdown).await {
+        if !dead_letter(deps, &batch, &incoming, &result.rejected, &mut hold).await {
             break;
         }
+        drop(hold);
         // Only now, with the MySQL transaction committed and every rejected message on the
         // dead-letter topic, may the group move past the batch.
-        commit(consumer, &batch);
+        store(consumer, &batch);
         let report = result.report;
         let size = u32::try_from(batch.len()).unwrap_or(u32::MAX);
         metrics.batch_size.observe(f64::from(size));
@@ -199,7 +200,7 @@ async fn dead_letter(
     batch: &[BorrowedMessage<'_>],
     incoming: &[Incoming<'_>],
     rejected: &[Rejected],
-    shutdown: &mut (impl Future<Output = ()> + Unpin),
+    retry: &mut impl RetryWait,
 ) -> bool {
     for rejection in rejected {
         let (Some(message), Some(seen)) =
@@ -219,9 +220,8 @@ async fn dead_letter(
         let mut backoff = Duration::from_millis(100);
         while let Err(error) = deps.dead_letters.send(&letter).await {
             tracing::error!(%error, source = seen.location, "dead letter not acknowledged; retrying");
-            tokio::select! {
-                () = tokio::time::sleep(backoff) => {}
-                () = &mut *shutdown => return false,
+            if !retry.wait(backoff).await {
+                return false;
             }
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
@@ -236,13 +236,18 @@ async fn dead_letter(
 }
 
 /// Waits for one message, then takes whatever else arrives within `wait`, up to `size`.
+/// Messages carried over from a retry's hold come first, as a batch of their own.
 /// `None` when shutdown was requested while waiting.
 async fn next_batch<'c>(
     consumer: &'c GroupConsumer,
     size: usize,
     wait: Duration,
+    carry: &mut Vec<BorrowedMessage<'c>>,
     shutdown: &mut (impl Future<Output = ()> + Unpin),
 ) -> Option<Vec<BorrowedMessage<'c>>> {
+    if !carry.is_empty() {
+        return Some(std::mem::take(carry));
+    }
     let first = tokio::select! {
         () = shutdown => return None,
         message = consumer.recv() => message,
@@ -269,8 +274,9 @@ async fn next_batch<'c>(
     Some(batch)
 }
 
-/// Commits, per partition, the offset after the batch's last message.
-fn commit(consumer: &GroupConsumer, batch: &[BorrowedMessage<'_>]) {
+/// Stores, per partition, the offset after the batch's last message. Only stored offsets are
+/// ever committed: periodically by librdkafka, before a revocation, and at shutdown.
+fn store(consumer: &GroupConsumer, batch: &[BorrowedMessage<'_>]) {
     let mut next: HashMap<(&str, i32), i64> = HashMap::new();
     for message in batch {
         let entry = next
@@ -281,11 +287,13 @@ fn commit(consumer: &GroupConsumer, batch: &[BorrowedMessage<'_>]) {
     let mut offsets = TopicPartitionList::new();
     for ((topic, partition), offset) in next {
         if let Err(error) = offsets.add_partition_offset(topic, partition, Offset::Offset(offset)) {
-            tracing::error!(%error, topic, partition, "cannot build the offset commit");
+            tracing::error!(%error, topic, partition, "cannot build the offsets to store");
             return;
         }
     }
-    if let Err(error) = consumer.commit(&offsets, CommitMode::Async) {
-        tracing::error!(%error, "offset commit failed; the batch may be re-delivered");
+    if let Err(error) = consumer.store_offsets(&offsets) {
+        // The partitions moved while the batch was persisted: their new owner re-delivers it,
+        // which the idempotent insert makes harmless.
+        tracing::warn!(%error, "offsets not stored; the batch may be re-delivered");
     }
 }

@@ -126,6 +126,31 @@ pub async fn batch(env: &TestEnv, args: &[&str]) -> anyhow::Result<compensation_
     compensation_batch::run(&cli.command, &env.settings).await
 }
 
+/// GET on a consumer's ops port: status and body, `None` when it does not answer.
+pub async fn ops_get(
+    client: &reqwest::Client,
+    consumer: &coupon_consumer::RunningConsumer,
+    path: &str,
+) -> Option<(u16, String)> {
+    let response = client
+        .get(format!("http://{}{path}", consumer.ops_addr))
+        .send()
+        .await
+        .ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.text().await.ok()?))
+}
+
+/// One sample of a consumer's `/metrics`; a series it has not exported yet reads 0.
+pub async fn consumer_metric(
+    client: &reqwest::Client,
+    consumer: &coupon_consumer::RunningConsumer,
+    series: &str,
+) -> Option<f64> {
+    let (_, text) = ops_get(client, consumer, "/metrics").await?;
+    Some(sample(&text, series).unwrap_or(0.0))
+}
+
 /// The value of the first Prometheus sample line starting with `series`.
 pub fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines()

@@ -4,19 +4,11 @@
 
 use std::time::Duration;
 
-use couponrush_e2e::{Running, sample};
-use couponrush_testkit::{PrivateServer, TestEnv, eventually};
+use couponrush_e2e::{Running, ops_get, sample};
+use couponrush_testkit::{GatedBroker, TestEnv, eventually};
 
 async fn get(running: &Running, path: &str) -> Option<(u16, String)> {
-    let addr = running.consumer.as_ref()?.ops_addr;
-    let response = running
-        .client
-        .get(format!("http://{addr}{path}"))
-        .send()
-        .await
-        .ok()?;
-    let status = response.status().as_u16();
-    Some((status, response.text().await.ok()?))
+    ops_get(&running.client, running.consumer.as_ref()?, path).await
 }
 
 async fn metric_reaches(running: &Running, series: &str, wanted: f64) -> anyhow::Result<()> {
@@ -36,9 +28,9 @@ async fn ready_is(running: &Running, status: u16) -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumer_reports_progress_and_a_lost_broker() -> anyhow::Result<()> {
-    let mut broker = PrivateServer::tansu().await?;
+    let mut broker = GatedBroker::start().await?;
     let mut env = TestEnv::new(1).await?;
-    env.use_broker(&broker, 1).await?;
+    env.use_broker(broker.address(), 1).await?;
     let running = Running::start(&env).await?;
     let coupon = running.create_coupon(10).await?;
 
@@ -64,13 +56,15 @@ async fn consumer_reports_progress_and_a_lost_broker() -> anyhow::Result<()> {
         "{text}"
     );
 
-    broker.kill();
+    broker.cut();
     metric_reaches(&running, "kafka_consumer_connection_count", 0.0).await?;
     ready_is(&running, 503).await?;
 
-    broker.resume().await?;
-    env.ensure_topic(1).await?;
+    broker.restore().await?;
     ready_is(&running, 200).await?;
+    // The same group member goes on where it stopped.
+    assert_eq!(running.issue(coupon, "d").await?.0, 202);
+    metric_reaches(&running, "coupon_consumer_issued_total", 4.0).await?;
 
     running.stop().await?;
     env.cleanup().await

@@ -1,8 +1,9 @@
 use std::time::Duration;
 
 use couponrush_config::MysqlSettings;
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel::ConnectionError;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncMysqlConnection, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
@@ -32,8 +33,26 @@ impl std::fmt::Debug for Database {
 impl Database {
     /// Builds the pool. Connects lazily: call [`Database::probe`] to fail fast at start-up.
     pub fn new(settings: &MysqlSettings) -> Result<Self, StorageError> {
-        let manager =
-            AsyncDieselConnectionManager::<AsyncMysqlConnection>::new(settings.url().expose());
+        let lock_wait = settings.lock_wait_timeout_s;
+        let mut config = ManagerConfig::default();
+        // Every pooled session fails a lock wait after the configured bound, so a stuck batch
+        // surfaces as a transient error the consumer retries, not a 50 s silence.
+        config.custom_setup = Box::new(move |url| {
+            Box::pin(async move {
+                let mut conn = AsyncMysqlConnection::establish(url).await?;
+                diesel::sql_query(format!(
+                    "SET SESSION innodb_lock_wait_timeout = {lock_wait}"
+                ))
+                .execute(&mut conn)
+                .await
+                .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                Ok(conn)
+            })
+        });
+        let manager = AsyncDieselConnectionManager::<AsyncMysqlConnection>::new_with_config(
+            settings.url().expose(),
+            config,
+        );
         let pool = Pool::builder(manager)
             .max_size(settings.pool_size)
             .build()
