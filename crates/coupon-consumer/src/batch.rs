@@ -1,9 +1,12 @@
 //! One batch of messages: decode, persist in one MySQL transaction (retrying transient
-//! failures), then confirm in Redis.
+//! failures); what was issued is then confirmed in Redis.
 
 use std::time::Duration;
 
-use couponrush_domain::{IssueRequested, ParticipationRecorded, TopicMessage};
+use couponrush_cache::ReservationStore;
+use couponrush_domain::{
+    CouponId, IssueRequested, ParticipationRecorded, RequestId, TopicMessage, UserId,
+};
 use couponrush_storage::Persisted;
 use time::OffsetDateTime;
 
@@ -36,11 +39,15 @@ pub struct Rejected {
     pub attempts: u32,
 }
 
-/// What persisting a batch did, and which of its messages to dead-letter.
+/// A request whose row is in MySQL, to be marked ISSUED in Redis.
+pub type Confirmed = (CouponId, UserId, RequestId, OffsetDateTime);
+
+/// What persisting a batch did, which of its messages to dead-letter, and what to confirm.
 #[derive(Debug, Default)]
 pub struct BatchResult {
     pub report: BatchReport,
     pub rejected: Vec<Rejected>,
+    pub confirmed: Vec<Confirmed>,
 }
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -118,19 +125,18 @@ pub async fn persist(
     };
     result.report.logged = u64::try_from(requests.len() + participation.len()).unwrap_or(0);
 
-    let mut confirmed = Vec::new();
     for ((request, outcome), &index) in requests.iter().zip(&outcomes).zip(&request_index) {
         let reason = match outcome {
             Persisted::Issued { issued_at } => {
                 result.report.issued += 1;
-                confirmed.push((request, *issued_at));
+                result.confirm(request, *issued_at);
                 continue;
             }
             Persisted::AlreadyIssued { issued_at } => {
                 // Re-delivery: make sure Redis says so too (the first delivery may have died
                 // between MySQL and Redis).
                 result.report.duplicates += 1;
-                confirmed.push((request, *issued_at));
+                result.confirm(request, *issued_at);
                 continue;
             }
             Persisted::OutOfStock => "out-of-stock",
@@ -142,11 +148,19 @@ pub async fn persist(
         );
         result.reject(index, reason, error, attempt);
     }
-    confirm(deps, &confirmed).await;
     Some(result)
 }
 
 impl BatchResult {
+    fn confirm(&mut self, request: &IssueRequested, issued_at: OffsetDateTime) {
+        self.confirmed.push((
+            request.coupon_id,
+            request.user_id.clone(),
+            request.request_id,
+            issued_at,
+        ));
+    }
+
     /// Marks a message for the dead-letter topic, loudly: nothing is dropped in silence.
     fn reject(&mut self, index: usize, reason: &'static str, error: String, attempts: u32) {
         tracing::error!(index, reason, %error, "message will be dead-lettered");
@@ -162,12 +176,12 @@ impl BatchResult {
 
 /// Marks persisted requests issued in Redis. Best effort: MySQL is the record, and the API
 /// answers from it whenever Redis does not say ISSUED.
-async fn confirm(deps: &Dependencies, confirmed: &[(&IssueRequested, OffsetDateTime)]) {
+pub async fn confirm(reservations: &ReservationStore, confirmed: &[Confirmed]) {
     let issued: Vec<_> = confirmed
         .iter()
-        .map(|(r, at)| (r.coupon_id, &r.user_id, r.request_id, *at))
+        .map(|(coupon, user, request, at)| (*coupon, user, *request, *at))
         .collect();
-    if let Err(error) = deps.reservations.mark_issued_many(&issued).await {
+    if let Err(error) = reservations.mark_issued_many(&issued).await {
         tracing::warn!(%error, users = issued.len(), "could not mark issued in Redis");
     }
 }

@@ -14,7 +14,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 use couponrush_messaging::DeadLetter;
 
-use crate::batch::{BatchReport, Incoming, Rejected, RetryWait, persist};
+use crate::batch::{BatchReport, Incoming, Rejected, RetryWait, confirm, persist};
 use crate::context::GroupContext;
 use crate::hold::Hold;
 use crate::metrics::{ConsumerMetrics, ReasonLabels};
@@ -124,6 +124,10 @@ async fn consume(
     let mut shutdown = pin!(shutdown);
     let mut total = BatchReport::default();
     let mut carry = Vec::new();
+    // The Redis confirm of one batch runs while the next batch's transaction does: it is best
+    // effort (MySQL is the record) and would otherwise sit on the critical path. At most one
+    // is in flight, so Redis never falls more than a batch behind.
+    let mut confirming: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         let Some(batch) = next_batch(
             consumer,
@@ -149,7 +153,7 @@ async fn consume(
         let started = Instant::now();
         // Retries keep the partitions (paused) instead of dropping out of the group.
         let mut hold = Hold::new(consumer, metrics, &mut shutdown, &mut carry);
-        let Some(result) =
+        let Some(mut result) =
             persist(deps, &incoming, settings.consumer.max_attempts, &mut hold).await
         else {
             break;
@@ -164,6 +168,14 @@ async fn consume(
         // Only now, with the MySQL transaction committed and every rejected message on the
         // dead-letter topic, may the group move past the batch.
         store(consumer, &batch);
+        if let Some(previous) = confirming.take() {
+            previous.await.ok();
+        }
+        let reservations = deps.reservations.clone();
+        let confirmed = std::mem::take(&mut result.confirmed);
+        confirming = Some(tokio::spawn(async move {
+            confirm(&reservations, &confirmed).await;
+        }));
         let report = result.report;
         let size = u32::try_from(batch.len()).unwrap_or(u32::MAX);
         metrics.batch_size.observe(f64::from(size));
@@ -183,6 +195,9 @@ async fn consume(
         total.logged += report.logged;
         total.rejected += report.rejected;
         tracing::debug!(size, ?report, "batch persisted");
+    }
+    if let Some(last) = confirming {
+        last.await.ok();
     }
     if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
         // Nothing new since the last commit is the common case at shutdown.

@@ -103,6 +103,43 @@ async fn a_batch_issues_once_within_stock_and_a_redelivery_changes_nothing() -> 
         Some(0)
     );
 
+    // A re-delivery mixed with new users while stock remains: the insert-first attempt sees
+    // fewer rows go in, is undone, and the batch is redone knowing who holds the coupon.
+    let roomy = coupons
+        .create(&CouponSpec {
+            name: "roomy".into(),
+            discount_amount: 1000,
+            total_quantity: 10,
+            issue_starts_at: now - Duration::hours(1),
+            issue_ends_at: now + Duration::hours(1),
+            expiry_days: 7,
+        })
+        .await?
+        .id;
+    let early = issuances
+        .persist_batch(&[request(roomy, "a")?, request(roomy, "b")?], &[], now)
+        .await?;
+    let mixed = issuances
+        .persist_batch(
+            &[request(roomy, "b")?, request(roomy, "c")?],
+            &[],
+            now + Duration::minutes(1),
+        )
+        .await?;
+    let Persisted::Issued { issued_at: b_at } = early[1] else {
+        anyhow::bail!("unexpected {early:?}");
+    };
+    assert_eq!(mixed[0], Persisted::AlreadyIssued { issued_at: b_at });
+    assert!(
+        matches!(mixed[1], Persisted::Issued { issued_at } if issued_at > b_at),
+        "{mixed:?}"
+    );
+    assert_eq!(coupons.issued_count(roomy).await?, 3);
+    assert_eq!(
+        coupons.find(roomy).await?.map(|r| r.available_quantity),
+        Some(7)
+    );
+
     // The log holds each attempt once: 5 accepted requests of this coupon, 1 sold-out record.
     let counts = issuances.participation_counts(coupon).await?;
     assert_eq!(counts.get("ACCEPTED"), Some(&5), "{counts:?}");
