@@ -101,6 +101,7 @@ STACK_ENV_READY=0  # 1 once the COUPON__ environment is known (Redis/Kafka clean
 TANSU=""
 
 # shellcheck disable=SC2317 # runs from the EXIT trap
+# shellcheck disable=SC2329 # called by cleanup (the EXIT trap)
 stop_pids() {
     local pid i alive
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
@@ -121,6 +122,7 @@ stop_pids() {
 }
 
 # shellcheck disable=SC2317 # runs from the EXIT trap
+# shellcheck disable=SC2329 # run by the EXIT trap below
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
@@ -153,6 +155,7 @@ trap 'log "terminated"; exit 143' TERM
 # The tansu CLI, wherever stack.sh installed it (it is what creates the topics).
 
 # shellcheck disable=SC2317 # runs from the EXIT trap
+# shellcheck disable=SC2329 # called by cleanup (the EXIT trap)
 delete_topic() {
     [[ -n $TANSU ]] || return 0
     local topic

@@ -22,13 +22,6 @@ pub struct BatchReport {
     pub rejected: u64,
 }
 
-/// A message as the batch sees it: where it came from and its payload.
-#[derive(Debug)]
-pub struct Incoming<'a> {
-    pub location: String,
-    pub payload: Option<&'a [u8]>,
-}
-
 /// A message of the batch that must go to the dead-letter topic.
 #[derive(Debug)]
 pub struct Rejected {
@@ -65,7 +58,7 @@ pub trait RetryWait {
 /// means shutdown came first (nothing committed, the batch will be re-delivered).
 pub async fn persist(
     deps: &Dependencies,
-    messages: &[Incoming<'_>],
+    payloads: &[Option<&[u8]>],
     max_attempts: u32,
     retry: &mut impl RetryWait,
 ) -> Option<BatchResult> {
@@ -74,8 +67,8 @@ pub async fn persist(
     let mut request_index: Vec<usize> = Vec::new();
     let mut participation: Vec<ParticipationRecorded> = Vec::new();
     let mut participation_index: Vec<usize> = Vec::new();
-    for (index, message) in messages.iter().enumerate() {
-        match message.payload.map(TopicMessage::decode) {
+    for (index, payload) in payloads.iter().enumerate() {
+        match payload.map(TopicMessage::decode) {
             Some(Ok(TopicMessage::IssueRequested(request))) => {
                 requests.push(request);
                 request_index.push(index);
@@ -101,7 +94,7 @@ pub async fn persist(
             Ok(outcomes) => break outcomes,
             Err(error) if attempt >= max_attempts => {
                 tracing::error!(
-                    %error, attempt, batch = messages.len(),
+                    %error, attempt, batch = payloads.len(),
                     "batch not persisted; giving up, dead-lettering it"
                 );
                 for &index in request_index.iter().chain(&participation_index) {
@@ -112,7 +105,7 @@ pub async fn persist(
             Err(error) => {
                 tracing::error!(
                     %error, attempt, transient = error.is_transient(),
-                    batch = messages.len(), retry_in_ms = backoff.as_millis(),
+                    batch = payloads.len(), retry_in_ms = backoff.as_millis(),
                     "batch not persisted; retrying"
                 );
                 if !retry.wait(backoff).await {

@@ -14,7 +14,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 use couponrush_messaging::DeadLetter;
 
-use crate::batch::{BatchReport, Incoming, Rejected, RetryWait, confirm, persist};
+use crate::batch::{BatchReport, Rejected, RetryWait, confirm, persist};
 use crate::context::GroupContext;
 use crate::hold::Hold;
 use crate::metrics::{ConsumerMetrics, ReasonLabels};
@@ -143,25 +143,19 @@ async fn consume(
         if batch.is_empty() {
             continue;
         }
-        let incoming: Vec<Incoming<'_>> = batch
-            .iter()
-            .map(|m| Incoming {
-                location: format!("{}/{}@{}", m.topic(), m.partition(), m.offset()),
-                payload: m.payload(),
-            })
-            .collect();
+        let payloads: Vec<Option<&[u8]>> = batch.iter().map(Message::payload).collect();
         let started = Instant::now();
         // Retries keep the partitions (paused) instead of dropping out of the group.
         let mut hold = Hold::new(consumer, metrics, &mut shutdown, &mut carry);
         let Some(mut result) =
-            persist(deps, &incoming, settings.consumer.max_attempts, &mut hold).await
+            persist(deps, &payloads, settings.consumer.max_attempts, &mut hold).await
         else {
             break;
         };
         metrics
             .transaction_duration
             .observe(started.elapsed().as_secs_f64());
-        if !dead_letter(deps, &batch, &incoming, &result.rejected, &mut hold).await {
+        if !dead_letter(deps, &batch, &result.rejected, &mut hold).await {
             break;
         }
         drop(hold);
@@ -213,35 +207,38 @@ async fn consume(
 async fn dead_letter(
     deps: &Dependencies,
     batch: &[BorrowedMessage<'_>],
-    incoming: &[Incoming<'_>],
     rejected: &[Rejected],
     retry: &mut impl RetryWait,
 ) -> bool {
     for rejection in rejected {
-        let (Some(message), Some(seen)) =
-            (batch.get(rejection.index), incoming.get(rejection.index))
-        else {
+        let Some(message) = batch.get(rejection.index) else {
             continue;
         };
+        let source = format!(
+            "{}/{}@{}",
+            message.topic(),
+            message.partition(),
+            message.offset()
+        );
         let letter = DeadLetter {
             key: message.key(),
             payload: message.payload(),
             headers: message.headers(),
-            source: &seen.location,
+            source: &source,
             reason: rejection.reason,
             error: rejection.error.clone(),
             attempts: rejection.attempts,
         };
         let mut backoff = Duration::from_millis(100);
         while let Err(error) = deps.dead_letters.send(&letter).await {
-            tracing::error!(%error, source = seen.location, "dead letter not acknowledged; retrying");
+            tracing::error!(%error, source, "dead letter not acknowledged; retrying");
             if !retry.wait(backoff).await {
                 return false;
             }
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
         tracing::warn!(
-            source = seen.location,
+            source,
             reason = rejection.reason,
             topic = deps.dead_letters.topic(),
             "message dead-lettered"

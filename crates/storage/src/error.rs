@@ -16,6 +16,8 @@ pub enum StorageError {
     Migration(String),
     #[error("concurrent change detected, transaction rolled back: {0}")]
     Conflict(String),
+    #[error("value {0:?} cannot be written into SQL text")]
+    Unwritable(String),
 }
 
 impl StorageError {
@@ -36,7 +38,9 @@ impl StorageError {
                 }
             }
             Self::Query(DieselError::BrokenTransactionManager) | Self::Conflict(_) => true,
-            Self::Query(_) | Self::UnknownCoupon(_) | Self::Migration(_) => false,
+            Self::Query(_) | Self::UnknownCoupon(_) | Self::Migration(_) | Self::Unwritable(_) => {
+                false
+            }
         }
     }
 }

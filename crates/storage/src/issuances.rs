@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use crate::database::Database;
 use crate::error::StorageError;
+use crate::inline_values::InsertIgnore;
 use crate::schema::{coupon, coupon_user, event_participation_log};
 use crate::time::{from_db, to_db};
 
@@ -56,8 +57,7 @@ pub(crate) struct NewCouponUser<'a> {
     pub(crate) expires_at: time::PrimitiveDateTime,
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = event_participation_log)]
+/// One row of the participation log, written with [`InsertIgnore`].
 struct NewParticipation<'a> {
     coupon_id: i64,
     user_id: &'a str,
@@ -88,8 +88,13 @@ impl<'a> NewParticipation<'a> {
     }
 }
 
-/// Rows per INSERT statement: well under MySQL's placeholder and packet limits.
+/// Rows per INSERT statement with bound values: well under MySQL's placeholder and packet
+/// limits.
 pub(crate) const ROWS_PER_INSERT: usize = 1000;
+
+/// Rows per INSERT with inline values: ~140 bytes each, so a statement stays far below even
+/// an old 1 MiB `max_allowed_packet`, and a consumer batch of up to 4,000 is one statement.
+const INLINE_ROWS_PER_INSERT: usize = 4000;
 
 /// Writes issuances: the consumer's side of the pipeline.
 #[derive(Debug, Clone)]
@@ -141,11 +146,30 @@ impl IssuanceStore {
                 .map(NewParticipation::accepted)
                 .chain(participation.iter().map(NewParticipation::of))
                 .collect();
-            for chunk in log.chunks(ROWS_PER_INSERT) {
-                diesel::insert_or_ignore_into(event_participation_log::table)
-                    .values(chunk)
-                    .execute(conn)
-                    .await?;
+            for chunk in log.chunks(INLINE_ROWS_PER_INSERT) {
+                let mut insert = InsertIgnore::new(
+                    "event_participation_log",
+                    &[
+                        "coupon_id",
+                        "user_id",
+                        "outcome",
+                        "request_id",
+                        "occurred_at",
+                    ],
+                );
+                for row in chunk {
+                    insert
+                        .row()
+                        .int(row.coupon_id)
+                        .text(row.user_id)?
+                        .text(row.outcome)?
+                        .text(&row.request_id)?
+                        .datetime(row.occurred_at)
+                        .end();
+                }
+                if let Some(sql) = insert.finish() {
+                    diesel::sql_query(sql).execute(conn).await?;
+                }
             }
 
             let mut outcomes = vec![Persisted::UnknownCoupon; requests.len()];
@@ -412,11 +436,32 @@ async fn insert_rows(
     rows: &[NewCouponUser<'_>],
 ) -> Result<usize, StorageError> {
     let mut inserted = 0;
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
-        inserted += diesel::insert_or_ignore_into(coupon_user::table)
-            .values(chunk)
-            .execute(conn)
-            .await?;
+    for chunk in rows.chunks(INLINE_ROWS_PER_INSERT) {
+        let mut insert = InsertIgnore::new(
+            "coupon_user",
+            &[
+                "coupon_id",
+                "user_id",
+                "request_id",
+                "status",
+                "issued_at",
+                "expires_at",
+            ],
+        );
+        for row in chunk {
+            insert
+                .row()
+                .int(row.coupon_id)
+                .text(row.user_id)?
+                .text(&row.request_id)?
+                .text(row.status)?
+                .datetime(row.issued_at)
+                .datetime(row.expires_at)
+                .end();
+        }
+        if let Some(sql) = insert.finish() {
+            inserted += diesel::sql_query(sql).execute(conn).await?;
+        }
     }
     Ok(inserted)
 }

@@ -8,6 +8,7 @@ mod compensations;
 mod coupons;
 mod database;
 mod error;
+mod inline_values;
 mod issuances;
 pub mod schema;
 mod time;
