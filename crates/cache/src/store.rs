@@ -72,6 +72,7 @@ struct Scripts {
 #[derive(Clone)]
 pub struct ReservationStore {
     pool: Pool,
+    settings: RedisSettings,
     keys: KeySpace,
     address: String,
     timeout: Duration,
@@ -94,23 +95,9 @@ impl ReservationStore {
         let address = settings
             .address()
             .unwrap_or_else(|| "<invalid redis.url>".to_owned());
-        let mut config = Config::from_url(settings.url.expose());
-        let mut pool_config = PoolConfig::new(settings.pool_size);
-        pool_config.timeouts = Timeouts {
-            wait: Some(settings.timeout()),
-            create: Some(settings.timeout()),
-            recycle: Some(settings.timeout()),
-        };
-        config.pool = Some(pool_config);
-        let pool =
-            config
-                .create_pool(Some(Runtime::Tokio1))
-                .map_err(|e| CacheError::Unavailable {
-                    address: address.clone(),
-                    reason: e.to_string(),
-                })?;
         Ok(Self {
-            pool,
+            pool: Self::pool(settings, &address)?,
+            settings: settings.clone(),
             keys: KeySpace::new(settings.key_prefix.clone()),
             address,
             timeout: settings.timeout(),
@@ -123,6 +110,35 @@ impl ReservationStore {
                 restore: Script::new(include_str!("lua/restore.lua")),
             }),
         })
+    }
+
+    /// The same store with a connection of its own, opened on first use by the runtime of
+    /// the thread that uses it. Each actix worker takes one: a multiplexed connection's driver
+    /// task runs where it was opened, so sharing the start-up one made every request wake
+    /// another thread twice (send, then reply).
+    pub fn with_own_connection(&self) -> Result<Self, CacheError> {
+        Ok(Self {
+            pool: Self::pool(&self.settings, &self.address)?,
+            shared: Arc::new(std::sync::Mutex::new(None)),
+            ..self.clone()
+        })
+    }
+
+    fn pool(settings: &RedisSettings, address: &str) -> Result<Pool, CacheError> {
+        let mut config = Config::from_url(settings.url.expose());
+        let mut pool_config = PoolConfig::new(settings.pool_size);
+        pool_config.timeouts = Timeouts {
+            wait: Some(settings.timeout()),
+            create: Some(settings.timeout()),
+            recycle: Some(settings.timeout()),
+        };
+        config.pool = Some(pool_config);
+        config
+            .create_pool(Some(Runtime::Tokio1))
+            .map_err(|e| CacheError::Unavailable {
+                address: address.to_owned(),
+                reason: e.to_string(),
+            })
     }
 
     pub fn address(&self) -> &str {

@@ -9,6 +9,7 @@ use couponrush_config::Settings;
 
 use crate::routes;
 use crate::startup;
+use crate::state::AppState;
 
 /// A started API: where it listens and how to stop it.
 #[derive(Debug)]
@@ -25,8 +26,20 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningApi> {
     let app_state = state.clone();
     let mut server = HttpServer::new(move || {
         let metrics = app_state.metrics.clone();
+        // Runs on each worker's thread: its own Redis connection keeps each request's Redis
+        // round trip on that thread.
+        let worker_state = match app_state.reservations.with_own_connection() {
+            Ok(reservations) => web::Data::new(AppState {
+                reservations,
+                ..app_state.get_ref().clone()
+            }),
+            Err(error) => {
+                tracing::warn!(%error, "worker shares the start-up Redis connection");
+                app_state.clone()
+            }
+        };
         App::new()
-            .app_data(app_state.clone())
+            .app_data(worker_state)
             .wrap_fn(move |request, service| {
                 let started = Instant::now();
                 let method = bounded_method(request.method());
@@ -36,10 +49,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningApi> {
                     let response = response.await?;
                     let route = response
                         .request()
-                        .match_pattern()
-                        .unwrap_or_else(|| "unmatched".to_owned());
+                        .app_data::<routes::RoutePattern>()
+                        .map_or("unmatched", |pattern| pattern.0);
                     metrics.observe_request(
-                        &route,
+                        route,
                         method,
                         response.status().as_u16(),
                         started.elapsed(),

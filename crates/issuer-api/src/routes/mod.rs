@@ -20,51 +20,60 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .error_handler(|err, _req| ApiError::InvalidBody(err.to_string()).into()),
     )
     .service(
-        web::resource("/coupons/{coupon_id}/issue")
+        resource("/coupons/{coupon_id}/issue")
             .route(web::post().to(issue::issue))
             .default_service(only("POST")),
     )
     .service(
-        web::resource("/coupons/{coupon_id}/issuances/{user_id}")
+        resource("/coupons/{coupon_id}/issuances/{user_id}")
             .route(web::get().to(status::status))
             .default_service(only("GET")),
     )
     .service(
-        web::resource("/health/live")
+        resource("/health/live")
             .route(web::get().to(health::live))
             .default_service(only("GET")),
     )
     .service(
-        web::resource("/health/ready")
+        resource("/health/ready")
             .route(web::get().to(health::ready))
             .default_service(only("GET")),
     )
     .service(
-        web::resource("/openapi.json")
+        resource("/openapi.json")
             .route(web::get().to(openapi))
             .default_service(only("GET")),
     )
     .service(
-        web::resource("/metrics")
+        resource("/metrics")
             .route(web::get().to(health::metrics))
             .default_service(only("GET")),
     )
     .service(
-        web::resource("/admin/coupons")
+        resource("/admin/coupons")
             .route(web::post().to(admin::create))
             .default_service(only("POST")),
     )
     .service(
-        web::resource("/admin/coupons/{coupon_id}/stock")
+        resource("/admin/coupons/{coupon_id}/stock")
             .route(web::put().to(admin::warm_up))
             .default_service(only("PUT")),
     )
     .service(
-        web::resource("/admin/coupons/{coupon_id}/stats")
+        resource("/admin/coupons/{coupon_id}/stats")
             .route(web::get().to(admin::stats))
             .default_service(only("GET")),
     )
     .default_service(web::to(not_found));
+}
+
+/// The route pattern of a matched request, for metrics labels. Set per resource, so reading
+/// it back is a type lookup, where `HttpRequest::match_pattern` would match the path again.
+#[derive(Debug, Clone, Copy)]
+pub struct RoutePattern(pub &'static str);
+
+fn resource(pattern: &'static str) -> actix_web::Resource {
+    web::resource(pattern).app_data(RoutePattern(pattern))
 }
 
 async fn not_found() -> Result<HttpResponse, ApiError> {
