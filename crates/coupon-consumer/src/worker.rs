@@ -58,7 +58,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningConsumer> {
             "max.poll.interval.ms",
             settings.consumer.max_poll_interval_ms.to_string(),
         )
-        // librdkafka commits in the background only what `commit` stored: batches whose
+        // librdkafka commits in the background only what `store` stored: batches whose
         // MySQL transaction committed. The rebalance callback and shutdown commit the rest.
         .set("enable.auto.commit", "true")
         .set(

@@ -146,31 +146,7 @@ impl IssuanceStore {
                 .map(NewParticipation::accepted)
                 .chain(participation.iter().map(NewParticipation::of))
                 .collect();
-            for chunk in log.chunks(INLINE_ROWS_PER_INSERT) {
-                let mut insert = InsertIgnore::new(
-                    "event_participation_log",
-                    &[
-                        "coupon_id",
-                        "user_id",
-                        "outcome",
-                        "request_id",
-                        "occurred_at",
-                    ],
-                );
-                for row in chunk {
-                    insert
-                        .row()
-                        .int(row.coupon_id)
-                        .text(row.user_id)?
-                        .text(row.outcome)?
-                        .text(&row.request_id)?
-                        .datetime(row.occurred_at)
-                        .end();
-                }
-                if let Some(sql) = insert.finish() {
-                    diesel::sql_query(sql).execute(conn).await?;
-                }
-            }
+            insert_log(conn, &log).await?;
 
             let mut outcomes = vec![Persisted::UnknownCoupon; requests.len()];
             let mut by_coupon: BTreeMap<CouponId, Vec<usize>> = BTreeMap::new();
@@ -464,4 +440,37 @@ async fn insert_rows(
         }
     }
     Ok(inserted)
+}
+
+/// `INSERT IGNORE`s participation log rows in chunks (a re-delivered attempt is already there).
+async fn insert_log(
+    conn: &mut AsyncMysqlConnection,
+    log: &[NewParticipation<'_>],
+) -> Result<(), StorageError> {
+    for chunk in log.chunks(INLINE_ROWS_PER_INSERT) {
+        let mut insert = InsertIgnore::new(
+            "event_participation_log",
+            &[
+                "coupon_id",
+                "user_id",
+                "outcome",
+                "request_id",
+                "occurred_at",
+            ],
+        );
+        for row in chunk {
+            insert
+                .row()
+                .int(row.coupon_id)
+                .text(row.user_id)?
+                .text(row.outcome)?
+                .text(&row.request_id)?
+                .datetime(row.occurred_at)
+                .end();
+        }
+        if let Some(sql) = insert.finish() {
+            diesel::sql_query(sql).execute(conn).await?;
+        }
+    }
+    Ok(())
 }

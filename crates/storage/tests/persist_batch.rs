@@ -18,6 +18,22 @@ fn request(coupon: CouponId, user: &str) -> anyhow::Result<IssueRequested> {
     ))
 }
 
+/// An event open from an hour ago for an hour, with `total` coupons.
+async fn open_coupon(coupons: &CouponStore, name: &str, total: u32) -> anyhow::Result<CouponId> {
+    let now = OffsetDateTime::now_utc();
+    Ok(coupons
+        .create(&CouponSpec {
+            name: name.into(),
+            discount_amount: 1000,
+            total_quantity: total,
+            issue_starts_at: now - Duration::hours(1),
+            issue_ends_at: now + Duration::hours(1),
+            expiry_days: 7,
+        })
+        .await?
+        .id)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_batch_issues_once_within_stock_and_a_redelivery_changes_nothing() -> anyhow::Result<()> {
     let env = TestEnv::new(1).await?;
@@ -25,17 +41,7 @@ async fn a_batch_issues_once_within_stock_and_a_redelivery_changes_nothing() -> 
     let coupons = CouponStore::new(db.clone());
     let issuances = IssuanceStore::new(db);
     let now = OffsetDateTime::now_utc();
-    let coupon = coupons
-        .create(&CouponSpec {
-            name: "batch".into(),
-            discount_amount: 1000,
-            total_quantity: 3,
-            issue_starts_at: now - Duration::hours(1),
-            issue_ends_at: now + Duration::hours(1),
-            expiry_days: 7,
-        })
-        .await?
-        .id;
+    let coupon = open_coupon(&coupons, "batch", 3).await?;
 
     let batch = vec![
         request(coupon, "u1")?,
@@ -105,17 +111,7 @@ async fn a_batch_issues_once_within_stock_and_a_redelivery_changes_nothing() -> 
 
     // A re-delivery mixed with new users while stock remains: the insert-first attempt sees
     // fewer rows go in, is undone, and the batch is redone knowing who holds the coupon.
-    let roomy = coupons
-        .create(&CouponSpec {
-            name: "roomy".into(),
-            discount_amount: 1000,
-            total_quantity: 10,
-            issue_starts_at: now - Duration::hours(1),
-            issue_ends_at: now + Duration::hours(1),
-            expiry_days: 7,
-        })
-        .await?
-        .id;
+    let roomy = open_coupon(&coupons, "roomy", 10).await?;
     let early = issuances
         .persist_batch(&[request(roomy, "a")?, request(roomy, "b")?], &[], now)
         .await?;
