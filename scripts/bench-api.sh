@@ -130,26 +130,6 @@ DB_CREATED=0
 TANSU=""
 
 # shellcheck disable=SC2317 # runs from the EXIT trap
-stop_pids() {
-    local pid i alive
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for ((i = 0; i < 150; i++)); do # up to 15 s for a graceful stop
-        alive=0
-        for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-        ((alive)) || break
-        sleep 0.1
-    done
-    for pid in "${PIDS[@]}"; do
-        if kill -0 "$pid" 2>/dev/null; then
-            log "pid $pid ignored SIGTERM for 15s; sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    PIDS=()
-}
-
-# shellcheck disable=SC2317 # runs from the EXIT trap
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
@@ -160,7 +140,7 @@ cleanup() {
     fi
     if ((STACK_ENV_READY)) && [[ $KEEP != 1 ]]; then
         delete_redis_keys "$KEY_PREFIX"
-        delete_topic
+        delete_topics "$TOPIC"
         if ((DB_CREATED)); then
             mysql_q "DROP DATABASE IF EXISTS \`$DATABASE\`" - && log "mysql: dropped database $DATABASE"
         fi
@@ -180,37 +160,10 @@ trap 'log "terminated"; exit 143' TERM
 # Helpers
 # ---------------------------------------------------------------------------------------------
 
-# shellcheck disable=SC2317 # runs from the EXIT trap
-delete_topic() {
-    [[ -n $TANSU ]] || return 0
-    if "$TANSU" topic delete --broker "tcp://$COUPON__KAFKA__BOOTSTRAP_SERVERS" "$TOPIC" >/dev/null 2>&1; then
-        log "kafka: deleted topic $TOPIC"
-    else
-        log "kafka: could not delete topic $TOPIC (delete it by hand if the broker keeps it)"
-    fi
-}
-
 CLK_TCK=$(getconf CLK_TCK)
-proc_ticks() { # proc_ticks PID: user+system clock ticks of PID (all its threads); 0 if gone
-    local stat rest
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || {
-        echo 0
-        return 0
-    }
-    rest=${stat##*) } # fields after "(comm) ", starting with field 3 (state)
-    # shellcheck disable=SC2086 # word splitting wanted
-    set -- $rest
-    echo $((${12} + ${13})) # fields 14 (utime) and 15 (stime)
-}
 
 # The processes whose CPU each phase records (besides the load generator): name=pid.
 WATCH=()
-cpu_snapshot() { # prints "busy total t_api t_redis ..." in WATCH order
-    local w out
-    out=$(machine_ticks)
-    for w in "${WATCH[@]}"; do out+=" $(proc_ticks "${w#*=}")"; done
-    echo "$out"
-}
 
 # RES[phase:key] = value; CPU[phase] = "gen=% api=% ..." (percent of one core);
 # TICKS[phase] = "gen=N api=N ... other=N" (clock ticks used over the phase)

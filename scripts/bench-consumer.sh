@@ -154,35 +154,12 @@ STACK_ENV_READY=0 # 1 once the COUPON__ environment is known
 DB_CREATED=0
 TANSU=""
 
-# shellcheck disable=SC2317 # runs from the EXIT trap
-stop_pids() {
-    local pid i alive
-    for pid in "${PIDS[@]}"; do
-        kill -CONT "$pid" 2>/dev/null || true # a frozen consumer would never see the TERM
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for ((i = 0; i < 150; i++)); do # up to 15 s for a graceful stop
-        alive=0
-        for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-        ((alive)) || break
-        sleep 0.1
-    done
-    for pid in "${PIDS[@]}"; do
-        if kill -0 "$pid" 2>/dev/null; then
-            log "pid $pid ignored SIGTERM for 15s; sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    PIDS=()
-}
-
 stop_pid() { # stop_pid PID: stops one process of ours and forgets it
-    local keep=("${PIDS[@]}") p rest=()
+    local keep=("${PIDS[@]}")
     PIDS=("$1")
     stop_pids
-    for p in "${keep[@]}"; do [[ $p == "$1" ]] || rest+=("$p"); done
-    PIDS=("${rest[@]}")
+    PIDS=("${keep[@]}")
+    forget_pid "$1"
 }
 
 # shellcheck disable=SC2317 # runs from the EXIT trap
@@ -196,7 +173,7 @@ cleanup() {
     fi
     if ((STACK_ENV_READY)) && [[ $KEEP != 1 ]]; then
         delete_redis_keys "$KEY_PREFIX"
-        delete_topics
+        delete_topics "${TOPICS[@]}"
         if ((DB_CREATED)); then
             mysql_q "DROP DATABASE IF EXISTS \`$DATABASE\`" - && log "mysql: dropped database $DATABASE"
         fi
@@ -215,19 +192,6 @@ trap 'log "terminated"; exit 143' TERM
 # ---------------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------------
-
-# shellcheck disable=SC2317 # runs from the EXIT trap
-delete_topics() {
-    local t
-    [[ -n $TANSU ]] || return 0
-    for t in "${TOPICS[@]}"; do
-        if "$TANSU" topic delete --broker "tcp://$COUPON__KAFKA__BOOTSTRAP_SERVERS" "$t" >/dev/null 2>&1; then
-            log "kafka: deleted topic $t"
-        else
-            log "kafka: could not delete topic $t (delete it by hand if the broker keeps it)"
-        fi
-    done
-}
 
 # A python with confluent-kafka and PyMySQL: the system one (pip-installing what it lacks), or a
 # virtualenv in $BENCH_DIR/venv when the system python refuses pip installs.
@@ -273,17 +237,6 @@ helper() {
 jget() { jq -r "$2" "$LOG_DIR/$1.json"; } # jget NAME FILTER
 
 CLK_TCK=$(getconf CLK_TCK)
-proc_ticks() { # proc_ticks PID: user+system clock ticks of PID (all its threads); 0 if gone
-    local stat rest
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || {
-        echo 0
-        return 0
-    }
-    rest=${stat##*) } # fields after "(comm) ", starting with field 3 (state)
-    # shellcheck disable=SC2086 # word splitting wanted
-    set -- $rest
-    echo $((${12} + ${13})) # fields 14 (utime) and 15 (stime)
-}
 
 # thread_ticks PID: "name ticks" per thread of PID, summed by thread name (tokio-runtime-w, rdk:broker1...)
 thread_ticks() {
@@ -301,12 +254,6 @@ thread_ticks() {
 
 # The processes whose CPU each phase records: name=pid (the consumer is added per round).
 WATCH=()
-cpu_snapshot() { # prints "busy total t1 t2 ..." in WATCH order
-    local w out
-    out=$(machine_ticks)
-    for w in "${WATCH[@]}"; do out+=" $(proc_ticks "${w#*=}")"; done
-    echo "$out"
-}
 
 # RES[phase:key] = value; CPU[phase] = "gen=% consumer=% ... other=% machine=%" (% of one core)
 declare -A RES=()

@@ -123,16 +123,6 @@ drop_database() {
 }
 
 # shellcheck disable=SC2317 # runs from the EXIT trap
-delete_topic() {
-    [[ -n $TANSU ]] || return 0
-    if "$TANSU" topic delete --broker "tcp://$COUPON__KAFKA__BOOTSTRAP_SERVERS" "$1" >/dev/null 2>&1; then
-        log "kafka: deleted topic $1"
-    else
-        log "kafka: could not delete topic $1 (delete it by hand if the broker keeps it)"
-    fi
-}
-
-# shellcheck disable=SC2317 # runs from the EXIT trap
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
@@ -144,7 +134,7 @@ cleanup() {
     if ((STACK_ENV_READY)); then
         delete_keys "${KEY_PREFIX}*"
         drop_database "$DATABASE"
-        delete_topic "$TOPIC"
+        delete_topics "$TOPIC"
     fi
     if ((STACK_STARTED)) && [[ $KEEP_STACK != 1 ]]; then
         log "stopping the stack services this run started"
@@ -160,8 +150,6 @@ trap 'log "terminated"; exit 143' TERM
 # ---------------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------------
-
-# The tansu CLI, wherever stack.sh installed it (it is what creates and deletes topics).
 
 # Whether python $1 runs a schemathesis 4.x CLI.
 schemathesis_ok() {
@@ -220,7 +208,7 @@ remove_leftovers() {
     delete_keys "${KEY_STEM}*"
     [[ -n $TANSU ]] || return 0
     while IFS= read -r t; do
-        if [[ -n $t && $t != "$TOPIC" ]]; then delete_topic "$t"; fi
+        if [[ -n $t && $t != "$TOPIC" ]]; then delete_topics "$t"; fi
     done < <("$TANSU" topic list --broker "tcp://$COUPON__KAFKA__BOOTSTRAP_SERVERS" 2>/dev/null \
         | python3 -c '
 import json, sys

@@ -101,27 +101,6 @@ STACK_ENV_READY=0  # 1 once the COUPON__ environment is known (Redis/Kafka clean
 TANSU=""
 
 # shellcheck disable=SC2317 # runs from the EXIT trap
-# shellcheck disable=SC2329 # called by cleanup (the EXIT trap)
-stop_pids() {
-    local pid i alive
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for ((i = 0; i < 100; i++)); do # up to 10 s for a graceful stop
-        alive=0
-        for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-        ((alive)) || break
-        sleep 0.1
-    done
-    for pid in "${PIDS[@]}"; do
-        if kill -0 "$pid" 2>/dev/null; then
-            log "pid $pid ignored SIGTERM for 10s; sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    PIDS=()
-}
-
-# shellcheck disable=SC2317 # runs from the EXIT trap
 # shellcheck disable=SC2329 # run by the EXIT trap below
 cleanup() {
     local rc=$?
@@ -129,11 +108,11 @@ cleanup() {
     set +e
     if ((${#PIDS[@]} > 0)); then
         log "stopping the demo's processes"
-        stop_pids
+        stop_pids 10
     fi
     if ((STACK_ENV_READY)) && [[ $KEEP != 1 ]]; then
         delete_redis_keys "$KEY_PREFIX"
-        delete_topic
+        delete_topics "$TOPIC" "$TOPIC.dlq"
     fi
     if ((STACK_STARTED)); then
         log "stopping the stack services this demo started"
@@ -151,22 +130,6 @@ trap 'log "terminated"; exit 143' TERM
 # ---------------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------------
-
-# The tansu CLI, wherever stack.sh installed it (it is what creates the topics).
-
-# shellcheck disable=SC2317 # runs from the EXIT trap
-# shellcheck disable=SC2329 # called by cleanup (the EXIT trap)
-delete_topic() {
-    [[ -n $TANSU ]] || return 0
-    local topic
-    for topic in "$TOPIC" "$TOPIC.dlq"; do
-        if "$TANSU" topic delete --broker "tcp://$COUPON__KAFKA__BOOTSTRAP_SERVERS" "$topic" >/dev/null 2>&1; then
-            log "kafka: deleted topic $topic"
-        else
-            log "kafka: could not delete topic $topic (delete it by hand if the broker keeps it)"
-        fi
-    done
-}
 
 # start NAME CMD...: runs CMD in the background with the demo's environment, logging to
 # $LOG_DIR/NAME.log; its pid goes to PIDS. fd 8 (the demo lock) is not inherited.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Helpers shared by the scripts that run the stack and the binaries (demo, benchmarks, OpenAPI
 # check). Sourced, not run. They use the caller's globals: ROOT, STACK_DIR, LOG_DIR, PIDS,
-# NPROC, CLK_TCK, MYSQL_CLIENT, the COUPON__* settings, and its log/die; find_tansu sets TANSU.
+# NPROC, CLK_TCK, MYSQL_CLIENT, WATCH, TANSU, the COUPON__* settings, and its log/die;
+# find_tansu sets TANSU.
 
 port_open() {
     # shellcheck disable=SC2016
@@ -62,6 +63,42 @@ alive_or_die() { # alive_or_die PID NAME
     die "$2 exited"
 }
 
+# shellcheck disable=SC2317,SC2329 # runs from the callers' EXIT traps
+stop_pids() { # stop_pids [GRACE_S]: SIGTERM every pid in PIDS, SIGKILL after GRACE_S (15), reap
+    local grace=${1:-15} pid i alive
+    for pid in "${PIDS[@]}"; do
+        kill -CONT "$pid" 2>/dev/null || true # a frozen process would never see the TERM
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for ((i = 0; i < grace * 10; i++)); do
+        alive=0
+        for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        ((alive)) || break
+        sleep 0.1
+    done
+    for pid in "${PIDS[@]}"; do
+        if kill -0 "$pid" 2>/dev/null; then
+            log "pid $pid ignored SIGTERM for ${grace}s; sending SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    PIDS=()
+}
+
+# shellcheck disable=SC2317,SC2329 # runs from the callers' EXIT traps
+delete_topics() { # delete_topics TOPIC...: deletes each topic with the tansu CLI, if it was found
+    local t
+    [[ -n $TANSU ]] || return 0
+    for t in "$@"; do
+        if "$TANSU" topic delete --broker "tcp://$COUPON__KAFKA__BOOTSTRAP_SERVERS" "$t" >/dev/null 2>&1; then
+            log "kafka: deleted topic $t"
+        else
+            log "kafka: could not delete topic $t (delete it by hand if the broker keeps it)"
+        fi
+    done
+}
+
 forget_pid() { # forget_pid PID: drops PID from PIDS
     local p kept=()
     for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || kept+=("$p"); done
@@ -77,6 +114,25 @@ machine_ticks() { # "busy total" ticks of all CPUs since boot
     local _cpu user nice system idle iowait irq softirq steal _rest
     read -r _cpu user nice system idle iowait irq softirq steal _rest </proc/stat
     echo "$((user + nice + system + irq + softirq + steal)) $((user + nice + system + idle + iowait + irq + softirq + steal))"
+}
+
+proc_ticks() { # proc_ticks PID: user+system clock ticks of PID (all its threads); 0 if gone
+    local stat rest
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || {
+        echo 0
+        return 0
+    }
+    rest=${stat##*) } # fields after "(comm) ", starting with field 3 (state)
+    # shellcheck disable=SC2086 # word splitting wanted
+    set -- $rest
+    echo $((${12} + ${13})) # fields 14 (utime) and 15 (stime)
+}
+
+cpu_snapshot() { # "busy total t1 t2 ...": the machine's ticks, then each name=pid of WATCH
+    local w out
+    out=$(machine_ticks)
+    for w in "${WATCH[@]}"; do out+=" $(proc_ticks "${w#*=}")"; done
+    echo "$out"
 }
 
 # times_to_ticks FILE: children user+sys of a `times` output, in clock ticks.

@@ -6,9 +6,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use couponrush_domain::{CouponSpec, IssueRequested, RequestId, UserId};
+use couponrush_domain::CouponSpec;
 use couponrush_storage::{CouponStore, Database};
-use couponrush_testkit::{TestEnv, closed_port, eventually};
+use couponrush_testkit::{TestEnv, closed_port, eventually, issue_request};
 use time::OffsetDateTime;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_coupon-consumer");
@@ -93,12 +93,7 @@ async fn a_killed_member_loses_nothing_and_duplicates_nothing() -> anyhow::Resul
     let messages: Vec<(String, Vec<u8>)> = (0..USERS)
         .map(|i| {
             let user = format!("user-{i}");
-            let request = IssueRequested::new(
-                RequestId::generate(),
-                coupon,
-                UserId::parse(&user)?,
-                OffsetDateTime::now_utc(),
-            );
+            let request = issue_request(coupon, &user)?;
             Ok((user, request.encode()))
         })
         .collect::<anyhow::Result<_>>()?;

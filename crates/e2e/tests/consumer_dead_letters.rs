@@ -3,20 +3,10 @@
 
 use std::time::Duration;
 
-use couponrush_domain::{CouponId, IssueRequested, RequestId, UserId};
+use couponrush_domain::CouponId;
 use couponrush_e2e::Running;
 use couponrush_storage::{CouponStore, Database};
-use couponrush_testkit::{TestEnv, eventually};
-use time::OffsetDateTime;
-
-fn request(coupon: CouponId, user: &str) -> anyhow::Result<IssueRequested> {
-    Ok(IssueRequested::new(
-        RequestId::generate(),
-        coupon,
-        UserId::parse(user)?,
-        OffsetDateTime::now_utc(),
-    ))
-}
+use couponrush_testkit::{TestEnv, eventually, issue_request};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_messages_are_dead_lettered_and_the_partition_moves_on() -> anyhow::Result<()> {
@@ -30,11 +20,11 @@ async fn poison_messages_are_dead_lettered_and_the_partition_moves_on() -> anyho
     env.produce_raw("u-garbage", b"not json at all").await?;
     env.produce_raw("u-future", br#"{"version":2,"requestId":"x"}"#)
         .await?;
-    let unknown = request(CouponId::new(987_654)?, "u-unknown")?;
+    let unknown = issue_request(CouponId::new(987_654)?, "u-unknown")?;
     env.produce_raw("u-unknown", &unknown.encode()).await?;
-    env.produce_raw("x", &request(scarce, "x")?.encode())
+    env.produce_raw("x", &issue_request(scarce, "x")?.encode())
         .await?;
-    env.produce_raw("y", &request(scarce, "y")?.encode())
+    env.produce_raw("y", &issue_request(scarce, "y")?.encode())
         .await?;
     // Then an ordinary request through the API, behind all of them on the one partition.
     assert_eq!(running.issue(open, "zed").await?.0, 202);

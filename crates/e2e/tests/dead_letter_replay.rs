@@ -4,11 +4,10 @@
 
 use std::time::Duration;
 
-use couponrush_domain::{CouponId, IssueRequested, RequestId, UserId};
+use couponrush_domain::{CouponId, UserId};
 use couponrush_e2e::{Running, batch};
 use couponrush_storage::{CouponStore, Database, IssuanceStore};
-use couponrush_testkit::{TestEnv, eventually};
-use time::OffsetDateTime;
+use couponrush_testkit::{TestEnv, eventually, issue_request};
 
 /// Replays the letters dead-lettered for an unknown coupon; the summary.
 async fn replay_unknown_coupons(env: &TestEnv) -> anyhow::Result<serde_json::Value> {
@@ -30,12 +29,7 @@ async fn dead_letters_are_replayed_by_reason_once_the_cause_is_fixed() -> anyhow
     // A request for the coupon that will be created next, sent before it exists (an event
     // published before its coupon reached MySQL), and a message nobody can read.
     let next = CouponId::new(first.get() + 1)?;
-    let early = IssueRequested::new(
-        RequestId::generate(),
-        next,
-        UserId::parse("early")?,
-        OffsetDateTime::now_utc(),
-    );
+    let early = issue_request(next, "early")?;
     env.produce_raw("early", &early.encode()).await?;
     env.produce_raw("garbage", b"not json").await?;
     let letters = env

@@ -2,21 +2,11 @@
 //! re-delivery changes nothing.
 
 use couponrush_domain::{
-    CouponId, CouponSpec, IssueRequested, ParticipationOutcome, ParticipationRecorded, RequestId,
-    UserId,
+    CouponId, CouponSpec, ParticipationOutcome, ParticipationRecorded, RequestId, UserId,
 };
 use couponrush_storage::{CouponStore, Database, IssuanceStore, Persisted};
-use couponrush_testkit::TestEnv;
+use couponrush_testkit::{TestEnv, issue_request};
 use time::{Duration, OffsetDateTime};
-
-fn request(coupon: CouponId, user: &str) -> anyhow::Result<IssueRequested> {
-    Ok(IssueRequested::new(
-        RequestId::generate(),
-        coupon,
-        UserId::parse(user)?,
-        OffsetDateTime::now_utc(),
-    ))
-}
 
 /// An event open from an hour ago for an hour, with `total` coupons.
 async fn open_coupon(coupons: &CouponStore, name: &str, total: u32) -> anyhow::Result<CouponId> {
@@ -44,12 +34,12 @@ async fn a_batch_issues_once_within_stock_and_a_redelivery_changes_nothing() -> 
     let coupon = open_coupon(&coupons, "batch", 3).await?;
 
     let batch = vec![
-        request(coupon, "u1")?,
-        request(coupon, "u2")?,
-        request(coupon, "u1")?, // the same user twice in one batch
-        request(coupon, "u3")?,
-        request(coupon, "u4")?, // beyond the stock of 3
-        request(CouponId::new(999_999)?, "u1")?,
+        issue_request(coupon, "u1")?,
+        issue_request(coupon, "u2")?,
+        issue_request(coupon, "u1")?, // the same user twice in one batch
+        issue_request(coupon, "u3")?,
+        issue_request(coupon, "u4")?, // beyond the stock of 3
+        issue_request(CouponId::new(999_999)?, "u1")?,
     ];
     let sold_out = ParticipationRecorded::new(
         RequestId::generate(),
@@ -113,11 +103,15 @@ async fn a_batch_issues_once_within_stock_and_a_redelivery_changes_nothing() -> 
     // fewer rows go in, is undone, and the batch is redone knowing who holds the coupon.
     let roomy = open_coupon(&coupons, "roomy", 10).await?;
     let early = issuances
-        .persist_batch(&[request(roomy, "a")?, request(roomy, "b")?], &[], now)
+        .persist_batch(
+            &[issue_request(roomy, "a")?, issue_request(roomy, "b")?],
+            &[],
+            now,
+        )
         .await?;
     let mixed = issuances
         .persist_batch(
-            &[request(roomy, "b")?, request(roomy, "c")?],
+            &[issue_request(roomy, "b")?, issue_request(roomy, "c")?],
             &[],
             now + Duration::minutes(1),
         )

@@ -88,6 +88,19 @@ pub async fn eventually<T>(
     }
 }
 
+/// A new issue request of `user` for `coupon`, as issuer-api would publish it now.
+pub fn issue_request(
+    coupon: couponrush_domain::CouponId,
+    user: &str,
+) -> anyhow::Result<couponrush_domain::IssueRequested> {
+    Ok(couponrush_domain::IssueRequested::new(
+        couponrush_domain::RequestId::generate(),
+        coupon,
+        couponrush_domain::UserId::parse(user)?,
+        time::OffsetDateTime::now_utc(),
+    ))
+}
+
 /// A loopback port nothing listens on (bound, then released).
 pub fn closed_port() -> anyhow::Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
