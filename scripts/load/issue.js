@@ -20,6 +20,7 @@
 // a JSON summary written by handleSummary; empty: none).
 import http from 'k6/http';
 import exec from 'k6/execution';
+import { sleep } from 'k6';
 import { Counter } from 'k6/metrics';
 
 const BASE_URL = (__ENV.BASE_URL || 'http://127.0.0.1:8080').replace(/\/+$/, '');
@@ -49,6 +50,7 @@ const soldOut = new Counter('sold_out');
 const duplicate = new Counter('duplicate');
 const errors = new Counter('errors');
 const retriesSent = new Counter('retries_sent');
+const held = new Counter('stock_held');
 
 // 202 and 409 are expected answers, so http_req_failed counts only the real failures.
 http.setResponseCallback(http.expectedStatuses(202, 409));
@@ -83,33 +85,44 @@ export default function () {
         user = firstTries;
     }
 
-    const res = http.post(`${BASE_URL}/coupons/${COUPON_ID}/issue`, null, {
-        headers: { userId: `${USER_PREFIX}${user}` },
-        tags: { name: 'issue' },
-        timeout: '30s',
-    });
+    // 503 STOCK_HELD: the last units are reserved by requests whose publish is not
+    // acknowledged yet, so it is not sold out yet. Retry after Retry-After, as a client should.
+    let res;
+    for (let attempt = 0; ; attempt++) {
+        res = http.post(`${BASE_URL}/coupons/${COUPON_ID}/issue`, null, {
+            headers: { userId: `${USER_PREFIX}${user}` },
+            tags: { name: 'issue' },
+            timeout: '30s',
+        });
+        if (res.status !== 503 || attempt >= 30 || code(res) !== 'STOCK_HELD') break;
+        held.add(1);
+        sleep(Number(res.headers['Retry-After'] || 1));
+    }
 
     if (res.status === 202) {
         accepted.add(1);
         return;
     }
     if (res.status === 409) {
-        let code = '';
-        try {
-            code = res.json('code') || '';
-        } catch (_) {
-            code = '';
-        }
-        if (code === 'SOLD_OUT') {
+        const answer = code(res);
+        if (answer === 'SOLD_OUT') {
             soldOut.add(1);
             return;
         }
-        if (code === 'ALREADY_REQUESTED') {
+        if (answer === 'ALREADY_REQUESTED') {
             duplicate.add(1);
             return;
         }
     }
     errors.add(1, { status: String(res.status) });
+}
+
+function code(res) {
+    try {
+        return res.json('code') || '';
+    } catch (_) {
+        return '';
+    }
 }
 
 function count(data, name) {
@@ -125,6 +138,7 @@ export function handleSummary(data) {
         `k6: requests=${count(data, 'http_reqs')} accepted=${count(data, 'accepted')} ` +
         `sold_out=${count(data, 'sold_out')} duplicate=${count(data, 'duplicate')} ` +
         `errors=${count(data, 'errors')} retries_sent=${count(data, 'retries_sent')} ` +
+        `stock_held_retries=${count(data, 'stock_held')} ` +
         `p50=${ms(v['p(50)'])} p95=${ms(v['p(95)'])} p99=${ms(v['p(99)'])} max=${ms(v.max)}\n`;
     const out = { stdout: line };
     if (__ENV.SUMMARY_FILE) out[__ENV.SUMMARY_FILE] = JSON.stringify(data, null, 2);

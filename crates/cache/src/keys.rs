@@ -39,6 +39,18 @@ impl KeySpace {
         self.key(coupon, "issued")
     }
 
+    /// Sorted set: request ids whose reservation took stock and whose publish is not decided
+    /// yet, scored by when they reserved (ms). Stock they hold is not "sold out" yet.
+    pub fn holds(&self, coupon: CouponId) -> String {
+        self.key(coupon, "holds")
+    }
+
+    /// Marker: the API gave up on `request` (its reserve call timed out); a late run of that
+    /// call must take nothing.
+    pub fn void(&self, coupon: CouponId, request: &str) -> String {
+        self.key(coupon, &format!("void:{request}"))
+    }
+
     /// Pattern matching every key under this prefix (clean-up of tests).
     pub fn all_pattern(&self) -> String {
         format!("{}coupon:issue:*", self.prefix)
@@ -54,7 +66,13 @@ mod tests {
         let ks = KeySpace::new("t1:");
         let id = CouponId::new(42)?;
         assert_eq!(ks.stock(id), "t1:coupon:issue:{42}:stock");
-        for key in [ks.meta(id), ks.participants(id), ks.issued(id)] {
+        for key in [
+            ks.meta(id),
+            ks.participants(id),
+            ks.issued(id),
+            ks.holds(id),
+            ks.void(id, "r"),
+        ] {
             assert!(key.contains("{42}"), "{key}");
         }
         Ok(())

@@ -248,13 +248,20 @@ impl ReservationStore {
 
     /// The atomic reservation: decides the request and, if accepted, takes one unit of stock
     /// and records the user as pending under `request_id`.
+    ///
+    /// `hold_for` is the longest the caller may take to decide the reservation's publish: a
+    /// hold older than that is abandoned and no longer keeps the coupon from selling out.
     pub async fn reserve(
         &self,
         id: CouponId,
         user: &UserId,
         request_id: RequestId,
         now: OffsetDateTime,
+        hold_for: Duration,
     ) -> Result<Reservation, CacheError> {
+        let request = request_id.to_string();
+        let abandoned_before =
+            epoch_ms(now).saturating_sub(i64::try_from(hold_for.as_millis()).unwrap_or(i64::MAX));
         let pending = encode_state(&ParticipantState::Pending {
             request_id,
             at: now,
@@ -266,9 +273,13 @@ impl ReservationStore {
                     .key(self.keys.meta(id))
                     .key(self.keys.stock(id))
                     .key(self.keys.participants(id))
+                    .key(self.keys.holds(id))
+                    .key(self.keys.void(id, &request))
                     .arg(user.as_str())
                     .arg(&pending)
                     .arg(epoch_ms(now))
+                    .arg(&request)
+                    .arg(abandoned_before)
                     .invoke_async(conn)
                     .await
             })
@@ -283,6 +294,8 @@ impl ReservationStore {
                 detail.and_then(|s| decode_state(s)).ok_or_else(corrupt)?,
             ),
             Some("SOLD_OUT") => Reservation::SoldOut,
+            Some("HELD") => Reservation::Held,
+            Some("VOID") => Reservation::Void,
             Some("NOT_OPEN") => Reservation::NotOpen,
             Some("CLOSED") => Reservation::Closed,
             Some("UNKNOWN") => Reservation::UnknownCoupon,
@@ -290,27 +303,66 @@ impl ReservationStore {
         })
     }
 
-    /// Undoes a reservation whose publish failed, if the user's state is still this pending
-    /// request. Returns whether stock was given back.
+    /// Undoes a reservation whose publish certainly failed, if the user's state is still this
+    /// pending request. Returns whether stock was given back.
     pub async fn release(
         &self,
         id: CouponId,
         user: &UserId,
         request_id: RequestId,
     ) -> Result<bool, CacheError> {
+        self.undo(id, user, request_id, None).await
+    }
+
+    /// Gives up a request whose reserve call got no answer: whether Redis ran it already or
+    /// runs it later, it ends up holding nothing (a marker living `remember` makes a late run
+    /// take nothing). Returns whether stock was given back now.
+    pub async fn void(
+        &self,
+        id: CouponId,
+        user: &UserId,
+        request_id: RequestId,
+        remember: Duration,
+    ) -> Result<bool, CacheError> {
+        self.undo(id, user, request_id, Some(remember)).await
+    }
+
+    async fn undo(
+        &self,
+        id: CouponId,
+        user: &UserId,
+        request_id: RequestId,
+        void_for: Option<Duration>,
+    ) -> Result<bool, CacheError> {
+        let request = request_id.to_string();
         let released: i64 = self
             .run(async |conn| {
                 self.scripts
                     .release
                     .key(self.keys.stock(id))
                     .key(self.keys.participants(id))
+                    .key(self.keys.holds(id))
+                    .key(self.keys.void(id, &request))
                     .arg(user.as_str())
-                    .arg(request_id.to_string())
+                    .arg(&request)
+                    .arg(if void_for.is_some() { "1" } else { "0" })
+                    .arg(void_for.map_or(1, |d| d.as_secs().max(1)))
                     .invoke_async(conn)
                     .await
             })
             .await?;
         Ok(released == 1)
+    }
+
+    /// The publish of `request_id` is decided (acknowledged, or to be resolved by publishing
+    /// it again): its stock no longer counts as merely held.
+    pub async fn settle(&self, id: CouponId, request_id: RequestId) -> Result<(), CacheError> {
+        self.run(async |conn| {
+            conn.zrem::<_, _, i64>(self.keys.holds(id), request_id.to_string())
+                .await
+        })
+        .await
+        .map(drop)
     }
 
     /// Marks persisted requests issued, in one round trip (a consumer batch). A user whose

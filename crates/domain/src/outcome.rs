@@ -44,6 +44,11 @@ pub enum Reservation {
     AlreadyRequested(ParticipantState),
     /// No stock left; nothing changed.
     SoldOut,
+    /// No stock left to take, but some is held by reservations whose publish is not decided
+    /// yet and may come back: not sold out yet. Nothing changed.
+    Held,
+    /// The API had already given this request up (its call timed out); nothing changed.
+    Void,
     /// The coupon's issuance window has not started.
     NotOpen,
     /// The coupon's issuance window has ended.
@@ -59,9 +64,10 @@ impl Reservation {
             Self::Accepted { .. } => Some(ParticipationOutcome::Accepted),
             Self::AlreadyRequested(_) => Some(ParticipationOutcome::Duplicate),
             Self::SoldOut => Some(ParticipationOutcome::SoldOut),
+            Self::Held => Some(ParticipationOutcome::Unavailable),
             Self::NotOpen => Some(ParticipationOutcome::NotOpen),
             Self::Closed => Some(ParticipationOutcome::Closed),
-            Self::UnknownCoupon => None,
+            Self::UnknownCoupon | Self::Void => None,
         }
     }
 }

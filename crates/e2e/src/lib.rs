@@ -107,6 +107,24 @@ impl Running {
         Ok((status, response.json().await?))
     }
 
+    /// Like [`Self::issue`], but retries `503 STOCK_HELD` as a client honouring `Retry-After`
+    /// would (sooner, to keep tests short) until the answer is final: what the user ends up
+    /// being told once the last publishes are decided.
+    pub async fn issue_final(&self, coupon: CouponId, user: &str) -> anyhow::Result<(u16, Value)> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let answer = self.issue(coupon, user).await?;
+            if answer.0 != 503 || answer.1["code"] != json!("STOCK_HELD") {
+                return Ok(answer);
+            }
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "still STOCK_HELD after 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn stop(self) -> anyhow::Result<()> {
         self.api.handle.stop(true).await;
         if let Some(consumer) = self.consumer {

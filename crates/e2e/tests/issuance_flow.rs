@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use couponrush_cache::ReservationStore;
-use couponrush_e2e::Running;
+use couponrush_e2e::{Running, sample};
 use couponrush_storage::{CouponStore, Database, IssuanceStore};
 use couponrush_testkit::{TestEnv, eventually};
 use futures::future::join_all;
@@ -18,10 +18,12 @@ async fn first_come_first_served_exactly_once_end_to_end() -> anyhow::Result<()>
     let running = Running::start(&env).await?;
     let coupon = running.create_coupon(STOCK).await?;
 
-    // 300 distinct users, plus 100 repeated requests by some of them, all at once.
+    // 300 distinct users, plus 100 repeated requests by some of them, all at once. Whoever is
+    // told STOCK_HELD (the last units were reserved, their publishes not acknowledged yet)
+    // retries, as Retry-After asks; the final answers are counted.
     let mut users: Vec<String> = (0..300).map(|i| format!("user-{i}")).collect();
     users.extend((0..100).map(|i| format!("user-{}", i * 3)));
-    let answers = join_all(users.iter().map(|user| running.issue(coupon, user))).await;
+    let answers = join_all(users.iter().map(|user| running.issue_final(coupon, user))).await;
 
     let mut by_status: HashMap<u16, usize> = HashMap::new();
     let mut by_code: HashMap<String, usize> = HashMap::new();
@@ -85,12 +87,32 @@ async fn first_come_first_served_exactly_once_end_to_end() -> anyhow::Result<()>
     assert_eq!(body["status"], "ISSUED", "{body}");
     assert!(body["issuedAt"].is_string(), "{body}");
 
-    // Every attempt reached the participation log, through Kafka, without the API waiting.
+    // Every attempt reached the participation log, through Kafka, without the API waiting:
+    // the 401 above plus each STOCK_HELD answer (logged UNAVAILABLE: the user was not served).
+    let metrics = running
+        .client
+        .get(format!("{}/metrics", running.base))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let held = sample(
+        &metrics,
+        "couponrush_api_issue_outcomes_total{outcome=\"STOCK_HELD\"}",
+    )
+    .unwrap_or(0.0);
     let issuances = IssuanceStore::new(db);
-    let counts = eventually(Duration::from_secs(30), "400 attempts logged", async || {
-        let counts = issuances.participation_counts(coupon).await.ok()?;
-        (counts.values().sum::<u64>() == 401).then_some(counts)
-    })
+    let counts = eventually(
+        Duration::from_secs(30),
+        "every attempt logged",
+        async || {
+            let counts = issuances.participation_counts(coupon).await.ok()?;
+            let unavailable = counts.get("UNAVAILABLE").copied().unwrap_or(0);
+            (counts.values().sum::<u64>() == 401 + unavailable
+                && f64::from(u32::try_from(unavailable).ok()?) == held)
+                .then_some(counts)
+        },
+    )
     .await?;
     assert_eq!(counts.get("ACCEPTED"), Some(&100), "{counts:?}");
     let refused = counts.get("DUPLICATE").copied().unwrap_or(0)

@@ -1,7 +1,7 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
-use couponrush_domain::{CouponSpecError, IdError};
+use couponrush_domain::{CouponSpecError, IdError, RequestId};
 use serde::Serialize;
 
 /// Every error answer of the API: JSON with a stable machine-readable `code` and a message.
@@ -36,12 +36,27 @@ pub enum ApiError {
         what: &'static str,
         retry_after_secs: u32,
     },
+    #[error("no stock is free, but some is held by requests still being confirmed; retry later")]
+    StockHeld { retry_after_secs: u32 },
+    /// The outcome is not known yet; it resolves one way, visible at `status_url`.
+    #[error("{message}")]
+    Unconfirmed {
+        request_id: RequestId,
+        status_url: String,
+        message: &'static str,
+        retry_after_secs: u32,
+    },
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct ErrorBody<'a> {
     code: &'a str,
     message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<RequestId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_url: Option<&'a str>,
 }
 
 impl ApiError {
@@ -60,6 +75,8 @@ impl ApiError {
             Self::RouteNotFound => "NOT_FOUND",
             Self::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
             Self::Unavailable { .. } => "UNAVAILABLE",
+            Self::StockHeld { .. } => "STOCK_HELD",
+            Self::Unconfirmed { .. } => "UNCONFIRMED",
         }
     }
 }
@@ -78,7 +95,9 @@ impl ResponseError for ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::AdminDisabled => StatusCode::FORBIDDEN,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable { .. } | Self::StockHeld { .. } | Self::Unconfirmed { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -86,6 +105,10 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         match self {
             Self::Unavailable {
+                retry_after_secs, ..
+            }
+            | Self::StockHeld { retry_after_secs }
+            | Self::Unconfirmed {
                 retry_after_secs, ..
             } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
@@ -99,9 +122,19 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
+        let (request_id, status_url) = match self {
+            Self::Unconfirmed {
+                request_id,
+                status_url,
+                ..
+            } => (Some(*request_id), Some(status_url.as_str())),
+            _ => (None, None),
+        };
         response.json(ErrorBody {
             code: self.code(),
             message: self.to_string(),
+            request_id,
+            status_url,
         })
     }
 }

@@ -8,7 +8,9 @@
 mod admin_auth;
 mod error;
 mod metrics;
+mod participation;
 mod readiness;
+mod resolver;
 mod routes;
 mod server;
 mod startup;

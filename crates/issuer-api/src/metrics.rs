@@ -56,6 +56,17 @@ pub struct ApiMetrics {
     pub redis_errors: Counter,
     pub participation_failures: Counter,
     pub dependency_up: Family<DependencyLabels, Gauge>,
+    /// Accepted requests whose publish is unconfirmed, still being published again.
+    pub unresolved: Gauge,
+    pub resolutions: Family<OutcomeLabels, Counter>,
+    pub participation_pending: Gauge,
+    pub participation_dropped: Counter,
+    pub producer_rebuilds: Family<ProducerLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProducerLabels {
+    pub producer: &'static str,
 }
 
 impl ApiMetrics {
@@ -107,7 +118,7 @@ impl ApiMetrics {
         let participation_failures = Counter::default();
         registry.register(
             "participation_record_failures",
-            "Participation records the broker did not take (the attempt is missing from the log)",
+            "Failed deliveries of participation records (each is retried until delivered)",
             participation_failures.clone(),
         );
         let dependency_up = Family::<DependencyLabels, Gauge>::default();
@@ -116,8 +127,43 @@ impl ApiMetrics {
             "1 when the dependency answered its last readiness check, else 0",
             dependency_up.clone(),
         );
+        let unresolved = Gauge::default();
+        registry.register(
+            "issue_unresolved",
+            "Requests answered UNCONFIRMED (or Redis calls that got no answer) not resolved yet",
+            unresolved.clone(),
+        );
+        let resolutions = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "issue_resolutions",
+            "Unconfirmed requests resolved in the background: published (acknowledged) or voided",
+            resolutions.clone(),
+        );
+        let participation_pending = Gauge::default();
+        registry.register(
+            "participation_records_pending",
+            "Participation records not yet acknowledged by the broker (retried until they are)",
+            participation_pending.clone(),
+        );
+        let participation_dropped = Counter::default();
+        registry.register(
+            "participation_records_dropped",
+            "Participation records given up because too many were pending (missing from the log)",
+            participation_dropped.clone(),
+        );
+        let producer_rebuilds = Family::<ProducerLabels, Counter>::default();
+        registry.register(
+            "kafka_producer_rebuilds",
+            "Producers replaced because they could no longer publish (fatal error, failure streak)",
+            producer_rebuilds.clone(),
+        );
         Arc::new(Self {
             registry,
+            unresolved,
+            resolutions,
+            participation_pending,
+            participation_dropped,
+            producer_rebuilds,
             requests,
             request_duration,
             issue_outcomes,

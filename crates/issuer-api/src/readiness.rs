@@ -1,6 +1,9 @@
 //! Readiness as a background watch: each dependency is checked every second, so
 //! `/health/ready` answers instantly, turns false within seconds of an outage and true again
-//! when the dependency returns. Each change of state is logged once (ERROR when lost, INFO when
+//! when the dependency returns. Kafka is ready when the broker answers the issue producer's
+//! metadata request AND that producer can publish (its last deliveries went through, no fatal
+//! error); a producer that cannot while the broker answers is replaced here, without a restart.
+//! Each change of state is logged once (ERROR when lost, INFO when
 //! back), not once per check.
 
 use std::sync::Arc;
@@ -10,7 +13,7 @@ use std::time::Duration;
 use couponrush_cache::ReservationStore;
 use couponrush_messaging::IssuePublisher;
 
-use crate::metrics::{ApiMetrics, DependencyLabels};
+use crate::metrics::{ApiMetrics, DependencyLabels, ProducerLabels};
 
 const INTERVAL: Duration = Duration::from_secs(1);
 
@@ -90,6 +93,7 @@ impl Readiness {
             kafka: Dependency::new("kafka"),
         });
         let watched = readiness.clone();
+        let mut rebuilds = RebuildCount::default();
         let task = tokio::spawn(async move {
             let mut ticker = tokio::time::interval(INTERVAL);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -97,14 +101,40 @@ impl Readiness {
                 ticker.tick().await;
                 let (redis, kafka) =
                     tokio::join!(reservations.probe(timeout), publisher.check(timeout));
+                // A producer that cannot publish while the broker answers is replaced now;
+                // readiness then follows the new one.
+                publisher.maintain(kafka.is_ok());
+                rebuilds.record(&publisher, &metrics);
+                let kafka = kafka
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| publisher.can_publish());
                 watched
                     .redis
                     .record(redis.map_err(|e| e.to_string()), &metrics);
-                watched
-                    .kafka
-                    .record(kafka.map_err(|e| e.to_string()), &metrics);
+                watched.kafka.record(kafka, &metrics);
             }
         });
         (readiness, task)
+    }
+}
+
+/// Producer replacements already counted in the metric.
+#[derive(Debug, Default)]
+struct RebuildCount {
+    seen: std::collections::HashMap<&'static str, u64>,
+}
+
+impl RebuildCount {
+    fn record(&mut self, publisher: &IssuePublisher, metrics: &ApiMetrics) {
+        for (producer, total) in publisher.rebuilds() {
+            let seen = self.seen.entry(producer).or_insert(0);
+            if total > *seen {
+                metrics
+                    .producer_rebuilds
+                    .get_or_create(&ProducerLabels { producer })
+                    .inc_by(total - *seen);
+                *seen = total;
+            }
+        }
     }
 }

@@ -21,7 +21,7 @@ pub struct RunningApi {
 
 /// Probes dependencies, binds `http.bind` and starts serving in the background.
 pub async fn start(settings: Settings) -> anyhow::Result<RunningApi> {
-    let (state, readiness_watch) = startup::connect(&settings).await?;
+    let (state, background) = startup::connect(&settings).await?;
     let state = web::Data::new(state);
     let app_state = state.clone();
     let mut server = HttpServer::new(move || {
@@ -80,7 +80,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningApi> {
     let publisher = state.publisher.clone();
     let task = tokio::spawn(async move {
         let result = server.await;
-        readiness_watch.abort();
+        background.stop(publisher.longest_wait()).await;
         publisher.flush(std::time::Duration::from_secs(5));
         result
     });

@@ -6,17 +6,20 @@ use couponrush_config::Settings;
 use couponrush_messaging::{IssuePublisher, probe_topic};
 use couponrush_storage::{CouponStore, Database, IssuanceStore};
 
+use std::time::Duration;
+
 use crate::metrics::ApiMetrics;
+use crate::participation::ParticipationOutbox;
 use crate::readiness::Readiness;
+use crate::resolver::{Resolver, ResolverTask};
 use crate::state::AppState;
 
 /// Connects to Redis, Kafka and MySQL, each within `startup.probe_timeout_ms`. The first that
 /// does not answer aborts start-up with its name and address: the incident's consumer ran for
 /// 45 minutes against a broker that was never there.
-/// Also starts the readiness watch; abort the returned handle at shutdown.
-pub async fn connect(
-    settings: &Settings,
-) -> anyhow::Result<(AppState, tokio::task::JoinHandle<()>)> {
+/// Also starts the background tasks (readiness watch, resolver, participation outbox); stop
+/// them with [`Background::stop`] at shutdown.
+pub async fn connect(settings: &Settings) -> anyhow::Result<(AppState, Background)> {
     let timeout = settings.startup.probe_timeout();
 
     let reservations = ReservationStore::new(&settings.redis)?;
@@ -43,13 +46,22 @@ pub async fn connect(
         "dependencies answered"
     );
     let metrics = ApiMetrics::new();
-    let ready_timeout = std::time::Duration::from_secs(1).min(timeout);
+    let ready_timeout = Duration::from_secs(1).min(timeout);
     let (readiness, watch) = Readiness::watch(
         reservations.clone(),
         publisher.clone(),
         metrics.clone(),
         ready_timeout,
     );
+    // A hold outlives the longest publish wait, so only a dead API's holds expire.
+    let hold_for = publisher.longest_wait() + HOLD_MARGIN;
+    let (resolver, resolver_task) = Resolver::start(
+        publisher.clone(),
+        reservations.clone(),
+        metrics.clone(),
+        VOID_MARKER_TTL,
+    );
+    let participation = ParticipationOutbox::start(publisher.clone(), metrics.clone());
     let state = AppState {
         reservations,
         publisher,
@@ -58,6 +70,40 @@ pub async fn connect(
         admin_token: settings.admin.token.clone(),
         metrics,
         readiness,
+        resolver,
+        participation: participation.clone(),
+        hold_for,
     };
-    Ok((state, watch))
+    let background = Background {
+        readiness_watch: watch,
+        resolver: resolver_task,
+        participation,
+    };
+    Ok((state, background))
+}
+
+/// Added to the longest publish wait to make a reservation's hold.
+const HOLD_MARGIN: Duration = Duration::from_secs(1);
+/// How long a voided request id is remembered: far longer than a Redis stall during which
+/// the reserve call could still be waiting to run.
+const VOID_MARKER_TTL: Duration = Duration::from_secs(3600);
+/// Bound on delivering the participation records still queued at shutdown.
+const PARTICIPATION_DRAIN: Duration = Duration::from_secs(5);
+
+/// The API's background tasks.
+#[derive(Debug)]
+pub struct Background {
+    readiness_watch: tokio::task::JoinHandle<()>,
+    resolver: ResolverTask,
+    participation: ParticipationOutbox,
+}
+
+impl Background {
+    /// After the HTTP server stopped: resolve what can be resolved within `resolve_for`,
+    /// deliver the queued participation records, then stop watching readiness.
+    pub async fn stop(self, resolve_for: Duration) {
+        self.resolver.drain(resolve_for).await;
+        self.participation.drain(PARTICIPATION_DRAIN).await;
+        self.readiness_watch.abort();
+    }
 }

@@ -6,7 +6,9 @@ use couponrush_messaging::IssuePublisher;
 use couponrush_storage::{CouponStore, IssuanceStore};
 
 use crate::metrics::ApiMetrics;
+use crate::participation::ParticipationOutbox;
 use crate::readiness::Readiness;
+use crate::resolver::Resolver;
 
 /// What every handler shares. Cheap to clone: each field is a handle to a pool or client.
 #[derive(Debug, Clone)]
@@ -18,4 +20,8 @@ pub struct AppState {
     pub admin_token: Secret,
     pub metrics: Arc<ApiMetrics>,
     pub readiness: Arc<Readiness>,
+    pub resolver: Resolver,
+    pub participation: ParticipationOutbox,
+    /// How long a reservation's publish may take to be decided (see `ReservationStore::reserve`).
+    pub hold_for: std::time::Duration,
 }

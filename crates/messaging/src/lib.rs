@@ -2,20 +2,24 @@
 //! probe and topic administration.
 
 mod admin;
+mod client_log;
 mod dead_letter;
 mod error;
 mod probe;
+mod producer;
 mod publisher;
 mod replay;
 mod settings;
 
 pub use admin::ensure_topic;
+pub use client_log::LogLimiter;
 pub use dead_letter::{
     DLQ_ATTEMPTS_HEADER, DLQ_ERROR_HEADER, DLQ_REASON_HEADER, DLQ_SOURCE_HEADER, DeadLetter,
     DeadLetterPublisher,
 };
 pub use error::MessagingError;
 pub use probe::probe_topic;
+pub use producer::{DeliveryFailure, ManagedProducer, connected_brokers};
 pub use publisher::IssuePublisher;
 pub use replay::{
     REPLAYED_FROM_HEADER, ReplayReport, ReplayRequest, replay_dead_letters, replay_group,

@@ -3,25 +3,30 @@ use std::time::Duration;
 use couponrush_config::KafkaSettings;
 use couponrush_domain::{IssueRequested, ParticipationRecorded};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::util::Timeout;
+use rdkafka::producer::FutureRecord;
 
 use crate::SCHEMA_VERSION_HEADER;
 use crate::error::MessagingError;
+use crate::producer::{DeliveryFailure, ManagedProducer};
 use crate::settings::acked_producer_config;
+
+/// How long past `message.timeout.ms` a caller waits for the delivery report before calling
+/// the outcome uncertain: librdkafka scans for timed-out messages about once a second.
+const REPORT_GRACE: Duration = Duration::from_secs(2);
 
 /// Publishes issue requests and waits for the broker's acknowledgement.
 ///
 /// Idempotent producer with `acks=all`: a retried send is never duplicated in the log, and an
-/// acknowledged message is on every in-sync replica before the user hears `QUEUED`.
+/// acknowledged message is on every in-sync replica before the user hears `QUEUED`. Both
+/// producers are [`ManagedProducer`]s: one that can no longer publish is replaced.
 #[derive(Clone)]
 pub struct IssuePublisher {
-    producer: FutureProducer,
+    producer: ManagedProducer,
     /// Participation records: nobody waits for them, so they batch longer, on their own
     /// producer, without slowing the acknowledged path.
-    background: FutureProducer,
+    background: ManagedProducer,
     topic: String,
-    timeout: Duration,
+    guard: Duration,
 }
 
 impl std::fmt::Debug for IssuePublisher {
@@ -34,17 +39,15 @@ impl std::fmt::Debug for IssuePublisher {
 
 impl IssuePublisher {
     pub fn new(settings: &KafkaSettings) -> Result<Self, MessagingError> {
-        let producer = acked_producer_config(settings)
-            .set("linger.ms", settings.linger_ms.to_string())
-            .create()?;
-        let background = acked_producer_config(settings)
-            .set("linger.ms", settings.participation_linger_ms.to_string())
-            .create()?;
+        let mut issue = acked_producer_config(settings);
+        issue.set("linger.ms", settings.linger_ms.to_string());
+        let mut background = acked_producer_config(settings);
+        background.set("linger.ms", settings.participation_linger_ms.to_string());
         Ok(Self {
-            producer,
-            background,
+            producer: ManagedProducer::new("issue", issue)?,
+            background: ManagedProducer::new("participation", background)?,
             topic: settings.topic.clone(),
-            timeout: settings.publish_timeout(),
+            guard: settings.publish_timeout() + REPORT_GRACE,
         })
     }
 
@@ -52,79 +55,68 @@ impl IssuePublisher {
         &self.topic
     }
 
-    /// Queues a participation record without waiting for the broker: the answer to the user
-    /// never waits on it. The returned future resolves with the delivery result; spawn it to
-    /// count failures, or drop it (the message is still sent).
-    pub fn send_participation(
-        &self,
-        record: &ParticipationRecorded,
-    ) -> Result<impl Future<Output = Result<(), MessagingError>> + Send + 'static, MessagingError>
-    {
-        let payload = record.encode();
-        let message = FutureRecord::to(&self.topic)
-            .key(record.user_id.as_str())
-            .payload(&payload)
-            .headers(schema_headers());
-        let delivery = self
-            .background
-            .send_result(message)
-            .map_err(|(error, _)| MessagingError::PublishRejected(error))?;
-        Ok(async move {
-            match delivery.await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err((error, _))) => Err(MessagingError::PublishRejected(error)),
-                Err(_canceled) => Err(MessagingError::PublishRejected(
-                    rdkafka::error::KafkaError::Canceled,
-                )),
-            }
-        })
+    /// The longest [`Self::publish`] waits: `kafka.publish_timeout_ms` plus the report grace.
+    pub fn longest_wait(&self) -> Duration {
+        self.guard
     }
 
-    /// Whether the broker answers this producer's metadata request for its topic within
-    /// `timeout` (readiness). Uses the producer's own connection, the one that matters.
-    pub async fn check(&self, timeout: Duration) -> Result<(), MessagingError> {
-        let producer = self.producer.clone();
-        let topic = self.topic.clone();
-        tokio::task::spawn_blocking(move || {
-            producer
-                .client()
-                .fetch_metadata(Some(&topic), timeout)
-                .map(drop)
-        })
-        .await
-        .map_err(|e| MessagingError::Unreachable {
-            address: String::new(),
-            timeout_ms: timeout.as_millis(),
-            reason: e.to_string(),
-        })?
-        .map_err(MessagingError::Client)
-    }
-
-    /// Waits for queued messages before the process exits.
-    pub fn flush(&self, timeout: Duration) {
-        for producer in [&self.producer, &self.background] {
-            if let Err(error) = producer.flush(Timeout::After(timeout)) {
-                tracing::error!(%error, "messages still unacknowledged at shutdown");
-            }
-        }
-    }
-
-    /// Sends `event` keyed by user id and returns once the broker acknowledged it.
-    pub async fn publish(&self, event: &IssueRequested) -> Result<(), MessagingError> {
+    /// Sends `event` keyed by user id and returns once the broker acknowledged it, or with
+    /// the delivery report's verdict: [`DeliveryFailure::NotSent`] only when the message is
+    /// certainly not in the topic.
+    pub async fn publish(&self, event: &IssueRequested) -> Result<(), DeliveryFailure> {
         let payload = event.encode();
         let record = FutureRecord::to(&self.topic)
             .key(event.user_id.as_str())
             .payload(&payload)
             .headers(schema_headers());
-        let send = self.producer.send(record, Timeout::After(self.timeout));
-        // Belt and braces over message.timeout.ms: the answer to the user is bounded here.
-        match tokio::time::timeout(self.timeout + Duration::from_millis(500), send).await {
-            Ok(Ok(_delivery)) => Ok(()),
-            Ok(Err((error, _message))) => Err(MessagingError::PublishRejected(error)),
-            Err(_) => Err(MessagingError::PublishTimeout {
-                timeout_ms: self.timeout.as_millis(),
-            }),
+        self.producer.deliver(record, self.guard).await
+    }
+
+    /// Sends a participation record and waits for its delivery; nobody answers a user on it,
+    /// so callers spawn it and retry on failure (the record's request id makes a duplicate
+    /// harmless).
+    pub async fn send_participation(
+        &self,
+        record: &ParticipationRecorded,
+    ) -> Result<(), DeliveryFailure> {
+        let payload = record.encode();
+        let message = FutureRecord::to(&self.topic)
+            .key(record.user_id.as_str())
+            .payload(&payload)
+            .headers(schema_headers());
+        self.background.deliver(message, self.guard).await
+    }
+
+    /// Whether issue requests can be published now: the last deliveries went through, no
+    /// fatal error, a broker connected. `Err` says why not.
+    pub fn can_publish(&self) -> Result<(), String> {
+        self.producer.can_publish()
+    }
+
+    /// Whether the broker answers this producer's metadata request for its topic within
+    /// `timeout` (readiness). Uses the producer's own connection, the one that matters.
+    pub async fn check(&self, timeout: Duration) -> Result<(), MessagingError> {
+        self.producer.check(&self.topic, timeout).await
+    }
+
+    /// Replaces either producer if it can no longer publish (see [`ManagedProducer::maintain`]).
+    pub fn maintain(&self, broker_answers: bool) {
+        for producer in [&self.producer, &self.background] {
+            if let Err(error) = producer.maintain(broker_answers) {
+                tracing::error!(producer = producer.name(), %error, "cannot build a replacement producer");
+            }
         }
+    }
+
+    /// Producer replacements since start, per producer name.
+    pub fn rebuilds(&self) -> [(&'static str, u64); 2] {
+        [&self.producer, &self.background].map(|p| (p.name(), p.rebuilds()))
+    }
+
+    /// Waits for queued messages before the process exits.
+    pub fn flush(&self, timeout: Duration) {
+        self.producer.flush(timeout);
+        self.background.flush(timeout);
     }
 }
 

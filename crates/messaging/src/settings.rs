@@ -6,13 +6,18 @@ pub fn client_config(settings: &KafkaSettings) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &settings.bootstrap_servers)
-        .set("client.id", &settings.client_id);
+        .set("client.id", &settings.client_id)
+        // Topics are created by `ensure_topic` with their partition count, never as a side
+        // effect of a metadata request (an empty broker restart once recreated the issue
+        // topic with the broker's default partition count).
+        .set("allow.auto.create.topics", "false");
     config
 }
 
 /// A producer whose sends are acknowledged by every in-sync replica and never duplicated by a
 /// retry (idempotent); librdkafka fails a delivery itself after `kafka.publish_timeout_ms`, so
-/// a send never hangs.
+/// a send never hangs. Callers wait a little longer than that for the delivery report, so
+/// the report, not a caller's timer, decides what happened.
 pub fn acked_producer_config(settings: &KafkaSettings) -> ClientConfig {
     let mut config = client_config(settings);
     config

@@ -87,6 +87,27 @@ impl PrivateServer {
         }
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open, nothing is answered, as with a
+    /// hung process or a stalled VM. [`Self::thaw`] resumes it with its state.
+    pub fn freeze(&self) -> anyhow::Result<()> {
+        self.signal("-STOP")
+    }
+
+    /// Resumes a frozen server (SIGCONT).
+    pub fn thaw(&self) -> anyhow::Result<()> {
+        self.signal("-CONT")
+    }
+
+    fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let child = self.child.as_ref().context("the server is not running")?;
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .context("run kill")?;
+        anyhow::ensure!(status.success(), "kill {signal} failed: {status}");
+        Ok(())
+    }
+
     /// Starts the server again on the same port and waits until it accepts connections.
     pub async fn resume(&mut self) -> anyhow::Result<()> {
         let child = Command::new(&self.program)

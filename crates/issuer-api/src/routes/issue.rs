@@ -2,10 +2,12 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
+use couponrush_cache::CacheError;
 use couponrush_domain::{
     CouponId, IdError, IssueRequested, ParticipantState, ParticipationOutcome,
     ParticipationRecorded, RequestId, Reservation, UserId,
 };
+use couponrush_messaging::DeliveryFailure;
 use futures::StreamExt;
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -57,13 +59,21 @@ enum Decision {
     Queued,
     Already(ParticipantState),
     SoldOut,
+    /// No stock to take, but some is held by publishes not decided yet: not sold out yet.
+    Held,
     NotOpen,
     Closed,
     UnknownCoupon,
-    /// Redis did not answer; nothing was reserved.
+    /// Redis could not be reached; nothing was reserved.
     CacheDown,
-    /// Reserved, but the broker did not acknowledge; the reservation was released.
+    /// The reserve call got no answer: it may run later. It is voided in the background.
+    CacheUncertain,
+    /// Not queued, certainly: the reservation was given back because the producer cannot
+    /// publish now, or after a delivery failure that means "not written".
     BrokerDown,
+    /// Reserved and published, but the delivery is unconfirmed: kept, and published again
+    /// until acknowledged.
+    Unconfirmed,
 }
 
 impl Decision {
@@ -73,29 +83,35 @@ impl Decision {
             Self::Queued => "QUEUED",
             Self::Already(state) => state.label(),
             Self::SoldOut => "SOLD_OUT",
+            Self::Held => "STOCK_HELD",
             Self::NotOpen => "NOT_OPEN",
             Self::Closed => "CLOSED",
             Self::UnknownCoupon => "UNKNOWN_COUPON",
             Self::CacheDown | Self::BrokerDown => "UNAVAILABLE",
+            Self::CacheUncertain | Self::Unconfirmed => "UNCONFIRMED",
         }
     }
 
-    /// What goes into the participation log. Accepted requests are logged by the consumer from
-    /// the issue request itself; an unknown coupon has no event to log against.
+    /// What goes into the participation log. Accepted requests (and unconfirmed ones, which
+    /// end issued) are logged by the consumer from the issue request itself; an unknown coupon
+    /// has no event to log against.
     fn participation(&self) -> Option<ParticipationOutcome> {
         match self {
             Self::Already(_) => Some(ParticipationOutcome::Duplicate),
             Self::SoldOut => Some(ParticipationOutcome::SoldOut),
             Self::NotOpen => Some(ParticipationOutcome::NotOpen),
             Self::Closed => Some(ParticipationOutcome::Closed),
-            Self::BrokerDown => Some(ParticipationOutcome::Unavailable),
-            Self::Queued | Self::UnknownCoupon | Self::CacheDown => None,
+            Self::Held | Self::BrokerDown | Self::CacheDown | Self::CacheUncertain => {
+                Some(ParticipationOutcome::Unavailable)
+            }
+            Self::Queued | Self::Unconfirmed | Self::UnknownCoupon => None,
         }
     }
 
     fn into_response(
         self,
         coupon: CouponId,
+        user: &UserId,
         request_id: RequestId,
     ) -> Result<HttpResponse, ApiError> {
         let (status, body) = match self {
@@ -145,9 +161,35 @@ impl Decision {
                     retry_after_secs: RETRY_AFTER_SECS,
                 });
             }
+            Self::Held => {
+                return Err(ApiError::StockHeld {
+                    retry_after_secs: RETRY_AFTER_SECS,
+                });
+            }
+            Self::CacheUncertain => {
+                return Err(ApiError::Unconfirmed {
+                    request_id,
+                    status_url: status_url(coupon, user),
+                    message: "Redis did not answer in time; this request is being cancelled and will take nothing. Check the status, then retry",
+                    retry_after_secs: RETRY_AFTER_SECS,
+                });
+            }
+            Self::Unconfirmed => {
+                return Err(ApiError::Unconfirmed {
+                    request_id,
+                    status_url: status_url(coupon, user),
+                    message: "the broker has not confirmed this request yet; it keeps its place and is being confirmed. Follow its status",
+                    retry_after_secs: RETRY_AFTER_SECS,
+                });
+            }
         };
         Ok(HttpResponse::build(status).json(body))
     }
+}
+
+/// Where a client follows one request's outcome.
+fn status_url(coupon: CouponId, user: &UserId) -> String {
+    format!("/coupons/{coupon}/issuances/{user}")
 }
 
 fn conflict(status: &'static str, message: &'static str) -> (StatusCode, IssueAnswer) {
@@ -195,12 +237,15 @@ pub async fn issue(
         tracing::debug!("decided");
         state.metrics.outcome(decision.label());
         if let Some(outcome) = decision.participation() {
-            record_participation(
-                &state,
-                ParticipationRecorded::new(request_id, coupon, user, outcome, now),
-            );
+            state.participation.record(ParticipationRecorded::new(
+                request_id,
+                coupon,
+                user.clone(),
+                outcome,
+                now,
+            ));
         }
-        decision.into_response(coupon, request_id)
+        decision.into_response(coupon, &user, request_id)
     }
     .instrument(span)
     .await
@@ -215,29 +260,60 @@ async fn decide(
 ) -> Decision {
     let reservation = match state
         .reservations
-        .reserve(coupon, user, request_id, now)
+        .reserve(coupon, user, request_id, now, state.hold_for)
         .await
     {
         Ok(reservation) => reservation,
         Err(error) => {
             state.metrics.redis_errors.inc();
             tracing::error!(%error, "reservation failed");
+            if may_have_run(&error) {
+                state.resolver.void(coupon, user.clone(), request_id);
+                return Decision::CacheUncertain;
+            }
             return Decision::CacheDown;
         }
     };
     match reservation {
-        Reservation::Accepted { .. } => publish(state, coupon, user, request_id, now).await,
+        Reservation::Accepted { .. } => {
+            if state.publisher.can_publish().is_ok() {
+                publish(state, coupon, user, request_id, now).await
+            } else {
+                // A producer known not to publish now would only make this reservation an
+                // unconfirmed one: give it back, certainly unpublished. Readiness logs the
+                // state change once; the answers are counted.
+                release(state, coupon, user, request_id, "producer cannot publish").await;
+                Decision::BrokerDown
+            }
+        }
         Reservation::AlreadyRequested(existing) => Decision::Already(existing),
         Reservation::SoldOut => Decision::SoldOut,
+        Reservation::Held => Decision::Held,
         Reservation::NotOpen => Decision::NotOpen,
         Reservation::Closed => Decision::Closed,
         Reservation::UnknownCoupon => Decision::UnknownCoupon,
+        // Only a late run of a request already answered; a new request never gets it.
+        Reservation::Void => Decision::CacheUncertain,
     }
 }
 
-/// Publishes an accepted request and waits for the broker. Without an acknowledgement the
-/// user was not queued: the stock goes back (only if it is still this request's), so they, or
-/// someone else, can have it.
+/// Whether a failed Redis call may still have run (or run later): it was sent and no answer
+/// came. A call that never got a connection certainly did not.
+fn may_have_run(error: &CacheError) -> bool {
+    match error {
+        CacheError::Unavailable { .. } => false,
+        CacheError::Timeout { .. } | CacheError::Corrupt(_) => true,
+        CacheError::Command(error) => {
+            error.is_timeout() || error.is_io_error() || error.is_connection_dropped()
+        }
+    }
+}
+
+/// Publishes an accepted request and waits for the broker's delivery report, which alone
+/// decides: acknowledged, QUEUED; certainly not written, the stock goes back (only if it is
+/// still this request's) so they, or someone else, can have it; anything else, the message
+/// may be in the topic, so the reservation is kept and the request published again until
+/// acknowledged: the user hears UNCONFIRMED, never a "no" that the consumer then contradicts.
 async fn publish(
     state: &AppState,
     coupon: CouponId,
@@ -252,35 +328,53 @@ async fn publish(
         .metrics
         .publish_duration
         .observe(started.elapsed().as_secs_f64());
-    let Err(error) = published else {
-        return Decision::Queued;
+    let failure = match published {
+        Ok(()) => {
+            settle(state, coupon, request_id);
+            return Decision::Queued;
+        }
+        Err(failure) => failure,
     };
     state.metrics.publish_failures.inc();
-    let released = state.reservations.release(coupon, user, request_id).await;
-    state.metrics.releases_record(&released);
-    tracing::error!(
-        %error,
-        released = ?released.as_ref().map_err(ToString::to_string),
-        "publish not acknowledged; reservation released"
-    );
-    Decision::BrokerDown
-}
-
-/// Queues the attempt for the participation log without waiting for it.
-fn record_participation(state: &AppState, record: ParticipationRecorded) {
-    let metrics = state.metrics.clone();
-    match state.publisher.send_participation(&record) {
-        Ok(delivery) => {
-            tokio::spawn(async move {
-                if let Err(error) = delivery.await {
-                    metrics.participation_failures.inc();
-                    tracing::warn!(%error, "participation record not delivered");
-                }
-            });
+    match failure {
+        DeliveryFailure::NotSent(error) => {
+            release(state, coupon, user, request_id, &error.to_string()).await;
+            Decision::BrokerDown
         }
-        Err(error) => {
-            metrics.participation_failures.inc();
-            tracing::warn!(%error, "participation record not queued");
+        DeliveryFailure::Uncertain(error) => {
+            tracing::error!(%error, "publish unconfirmed; kept and published again until acknowledged");
+            settle(state, coupon, request_id);
+            state.resolver.publish(event);
+            Decision::Unconfirmed
         }
     }
+}
+
+/// Gives back a reservation that was certainly not published (only if it is still this
+/// request's), so they, or someone else, can have it.
+async fn release(
+    state: &AppState,
+    coupon: CouponId,
+    user: &UserId,
+    request_id: RequestId,
+    why: &str,
+) {
+    let released = state.reservations.release(coupon, user, request_id).await;
+    state.metrics.releases_record(&released);
+    tracing::warn!(
+        why,
+        released = ?released.as_ref().map_err(ToString::to_string),
+        "not published; reservation released"
+    );
+}
+
+/// Clears the request's hold off the answer's path: its stock is decided (it will be issued).
+fn settle(state: &AppState, coupon: CouponId, request_id: RequestId) {
+    let reservations = state.reservations.clone();
+    tokio::spawn(async move {
+        if let Err(error) = reservations.settle(coupon, request_id).await {
+            // The hold expires by itself; until then SOLD_OUT is answered as STOCK_HELD.
+            tracing::warn!(%error, "hold not cleared");
+        }
+    });
 }
