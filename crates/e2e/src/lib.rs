@@ -1,5 +1,7 @@
 //! Support for the end-to-end tests in `tests/`: the real API and consumer, in-process.
 
+pub mod ledger;
+
 use std::time::Duration;
 
 use anyhow::Context;

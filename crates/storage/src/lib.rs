@@ -10,6 +10,7 @@ mod database;
 mod error;
 mod inline_values;
 mod issuances;
+mod participation;
 pub mod schema;
 mod time;
 
@@ -21,3 +22,4 @@ pub use coupons::{CouponRecord, CouponStore};
 pub use database::Database;
 pub use error::StorageError;
 pub use issuances::{Holders, IssuanceStore, IssuedCoupon, Persisted};
+pub use participation::ParticipationLog;

@@ -1,0 +1,111 @@
+//! Fault scenarios under load, each ending with the ledger's invariants: issued ≤ stock; every
+//! 202 is exactly one row; no user told 202 twice or holding two; every UNCONFIRMED resolved to
+//! its row or to nothing; the participation log complete; reconciliation CONSISTENT; and the
+//! service recovered without a restart within 10 s of the fault ending.
+
+use std::time::{Duration, Instant};
+
+use couponrush_e2e::Running;
+use couponrush_e2e::ledger::Ledger;
+use couponrush_testkit::{PrivateServer, TestEnv, eventually};
+
+/// A broker frozen for 6 s in the middle of a rush: users are told the truth during the stall
+/// (UNCONFIRMED for publishes in flight, UNAVAILABLE once the producer is known not to
+/// publish) and the API serves 202 again within 10 s of the broker resuming, without a
+/// restart (a producer fenced by the stall is replaced).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broker_stall_in_a_rush_is_survived_truthfully() -> anyhow::Result<()> {
+    const STOCK: u32 = 150;
+    let broker = PrivateServer::tansu().await?;
+    let mut env = TestEnv::new(3).await?;
+    env.use_broker(broker.address(), 3).await?;
+    env.settings.kafka.publish_timeout_ms = 1500;
+    let running = Running::start(&env).await?;
+    let coupon = running.create_coupon(STOCK).await?;
+    let ledger = Ledger::default();
+
+    let before: Vec<String> = (0..60).map(|i| format!("early-{i}")).collect();
+    ledger
+        .drive(&running, coupon, &before, 16, 1, Duration::ZERO)
+        .await;
+
+    // The stall, with people pressing the button (and pressing again on a 503) throughout.
+    broker.freeze()?;
+    let during: Vec<String> = (0..120).map(|i| format!("during-{i}")).collect();
+    let stalled = async {
+        ledger
+            .drive(&running, coupon, &during, 8, 40, Duration::from_millis(250))
+            .await;
+    };
+    let resume = async {
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        broker.thaw()
+    };
+    let thawed = Instant::now() + Duration::from_secs(6);
+    let ((), resumed) = tokio::join!(stalled, resume);
+    resumed?;
+
+    let mut probes = 0;
+    let recovered = eventually(
+        Duration::from_secs(10),
+        "a 202 after the stall",
+        async || {
+            probes += 1;
+            let user = format!("after-{probes}");
+            let (status, body) = running.issue(coupon, &user).await.ok()?;
+            ledger.record(&user, status, &body);
+            (status == 202 || body["status"] == "SOLD_OUT").then(|| thawed.elapsed())
+        },
+    )
+    .await?;
+    let after: Vec<String> = (0..200).map(|i| format!("late-{i}")).collect();
+    ledger
+        .drive(&running, coupon, &after, 16, 20, Duration::from_millis(200))
+        .await;
+
+    let verdict = ledger.verify(&running, &env, coupon, STOCK).await?;
+    eprintln!("stall: recovered {recovered:?} after the broker resumed; {verdict:?}");
+    assert_eq!(verdict.issued, usize::try_from(STOCK)?, "{verdict:?}");
+    running.stop().await?;
+    env.cleanup().await
+}
+
+/// The incident's rush at full size: 50,000 people at once for 5,000 coupons, three consumers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_thousand_people_three_consumers() -> anyhow::Result<()> {
+    const STOCK: u32 = 5_000;
+    const USERS: usize = 50_000;
+    let env = TestEnv::new(3).await?;
+    let running = Running::start(&env).await?;
+    let mut others = Vec::new();
+    for _ in 0..2 {
+        others.push(coupon_consumer::start(env.settings.clone()).await?);
+    }
+    let coupon = running.create_coupon(STOCK).await?;
+    let ledger = Ledger::default();
+    let users: Vec<String> = (0..USERS).map(|i| format!("fan-{i}")).collect();
+    let started = Instant::now();
+    ledger
+        .drive(
+            &running,
+            coupon,
+            &users,
+            128,
+            30,
+            Duration::from_millis(200),
+        )
+        .await;
+    let answered = started.elapsed();
+    let verdict = ledger.verify(&running, &env, coupon, STOCK).await?;
+    eprintln!(
+        "burst: {USERS} people answered in {answered:?}, settled after {:?}; {verdict:?}",
+        started.elapsed()
+    );
+    assert_eq!(verdict.issued, usize::try_from(STOCK)?, "{verdict:?}");
+    assert_eq!(verdict.by_code.get("QUEUED"), Some(&5_000), "{verdict:?}");
+    for consumer in others {
+        consumer.stop().await?;
+    }
+    running.stop().await?;
+    env.cleanup().await
+}
