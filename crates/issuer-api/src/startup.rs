@@ -1,11 +1,14 @@
 //! Start-up: build the clients and prove each dependency answers, or refuse to start.
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use couponrush_cache::ReservationStore;
 use couponrush_config::Settings;
-use couponrush_messaging::{IssuePublisher, probe_topic};
+use couponrush_messaging::{InFlightScan, IssuePublisher, probe_topic};
 use couponrush_storage::{CouponStore, Database, IssuanceStore};
 
+use crate::coupon_presence::CouponPresence;
 use crate::metrics::ApiMetrics;
 use crate::readiness::Readiness;
 use crate::state::AppState;
@@ -53,9 +56,11 @@ pub async fn connect(
     let state = AppState {
         reservations,
         publisher,
+        in_flight: InFlightScan::new(&settings.kafka, timeout),
         coupons: CouponStore::new(db.clone()),
         issuances: IssuanceStore::new(db),
         admin_token: settings.admin.token.clone(),
+        presence: Arc::new(CouponPresence::new(metrics.coupon_not_loaded.clone())),
         metrics,
         readiness,
     };

@@ -2,9 +2,10 @@ use std::sync::Arc;
 
 use couponrush_cache::ReservationStore;
 use couponrush_config::Secret;
-use couponrush_messaging::IssuePublisher;
+use couponrush_messaging::{InFlightScan, IssuePublisher};
 use couponrush_storage::{CouponStore, IssuanceStore};
 
+use crate::coupon_presence::CouponPresence;
 use crate::metrics::ApiMetrics;
 use crate::readiness::Readiness;
 
@@ -13,9 +14,12 @@ use crate::readiness::Readiness;
 pub struct AppState {
     pub reservations: ReservationStore,
     pub publisher: IssuePublisher,
+    /// Counts requests in flight before a warm-up rebuilds a coupon Redis lost.
+    pub in_flight: InFlightScan,
     pub coupons: CouponStore,
     pub issuances: IssuanceStore,
     pub admin_token: Secret,
     pub metrics: Arc<ApiMetrics>,
     pub readiness: Arc<Readiness>,
+    pub presence: Arc<CouponPresence>,
 }

@@ -4,6 +4,7 @@
 mod admin;
 mod dead_letter;
 mod error;
+mod in_flight;
 mod probe;
 mod publisher;
 mod replay;
@@ -15,6 +16,7 @@ pub use dead_letter::{
     DeadLetterPublisher,
 };
 pub use error::MessagingError;
+pub use in_flight::{InFlight, InFlightScan};
 pub use probe::probe_topic;
 pub use publisher::IssuePublisher;
 pub use replay::{

@@ -15,8 +15,16 @@ pub async fn probe_topic(
 ) -> Result<usize, MessagingError> {
     let settings = settings.clone();
     let topic = topic.to_owned();
-    // Metadata fetches block the calling thread; keep them off the async workers.
-    tokio::task::spawn_blocking(move || probe_blocking(&settings, &topic, timeout))
+    off_runtime(timeout, move || probe_blocking(&settings, &topic, timeout)).await
+}
+
+/// Runs `work`, a librdkafka call that blocks the calling thread for up to `timeout`, off the
+/// async workers.
+pub(crate) async fn off_runtime<T: Send + 'static>(
+    timeout: Duration,
+    work: impl FnOnce() -> Result<T, MessagingError> + Send + 'static,
+) -> Result<T, MessagingError> {
+    tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| MessagingError::Unreachable {
             address: String::new(),

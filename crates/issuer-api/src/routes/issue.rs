@@ -11,6 +11,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use tracing::Instrument;
 
+use crate::coupon_presence::Presence;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -60,6 +61,10 @@ enum Decision {
     NotOpen,
     Closed,
     UnknownCoupon,
+    /// MySQL has the coupon but Redis has no state for it (lost, or never loaded).
+    NotLoaded,
+    /// Redis does not know the coupon and MySQL did not answer whether it exists.
+    RecordDown,
     /// Redis did not answer; nothing was reserved.
     CacheDown,
     /// Reserved, but the broker did not acknowledge; the reservation was released.
@@ -76,7 +81,8 @@ impl Decision {
             Self::NotOpen => "NOT_OPEN",
             Self::Closed => "CLOSED",
             Self::UnknownCoupon => "UNKNOWN_COUPON",
-            Self::CacheDown | Self::BrokerDown => "UNAVAILABLE",
+            Self::NotLoaded => "NOT_LOADED",
+            Self::CacheDown | Self::BrokerDown | Self::RecordDown => "UNAVAILABLE",
         }
     }
 
@@ -88,8 +94,8 @@ impl Decision {
             Self::SoldOut => Some(ParticipationOutcome::SoldOut),
             Self::NotOpen => Some(ParticipationOutcome::NotOpen),
             Self::Closed => Some(ParticipationOutcome::Closed),
-            Self::BrokerDown => Some(ParticipationOutcome::Unavailable),
-            Self::Queued | Self::UnknownCoupon | Self::CacheDown => None,
+            Self::BrokerDown | Self::NotLoaded => Some(ParticipationOutcome::Unavailable),
+            Self::Queued | Self::UnknownCoupon | Self::CacheDown | Self::RecordDown => None,
         }
     }
 
@@ -133,6 +139,13 @@ impl Decision {
             Self::NotOpen => conflict("NOT_OPEN", "the event has not started yet"),
             Self::Closed => conflict("CLOSED", "the event has ended"),
             Self::UnknownCoupon => return Err(ApiError::CouponNotFound(coupon.to_string())),
+            Self::NotLoaded => return Err(ApiError::CouponNotLoaded(coupon.to_string())),
+            Self::RecordDown => {
+                return Err(ApiError::Unavailable {
+                    what: "MySQL",
+                    retry_after_secs: RETRY_AFTER_SECS,
+                });
+            }
             Self::CacheDown => {
                 return Err(ApiError::Unavailable {
                     what: "Redis",
@@ -225,6 +238,17 @@ async fn decide(
             return Decision::CacheDown;
         }
     };
+    if reservation == Reservation::UnknownCoupon {
+        return match state.presence.classify(coupon, &state.coupons).await {
+            Ok(Presence::NotLoaded) => Decision::NotLoaded,
+            Ok(Presence::Unknown) => Decision::UnknownCoupon,
+            Err(error) => {
+                tracing::error!(%error, "Redis does not know the coupon and MySQL did not answer");
+                Decision::RecordDown
+            }
+        };
+    }
+    state.presence.loaded(coupon);
     match reservation {
         Reservation::Accepted { .. } => publish(state, coupon, user, request_id, now).await,
         Reservation::AlreadyRequested(existing) => Decision::Already(existing),
