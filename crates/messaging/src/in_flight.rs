@@ -18,7 +18,7 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::error::MessagingError;
-use crate::probe::off_runtime;
+use crate::probe::{off_runtime, refused_by_every_broker};
 use crate::replay::plan;
 use crate::settings::consumer_config;
 
@@ -85,6 +85,12 @@ impl InFlightScan {
 
 fn scan_blocking(settings: &KafkaSettings, timeout: Duration) -> Result<InFlight, MessagingError> {
     let topic = &settings.topic;
+    if let Some(reason) = refused_by_every_broker(settings, timeout) {
+        return Err(MessagingError::Refused {
+            address: settings.bootstrap_servers.clone(),
+            reason,
+        });
+    }
     let consumer: BaseConsumer = consumer_config(settings)
         .set("allow.auto.create.topics", "false")
         .create()?;
