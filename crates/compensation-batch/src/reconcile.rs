@@ -90,6 +90,8 @@ struct CouponReport {
     mysql_issued: u64,
     mysql_available: i64,
     redis_loaded: bool,
+    /// An open event Redis does not have: nobody can take part until it is rebuilt.
+    unusable: bool,
     redis_stock: Option<i64>,
     redis_participants: Option<u64>,
     counts: Counts,
@@ -284,7 +286,9 @@ pub async fn run(
     // (over-issue), and what a repair refused to touch, still needs a person.
     let healthy = reports.iter().all(|r| {
         let refused = r.repair.as_ref().is_some_and(|r| r.refused.is_some());
+        let rebuilt = r.repair.as_ref().is_some_and(|r| r.redis_reloaded);
         !refused
+            && (!r.unusable || rebuilt)
             && (r.verdict.is_healthy()
                 || (args.repair && matches!(r.verdict, Verdict::Lost | Verdict::Orphan)))
     });
@@ -431,6 +435,15 @@ async fn reconcile_coupon(
     } else {
         verdict
     };
+    // An open event Redis does not have refuses every request (503 COUPON_NOT_LOADED), however
+    // well its counts agree.
+    let unusable = kind == Kind::Event && snapshot.is_none() && now < coupon.spec.issue_ends_at;
+    if unusable {
+        reasons.push(format!(
+            "not loaded in Redis while its window is open: its requests answer 503 \
+             COUPON_NOT_LOADED until --repair or PUT /admin/coupons/{id}/stock rebuilds it"
+        ));
+    }
 
     let repair = if let Some(in_flight) = in_flight {
         Some(repair::rebuild_lost(sources, coupon, &mysql, in_flight).await?)
@@ -466,6 +479,7 @@ async fn reconcile_coupon(
         mysql_issued: rows,
         mysql_available: available,
         redis_loaded: snapshot.is_some(),
+        unusable,
         redis_stock: snapshot.map(|s| s.stock),
         redis_participants: snapshot.map(|s| s.participants),
         counts,

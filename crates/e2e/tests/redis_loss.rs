@@ -148,6 +148,16 @@ async fn a_coupon_redis_lost_is_not_loaded_not_unknown() -> anyhow::Result<()> {
         "{body}"
     );
 
+    // reconcile does not call it healthy: no row disagrees, but nobody can take part.
+    let id = coupon.to_string();
+    let check = couponrush_e2e::batch(&env, &["reconcile", "--coupon", &id]).await?;
+    assert!(check.needs_attention, "{}", check.summary);
+    assert_eq!(
+        check.summary["coupons"][0]["unusable"], true,
+        "{}",
+        check.summary
+    );
+
     // Reported: ready (other coupons are fine), with the coupon listed, and counted.
     let (status, body) = get(&running, "/health/ready").await?;
     assert_eq!(status, 200, "{body}");
