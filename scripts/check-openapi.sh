@@ -33,9 +33,9 @@
 #
 # Default checks: not_a_server_error, status_code_conformance, content_type_conformance,
 # response_schema_conformance, response_headers_conformance, negative_data_rejection,
-# missing_required_header, ignored_auth. Not by default: positive_data_acceptance (the document
-# cannot express "issue_ends_at after issue_starts_at", so a schema-valid coupon may rightly
-# get 422) and unsupported_method (it also demands an `Allow` header on 405 answers).
+# missing_required_header, ignored_auth. Not by default: positive_data_acceptance (OpenAPI 3.0
+# cannot express "issue_ends_at strictly after issue_starts_at": the document says it in words
+# and lists 422, so a schema-valid coupon with equal or reversed times rightly gets 422) and unsupported_method (it also demands an `Allow` header on 405 answers).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

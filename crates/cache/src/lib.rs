@@ -5,10 +5,12 @@
 
 mod error;
 mod keys;
+mod repair;
 mod state;
 mod store;
 
 pub use error::CacheError;
 pub use keys::KeySpace;
+pub use repair::{Rebuilt, Restored};
 pub use state::{decode_state, encode_state};
-pub use store::{CouponCounters, LoadOutcome, ReservationStore, Restored, StockSnapshot, UserView};
+pub use store::{CouponCounters, LoadOutcome, ReservationStore, StockSnapshot, UserView};

@@ -46,26 +46,19 @@ pub struct StockSnapshot {
     pub participants: u64,
 }
 
-/// What a rebuild from MySQL changed in Redis.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Restored {
-    /// The coupon was missing from Redis and was loaded with MySQL's stock.
-    pub loaded: bool,
-    /// Holders Redis did not know, now recorded as issued.
-    pub holders: u64,
-}
+/// How long a voided request id is remembered: far longer than any stall during which its
+/// reserve call could still be waiting to run.
+pub const VOID_MEMORY: Duration = Duration::from_secs(3600);
 
 /// Participant states per call of `HSCAN`: small enough that no call holds Redis for long.
 const SCAN_COUNT: usize = 1000;
-/// Holders per restore script call.
-const RESTORE_CHUNK: usize = 500;
 
-struct Scripts {
+pub(crate) struct Scripts {
     reserve: Script,
     load: Script,
     release: Script,
     mark_issued: Script,
-    restore: Script,
+    pub(crate) restore: Script,
 }
 
 /// Reservations in Redis: the API's atomic decision and the consumer's confirmation.
@@ -73,10 +66,10 @@ struct Scripts {
 pub struct ReservationStore {
     pool: Pool,
     settings: RedisSettings,
-    keys: KeySpace,
+    pub(crate) keys: KeySpace,
     address: String,
     timeout: Duration,
-    scripts: Arc<Scripts>,
+    pub(crate) scripts: Arc<Scripts>,
     shared: Arc<std::sync::Mutex<Option<MultiplexedConnection>>>,
 }
 
@@ -151,7 +144,7 @@ impl ReservationStore {
 
     /// Runs `op` on a pooled connection within the configured timeout, so a Redis that stops
     /// answering yields an error instead of a hung request.
-    async fn run<T, F>(&self, op: F) -> Result<T, CacheError>
+    pub(crate) async fn run<T, F>(&self, op: F) -> Result<T, CacheError>
     where
         F: AsyncFnOnce(&mut MultiplexedConnection) -> Result<T, redis::RedisError>,
     {
@@ -315,16 +308,15 @@ impl ReservationStore {
     }
 
     /// Gives up a request whose reserve call got no answer: whether Redis ran it already or
-    /// runs it later, it ends up holding nothing (a marker living `remember` makes a late run
-    /// take nothing). Returns whether stock was given back now.
+    /// runs it later, it ends up holding nothing (a marker kept [`VOID_MEMORY`] makes a late
+    /// run take nothing). Returns whether stock was given back now.
     pub async fn void(
         &self,
         id: CouponId,
         user: &UserId,
         request_id: RequestId,
-        remember: Duration,
     ) -> Result<bool, CacheError> {
-        self.undo(id, user, request_id, Some(remember)).await
+        self.undo(id, user, request_id, Some(VOID_MEMORY)).await
     }
 
     async fn undo(
@@ -541,56 +533,6 @@ impl ReservationStore {
             states.extend(page);
         }
         Ok(states)
-    }
-
-    /// Rebuilds what Redis lost from MySQL: loads the coupon if it is missing (with MySQL's
-    /// available stock) and records each holder it does not know as issued. Users Redis knows
-    /// are never touched, so running it twice changes nothing the second time.
-    pub async fn restore(
-        &self,
-        id: CouponId,
-        spec: &CouponSpec,
-        mysql_available: i64,
-        holders: &[(&UserId, ParticipantState)],
-    ) -> Result<Restored, CacheError> {
-        let mut restored = Restored::default();
-        // Even with no holder to restore, one call loads a coupon Redis lost.
-        let chunks: Vec<&[(&UserId, ParticipantState)]> = if holders.is_empty() {
-            vec![&[]]
-        } else {
-            holders.chunks(RESTORE_CHUNK).collect()
-        };
-        for chunk in chunks {
-            // Once this run loaded the coupon with MySQL's stock, later chunks must not take
-            // stock again for holders that stock already counts.
-            let take_stock = if restored.loaded { "0" } else { "1" };
-            let reply: Vec<i64> = self
-                .run(async |conn| {
-                    let mut call = self.scripts.restore.prepare_invoke();
-                    call.key(self.keys.meta(id))
-                        .key(self.keys.stock(id))
-                        .key(self.keys.participants(id))
-                        .key(self.keys.issued(id))
-                        .arg(spec.total_quantity)
-                        .arg(epoch_ms(spec.issue_starts_at))
-                        .arg(epoch_ms(spec.issue_ends_at))
-                        .arg(spec.expiry_days)
-                        .arg(mysql_available.max(0))
-                        .arg(take_stock);
-                    for (user, state) in chunk {
-                        call.arg(user.as_str()).arg(encode_state(state));
-                    }
-                    call.invoke_async(conn).await
-                })
-                .await?;
-            let [loaded, count] = reply[..] else {
-                return Err(CacheError::Corrupt(format!("restore reply {reply:?}")));
-            };
-            // Only the first call can load: the meta hash exists afterwards.
-            restored.loaded |= loaded == 1;
-            restored.holders += u64::try_from(count).unwrap_or(0);
-        }
-        Ok(restored)
     }
 
     /// Deletes every key under this store's prefix (test clean-up). Uses SCAN, never KEYS.

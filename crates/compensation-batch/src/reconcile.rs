@@ -16,19 +16,20 @@ use std::time::Instant;
 use anyhow::Context;
 use couponrush_cache::{ReservationStore, decode_state};
 use couponrush_config::Settings;
+use couponrush_domain::CouponId;
 use couponrush_domain::reconciliation::{
     CouponCounts, Finding, RedisCounts, Verdict, classify, judge,
 };
-use couponrush_domain::{CouponId, IssueRequested, ParticipantState, RequestId, UserId};
-use couponrush_messaging::IssuePublisher;
-use couponrush_storage::{
-    CompensationStore, CouponRecord, CouponStore, Holders, IssuanceStore, IssuedCoupon,
-};
+use couponrush_messaging::{InFlight, InFlightScan, IssuePublisher};
+use couponrush_storage::{CompensationStore, CouponRecord, CouponStore, IssuanceStore};
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
 use crate::connect_mysql;
 use crate::output::OutputArgs;
+use repair::{Repair, apply_repairs};
+
+mod repair;
 
 /// Publishes in flight at once when re-driving lost requests.
 const REPUBLISH_CONCURRENCY: usize = 512;
@@ -78,18 +79,6 @@ struct Samples {
     unconfirmed: Vec<String>,
 }
 
-#[derive(Debug, Default, Serialize)]
-struct Repair {
-    /// LOST requests published to Kafka again, under their original request ids.
-    republished: u64,
-    /// The coupon was missing from Redis and was loaded from MySQL.
-    redis_reloaded: bool,
-    /// Holders Redis did not know, recorded in Redis as issued.
-    restored: u64,
-    /// Rows Redis still called pending, marked issued.
-    confirmed: u64,
-}
-
 #[derive(Debug, Serialize)]
 struct CouponReport {
     coupon_id: CouponId,
@@ -101,6 +90,8 @@ struct CouponReport {
     mysql_issued: u64,
     mysql_available: i64,
     redis_loaded: bool,
+    /// An open event Redis does not have: nobody can take part until it is rebuilt.
+    unusable: bool,
     redis_stock: Option<i64>,
     redis_participants: Option<u64>,
     counts: Counts,
@@ -158,12 +149,24 @@ impl fmt::Display for Summary {
             for reason in &c.reasons {
                 writeln!(f, "  ! {reason}")?;
             }
-            if let Some(r) = &c.repair {
-                writeln!(
+            match &c.repair {
+                Some(Repair {
+                    refused: Some(why), ..
+                }) => writeln!(f, "  ! repair refused: {why}")?,
+                Some(r) => writeln!(
                     f,
-                    "  repaired: republished {}, redis reloaded {}, restored {}, confirmed {}",
-                    r.republished, r.redis_reloaded, r.restored, r.confirmed
-                )?;
+                    "  repaired: republished {}, redis reloaded {}{}, restored {} issued and {} \
+                     pending, confirmed {}",
+                    r.republished,
+                    r.redis_reloaded,
+                    r.loaded_stock
+                        .map(|s| format!(" with stock {s}"))
+                        .unwrap_or_default(),
+                    r.restored,
+                    r.restored_pending,
+                    r.confirmed
+                )?,
+                None => {}
             }
         }
         let verdicts: Vec<String> = self
@@ -192,6 +195,21 @@ struct Sources {
     issuances: IssuanceStore,
     cache: ReservationStore,
     publisher: Option<IssuePublisher>,
+    /// Counts the requests in flight, when repairing.
+    in_flight_scan: Option<InFlightScan>,
+    /// One scan serves every coupon Redis lost: made on the first, before its MySQL read.
+    in_flight: tokio::sync::OnceCell<Result<InFlight, String>>,
+}
+
+impl Sources {
+    async fn in_flight(&self) -> &Result<InFlight, String> {
+        self.in_flight
+            .get_or_init(async || match &self.in_flight_scan {
+                Some(scan) => scan.scan().await.map_err(|e| e.to_string()),
+                None => Err("not repairing".to_owned()),
+            })
+            .await
+    }
 }
 
 /// Runs the reconciliation; the summary and whether every coupon is healthy.
@@ -220,6 +238,10 @@ pub async fn run(
         issuances: IssuanceStore::new(db.clone()),
         cache,
         publisher,
+        in_flight_scan: args
+            .repair
+            .then(|| InFlightScan::new(&settings.kafka, settings.startup.probe_timeout())),
+        in_flight: tokio::sync::OnceCell::new(),
     };
     let granted: HashSet<CouponId> = CompensationStore::new(db)
         .compensation_coupon_ids()
@@ -261,10 +283,14 @@ pub async fn run(
     }
 
     // After a repair, what was lost or orphaned has been acted on; only what no repair can fix
-    // (over-issue) still needs a person.
+    // (over-issue), and what a repair refused to touch, still needs a person.
     let healthy = reports.iter().all(|r| {
-        r.verdict.is_healthy()
-            || (args.repair && matches!(r.verdict, Verdict::Lost | Verdict::Orphan))
+        let refused = r.repair.as_ref().is_some_and(|r| r.refused.is_some());
+        let rebuilt = r.repair.as_ref().is_some_and(|r| r.redis_reloaded);
+        !refused
+            && (!r.unusable || rebuilt)
+            && (r.verdict.is_healthy()
+                || (args.repair && matches!(r.verdict, Verdict::Lost | Verdict::Orphan)))
     });
     let mut verdicts = BTreeMap::new();
     for report in &reports {
@@ -306,15 +332,20 @@ async fn reconcile_coupon(
         ),
         Kind::Compensation => (None, HashMap::new()),
     };
-    let Holders {
-        total,
-        available,
-        holders,
-    } = sources
+    // A coupon Redis lost is rebuilt with the requests in flight counted: read them before
+    // MySQL, so a request persisted in between is seen twice (and counted once), never missed.
+    let lost = args.repair && kind == Kind::Event && snapshot.is_none();
+    let in_flight = if lost {
+        Some(sources.in_flight().await)
+    } else {
+        None
+    };
+    let mysql = sources
         .issuances
         .holders(id)
         .await?
         .with_context(|| format!("coupon {id} disappeared from MySQL"))?;
+    let (total, available, holders) = (mysql.total, mysql.available, &mysql.holders);
 
     let rows = u64::try_from(holders.len()).unwrap_or(u64::MAX);
     let mut counts = Counts::default();
@@ -404,8 +435,19 @@ async fn reconcile_coupon(
     } else {
         verdict
     };
+    // An open event Redis does not have refuses every request (503 COUPON_NOT_LOADED), however
+    // well its counts agree.
+    let unusable = kind == Kind::Event && snapshot.is_none() && now < coupon.spec.issue_ends_at;
+    if unusable {
+        reasons.push(format!(
+            "not loaded in Redis while its window is open: its requests answer 503 \
+             COUPON_NOT_LOADED until --repair or PUT /admin/coupons/{id}/stock rebuilds it"
+        ));
+    }
 
-    let repair = if args.repair && kind == Kind::Event {
+    let repair = if let Some(in_flight) = in_flight {
+        Some(repair::rebuild_lost(sources, coupon, &mysql, in_flight).await?)
+    } else if args.repair && kind == Kind::Event {
         let orphans: Vec<&str> = users.get(&Finding::Orphan).cloned().unwrap_or_default();
         let unconfirmed: Vec<&str> = users
             .get(&Finding::Unconfirmed)
@@ -419,7 +461,7 @@ async fn reconcile_coupon(
                 &lost_requests,
                 &orphans,
                 &unconfirmed,
-                &holders,
+                holders,
             )
             .await?,
         )
@@ -437,85 +479,11 @@ async fn reconcile_coupon(
         mysql_issued: rows,
         mysql_available: available,
         redis_loaded: snapshot.is_some(),
+        unusable,
         redis_stock: snapshot.map(|s| s.stock),
         redis_participants: snapshot.map(|s| s.participants),
         counts,
         samples,
         repair,
     })
-}
-
-/// Acts on what the comparison found: only on facts MySQL or Redis already record, so a
-/// second run finds nothing more to do.
-async fn apply_repairs(
-    sources: &Sources,
-    coupon: &CouponRecord,
-    available: i64,
-    lost: &[(&str, ParticipantState)],
-    orphans: &[&str],
-    unconfirmed: &[&str],
-    holders: &HashMap<String, IssuedCoupon>,
-) -> anyhow::Result<Repair> {
-    let id = coupon.id;
-    let mut done = Repair::default();
-
-    // LOST: the consumer never persisted them. Re-publishing under the original request id is
-    // safe: the consumer inserts at most one row per user and marks that request issued.
-    if let Some(publisher) = &sources.publisher {
-        let requests: Vec<IssueRequested> = lost
-            .iter()
-            .filter_map(|(user, state)| {
-                let user = UserId::parse(user).ok()?;
-                let (ParticipantState::Pending { request_id, at }
-                | ParticipantState::Issued { request_id, at }) = *state;
-                Some(IssueRequested::new(request_id, id, user, at))
-            })
-            .collect();
-        for chunk in requests.chunks(REPUBLISH_CONCURRENCY) {
-            let sent = futures::future::join_all(chunk.iter().map(|r| publisher.publish(r))).await;
-            for result in sent {
-                result.context("re-publishing a lost request")?;
-                done.republished += 1;
-            }
-        }
-    }
-
-    // ORPHAN: Redis lost what MySQL holds; record those holders as issued (loading the coupon
-    // with MySQL's stock if Redis lost it entirely).
-    let parsed: Vec<(UserId, ParticipantState)> = orphans
-        .iter()
-        .filter_map(|user| {
-            let held = holders.get(*user)?;
-            let state = ParticipantState::Issued {
-                request_id: held.request_id.unwrap_or_else(RequestId::generate),
-                at: held.issued_at,
-            };
-            Some((UserId::parse(user).ok()?, state))
-        })
-        .collect();
-    let restore: Vec<(&UserId, ParticipantState)> =
-        parsed.iter().map(|(user, state)| (user, *state)).collect();
-    if !restore.is_empty() {
-        let restored = sources
-            .cache
-            .restore(id, &coupon.spec, available, &restore)
-            .await?;
-        done.redis_reloaded = restored.loaded;
-        done.restored = restored.holders;
-    }
-
-    // UNCONFIRMED: persisted, but Redis was never told.
-    let confirm: Vec<(UserId, RequestId, OffsetDateTime)> = unconfirmed
-        .iter()
-        .filter_map(|user| {
-            let held = holders.get(*user)?;
-            Some((UserId::parse(user).ok()?, held.request_id?, held.issued_at))
-        })
-        .collect();
-    let confirm: Vec<(CouponId, &UserId, RequestId, OffsetDateTime)> = confirm
-        .iter()
-        .map(|(user, request, at)| (id, user, *request, *at))
-        .collect();
-    done.confirmed = sources.cache.mark_issued_many(&confirm).await?;
-    Ok(done)
 }

@@ -4,7 +4,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use figment::value::Value;
 
-use crate::{ConfigError, DEFAULTS, ENV_PREFIX, Settings};
+use crate::describe::NamedEnv;
+use crate::{ConfigError, DEFAULTS, ENV_PREFIX, Needs, Settings};
 
 /// Configuration flags shared by every binary; flatten into each binary's clap parser.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -26,11 +27,21 @@ pub struct ConfigArgs {
 impl ConfigArgs {
     /// Loads and validates the configuration from the process environment.
     pub fn load(&self) -> Result<Settings, ConfigError> {
-        self.load_with(Env::prefixed(ENV_PREFIX).split("__"))
+        self.load_for(Needs::default())
+    }
+
+    /// [`Self::load`] for a binary that also `needs` settings only some binaries use.
+    pub fn load_for(&self, needs: Needs) -> Result<Settings, ConfigError> {
+        self.load_with_needs(Env::prefixed(ENV_PREFIX).split("__"), needs)
     }
 
     /// Same as [`Self::load`] with an explicit environment provider (tests).
     pub fn load_with(&self, env: Env) -> Result<Settings, ConfigError> {
+        self.load_with_needs(env, Needs::default())
+    }
+
+    /// Same as [`Self::load_for`] with an explicit environment provider (tests).
+    pub fn load_with_needs(&self, env: Env, needs: Needs) -> Result<Settings, ConfigError> {
         let mut figment = Figment::from(Toml::string(DEFAULTS));
         if let Some(path) = &self.config {
             if !path.is_file() {
@@ -38,7 +49,7 @@ impl ConfigArgs {
             }
             figment = figment.merge(Toml::file(path));
         }
-        figment = figment.merge(env);
+        figment = figment.merge(NamedEnv(env));
         if let Some(profile) = &self.profile {
             figment = figment.merge(("profile", profile.as_str()));
         }
@@ -52,7 +63,7 @@ impl ConfigArgs {
             figment = figment.merge((key.trim(), value));
         }
         let settings: Settings = figment.extract().map_err(Box::new)?;
-        settings.validate()?;
+        settings.validate_for(needs)?;
         Ok(settings)
     }
 }

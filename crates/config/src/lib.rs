@@ -7,6 +7,7 @@
 //! refuses to start, naming the setting at fault.
 
 mod args;
+mod describe;
 mod lenient;
 mod secret;
 mod settings;
@@ -18,7 +19,7 @@ pub use settings::{
     AdminSettings, ConsumerSettings, HttpSettings, KafkaSettings, LogFormat, LogSettings,
     MysqlSettings, Profile, RedisSettings, Settings, StartupSettings,
 };
-pub use validate::{Invalid, ValidationErrors};
+pub use validate::{Invalid, Needs, ValidationErrors};
 
 /// The built-in defaults, also the reference for every key.
 pub const DEFAULTS: &str = include_str!("defaults.toml");

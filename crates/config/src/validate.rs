@@ -35,6 +35,14 @@ impl fmt::Display for Invalid {
     }
 }
 
+/// Settings only some binaries use: each binary asks for what it needs, so none refuses to
+/// start over a setting it never reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Needs {
+    /// `admin.token`: the issuer-api's admin endpoints.
+    pub admin_token: bool,
+}
+
 /// Every problem found, reported together so one start-up attempt shows them all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ValidationErrors(pub Vec<Invalid>);
@@ -79,9 +87,14 @@ fn valid_topic(name: &str) -> bool {
 }
 
 impl Settings {
-    /// Checks every setting; in `production`, also refuses loopback hosts and a missing admin
-    /// token.
+    /// Checks every setting every binary shares; in `production`, also refuses loopback hosts.
     pub fn validate(&self) -> Result<(), ValidationErrors> {
+        self.validate_for(Needs::default())
+    }
+
+    /// [`Self::validate`], plus what one binary `needs` (in `production`, a missing admin
+    /// token where the admin endpoints are served), reported with the rest.
+    pub fn validate_for(&self, needs: Needs) -> Result<(), ValidationErrors> {
         let mut errors = Vec::new();
         let production = self.profile == Profile::Production;
         let mut refuse_loopback = |key: &'static str, host: &str| {
@@ -247,7 +260,7 @@ impl Settings {
                 errors.push(Invalid::new(key, "must be between 1 and 600000 ms"));
             }
         }
-        if production && self.admin.token.expose().len() < 16 {
+        if needs.admin_token && production && self.admin.token.expose().len() < 16 {
             errors.push(Invalid::new(
                 "admin.token",
                 "must be set to at least 16 characters in the production profile",
@@ -269,6 +282,7 @@ mod tests {
     use figment::Jail;
     use figment::providers::Env;
 
+    use super::Needs;
     use crate::{ConfigArgs, ConfigError, ENV_PREFIX};
 
     fn load(args: &ConfigArgs) -> Result<crate::Settings, ConfigError> {
@@ -333,19 +347,25 @@ mod tests {
     }
 
     #[test]
-    fn production_accepts_real_hosts_and_requires_a_token() {
+    fn production_accepts_real_hosts_and_requires_a_token_where_used() {
         Jail::expect_with(|jail| {
             jail.set_env("COUPON__PROFILE", "production");
             jail.set_env("COUPON__KAFKA__BOOTSTRAP_SERVERS", "kafka:9092");
             jail.set_env("COUPON__REDIS__URL", "redis://:pw@redis:6379/0");
             jail.set_env("COUPON__MYSQL__HOST", "mysql");
-            let Err(ConfigError::Invalid(errors)) = load(&ConfigArgs::default()) else {
-                return Err("a production profile without admin token must be refused".into());
+            // Only a binary serving the admin endpoints needs the token.
+            load(&ConfigArgs::default()).map_err(|e| e.to_string())?;
+            let admin = Needs { admin_token: true };
+            let for_api = || {
+                ConfigArgs::default().load_with_needs(Env::prefixed(ENV_PREFIX).split("__"), admin)
+            };
+            let Err(ConfigError::Invalid(errors)) = for_api() else {
+                return Err("a production API without admin token must be refused".into());
             };
             assert_eq!(errors.0.len(), 1);
             assert_eq!(errors.0[0].key, "admin.token");
             jail.set_env("COUPON__ADMIN__TOKEN", "0123456789abcdef0123");
-            load(&ConfigArgs::default()).map_err(|e| e.to_string())?;
+            for_api().map_err(|e| e.to_string())?;
             Ok(())
         });
     }

@@ -2,17 +2,28 @@
 //! incident (production pointed at localhost).
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
-use couponrush_testkit::{Refusal, TestEnv};
+use couponrush_testkit::{Refusal, TestEnv, run_binary};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_coupon-consumer");
 
 #[tokio::test(flavor = "multi_thread")]
 async fn refuses_to_start_without_each_dependency() -> anyhow::Result<()> {
     let env = TestEnv::new(1).await?;
-    let base = env.env_vars();
+    // A refused connection is an answer: each refusal comes at once, far within the bound that
+    // is kept for silence.
+    let mut base = env.env_vars();
+    base.retain(|(key, _)| *key != "COUPON__STARTUP__PROBE_TIMEOUT_MS");
+    base.push(("COUPON__STARTUP__PROBE_TIMEOUT_MS", "5000".to_owned()));
     for dependency in ["Kafka", "Redis", "MySQL"] {
+        let started = Instant::now();
         Refusal::unreachable(dependency)?.assert_refused(Path::new(BINARY), &[], &base)?;
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(2),
+            "{dependency} refused after {took:?}"
+        );
     }
     env.cleanup().await
 }
@@ -20,4 +31,29 @@ async fn refuses_to_start_without_each_dependency() -> anyhow::Result<()> {
 #[test]
 fn refuses_production_with_loopback_hosts() -> anyhow::Result<()> {
     Refusal::production_with_loopback().assert_refused(Path::new(BINARY), &[], &[])
+}
+
+/// The consumer never reads `admin.token`: production without one gets past configuration
+/// (and stops at the first dependency, which does not exist here).
+#[test]
+fn production_does_not_ask_the_consumer_for_an_admin_token() -> anyhow::Result<()> {
+    let env = [
+        ("COUPON__PROFILE", "production".to_owned()),
+        (
+            "COUPON__KAFKA__BOOTSTRAP_SERVERS",
+            "kafka.invalid:9092".to_owned(),
+        ),
+        (
+            "COUPON__REDIS__URL",
+            "redis://redis.invalid:6379".to_owned(),
+        ),
+        ("COUPON__MYSQL__HOST", "mysql.invalid".to_owned()),
+        ("COUPON__STARTUP__PROBE_TIMEOUT_MS", "1000".to_owned()),
+    ];
+    let output = run_binary(Path::new(BINARY), &[], &env, Duration::from_secs(30))?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(!stderr.contains("admin.token"), "{stderr}");
+    assert!(stderr.contains("start-up check failed"), "{stderr}");
+    Ok(())
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use couponrush_cache::ReservationStore;
-use couponrush_domain::{CouponId, TopicMessage, UserId};
+use couponrush_domain::{CouponId, UserId};
 use couponrush_e2e::{Running, sample};
 use couponrush_testkit::{PrivateServer, TestEnv, eventually};
 use serde_json::{Value, json};
@@ -123,26 +123,73 @@ async fn an_unacknowledged_publish_keeps_its_place_and_is_published_later() -> a
         0.0
     );
 
-    // The topic holds the unconfirmed request (perhaps twice: the stalled broker may have
-    // written the first copy too) and the second user's; the consumer issues each user once.
-    let messages = env
-        .read_topic(&env.settings.kafka.topic, 2, Duration::from_secs(10))
-        .await?;
-    let requests: Vec<String> = messages
-        .iter()
-        .filter_map(|m| match TopicMessage::decode(m.payload.as_deref()?) {
-            Ok(TopicMessage::IssueRequested(r)) => Some(r.request_id.to_string()),
-            _ => None,
-        })
-        .collect();
-    assert!(requests.contains(&request_id), "{requests:?}");
-
     // The first user is still told the truth about the same request.
     let (status, body) = running.issue(coupon, "unlucky").await?;
     assert_eq!(
         (status, &body["status"], &body["requestId"]),
         (409, &json!("PENDING"), &json!(request_id))
     );
+
+    // A consumer issues it under that request id (the topic may hold it twice: the stalled
+    // broker may have written the first copy too).
+    let consumer = coupon_consumer::start(env.settings.clone()).await?;
+    let issued = eventually(
+        Duration::from_secs(20),
+        "the unconfirmed request issued",
+        async || {
+            let status = status_of(&running, coupon, "unlucky").await.ok()?;
+            (status["status"] == "ISSUED").then_some(status)
+        },
+    )
+    .await?;
+    assert_eq!(issued["requestId"], json!(request_id), "{issued}");
+    consumer.stop().await?;
+    running.stop().await?;
+    env.cleanup().await
+}
+
+/// A broker restarted (empty, its topic recreated by the operator) does not know the API's
+/// idempotent producer any more (UNKNOWN_PRODUCER_ID, fenced): the API replaces its producer
+/// and serves 202 again within seconds, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_broker_is_served_again_without_restarting_the_api() -> anyhow::Result<()> {
+    let mut broker = PrivateServer::tansu().await?;
+    let env = env_on(&broker).await?;
+    let running = Running::api_only(&env).await?;
+    let coupon = running.create_coupon(100).await?;
+    assert_eq!(running.issue(coupon, "before").await?.0, 202);
+
+    broker.kill();
+    broker.resume().await?;
+    env.ensure_topic(1).await?;
+    let back = Instant::now();
+    let mut tries = 0;
+    eventually(
+        Duration::from_secs(10),
+        "a 202 after the restart",
+        async || {
+            tries += 1;
+            let (status, _) = running
+                .issue(coupon, &format!("after-{tries}"))
+                .await
+                .ok()?;
+            (status == 202).then_some(())
+        },
+    )
+    .await?;
+    eprintln!(
+        "202 again {:?} after the topic was back ({tries} tries); producer rebuilds {}",
+        back.elapsed(),
+        metric(
+            &running,
+            "couponrush_api_kafka_producer_rebuilds_total{producer=\"issue\"}"
+        )
+        .await?
+    );
+    eventually(Duration::from_secs(10), "readiness back", async || {
+        (get(&running, "/health/ready").await.ok()?.0 == 200).then_some(())
+    })
+    .await?;
     running.stop().await?;
     env.cleanup().await
 }

@@ -88,4 +88,19 @@ mod tests {
             Err(ApiError::AdminDisabled)
         ));
     }
+
+    /// `defaults.toml`, the reference of every key, says what the admin endpoints answer
+    /// without a token: it must be what they answer.
+    #[test]
+    fn the_defaults_tell_the_status_answered_without_a_token() {
+        use actix_web::ResponseError;
+        let status = ApiError::AdminDisabled.status_code().as_u16();
+        assert_eq!(status, 403);
+        let comment: String = couponrush_config::DEFAULTS
+            .lines()
+            .skip_while(|line| *line != "[admin]")
+            .take_while(|line| !line.starts_with("token"))
+            .collect();
+        assert!(comment.contains(&format!("answer {status}")), "{comment}");
+    }
 }

@@ -31,6 +31,17 @@ pub enum ApiError {
     RouteNotFound,
     #[error("method not allowed on this route; allowed: {allow}")]
     MethodNotAllowed { allow: &'static str },
+    #[error(
+        "coupon {0} exists but its state is not loaded in Redis (lost in a Redis restart?); \
+         nothing was reserved, retry later"
+    )]
+    CouponNotLoaded(String),
+    #[error(
+        "coupon {0} is not loaded in Redis, and the requests still in flight for it could not \
+         be counted (the broker did not answer); loading it now could sell their coupons \
+         twice, so nothing was loaded: retry when the broker answers"
+    )]
+    InFlightUnknown(String),
     #[error("{what} is unavailable, retry later")]
     Unavailable {
         what: &'static str,
@@ -47,6 +58,10 @@ pub enum ApiError {
         retry_after_secs: u32,
     },
 }
+
+/// A coupon comes back only when an operator reloads it, a count of requests in flight only
+/// when the broker answers: a slower retry than a blip.
+const NOT_LOADED_RETRY_AFTER_SECS: u32 = 5;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -74,6 +89,8 @@ impl ApiError {
             Self::AdminDisabled => "ADMIN_DISABLED",
             Self::RouteNotFound => "NOT_FOUND",
             Self::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
+            Self::CouponNotLoaded(_) => "COUPON_NOT_LOADED",
+            Self::InFlightUnknown(_) => "IN_FLIGHT_UNKNOWN",
             Self::Unavailable { .. } => "UNAVAILABLE",
             Self::StockHeld { .. } => "STOCK_HELD",
             Self::Unconfirmed { .. } => "UNCONFIRMED",
@@ -95,9 +112,11 @@ impl ResponseError for ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::AdminDisabled => StatusCode::FORBIDDEN,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Unavailable { .. } | Self::StockHeld { .. } | Self::Unconfirmed { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::Unavailable { .. }
+            | Self::StockHeld { .. }
+            | Self::Unconfirmed { .. }
+            | Self::CouponNotLoaded(_)
+            | Self::InFlightUnknown(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -112,6 +131,9 @@ impl ResponseError for ApiError {
                 retry_after_secs, ..
             } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            Self::CouponNotLoaded(_) | Self::InFlightUnknown(_) => {
+                response.insert_header((header::RETRY_AFTER, NOT_LOADED_RETRY_AFTER_SECS));
             }
             Self::MethodNotAllowed { allow } => {
                 response.insert_header((header::ALLOW, *allow));

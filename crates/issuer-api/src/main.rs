@@ -7,7 +7,10 @@ use issuer_api::Cli;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = async {
-        let settings = cli.config.load()?;
+        // The admin endpoints are served here: production refuses to start without a token.
+        let settings = cli
+            .config
+            .load_for(couponrush_config::Needs { admin_token: true })?;
         couponrush_telemetry::init(&settings, "issuer-api");
         issuer_api::run(settings).await
     };

@@ -54,6 +54,7 @@ pub struct ApiMetrics {
     pub publish_failures: Counter,
     pub releases: Family<OutcomeLabels, Counter>,
     pub redis_errors: Counter,
+    pub coupon_not_loaded: Counter,
     pub participation_failures: Counter,
     pub dependency_up: Family<DependencyLabels, Gauge>,
     /// Accepted requests whose publish is unconfirmed, still being published again.
@@ -88,7 +89,7 @@ impl ApiMetrics {
         let issue_outcomes = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "issue_outcomes",
-            "Issue requests by outcome (QUEUED, PENDING, ISSUED, SOLD_OUT, NOT_OPEN, CLOSED, UNKNOWN_COUPON, UNAVAILABLE)",
+            "Issue requests by outcome (QUEUED, PENDING, ISSUED, SOLD_OUT, NOT_OPEN, CLOSED, UNKNOWN_COUPON, NOT_LOADED, UNAVAILABLE)",
             issue_outcomes.clone(),
         );
         let publish_duration = latency_histogram();
@@ -114,6 +115,12 @@ impl ApiMetrics {
             "redis_errors",
             "Redis commands that failed or timed out",
             redis_errors.clone(),
+        );
+        let coupon_not_loaded = Counter::default();
+        registry.register(
+            "coupon_not_loaded",
+            "Issue requests for a coupon MySQL has but Redis has no state for (answered 503 COUPON_NOT_LOADED; which coupons: /health/ready)",
+            coupon_not_loaded.clone(),
         );
         let participation_failures = Counter::default();
         registry.register(
@@ -171,6 +178,7 @@ impl ApiMetrics {
             publish_failures,
             releases,
             redis_errors,
+            coupon_not_loaded,
             participation_failures,
             dependency_up,
         })

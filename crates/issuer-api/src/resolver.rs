@@ -60,7 +60,6 @@ impl Resolver {
         publisher: IssuePublisher,
         reservations: ReservationStore,
         metrics: Arc<ApiMetrics>,
-        void_for: Duration,
     ) -> (Self, ResolverTask) {
         let (jobs, rx) = mpsc::unbounded_channel();
         let (stop, stopped) = tokio::sync::oneshot::channel();
@@ -68,7 +67,6 @@ impl Resolver {
             publisher,
             reservations,
             metrics: metrics.clone(),
-            void_for,
         };
         let task = tokio::spawn(work.run(rx, stopped));
         (Self { jobs, metrics }, ResolverTask { stop, task })
@@ -110,7 +108,6 @@ struct Work {
     publisher: IssuePublisher,
     reservations: ReservationStore,
     metrics: Arc<ApiMetrics>,
-    void_for: Duration,
 }
 
 impl Work {
@@ -194,11 +191,7 @@ impl Work {
                 coupon,
                 user,
                 request_id,
-            } => match self
-                .reservations
-                .void(*coupon, user, *request_id, self.void_for)
-                .await
-            {
+            } => match self.reservations.void(*coupon, user, *request_id).await {
                 Ok(released) => {
                     tracing::info!(request.id = %request_id, coupon.id = %coupon, user.id = %user,
                         released, "unanswered reservation voided");

@@ -1,13 +1,16 @@
 //! Start-up: build the clients and prove each dependency answers, or refuse to start.
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use couponrush_cache::ReservationStore;
 use couponrush_config::Settings;
-use couponrush_messaging::{IssuePublisher, probe_topic};
+use couponrush_messaging::{InFlightScan, IssuePublisher, probe_topic};
 use couponrush_storage::{CouponStore, Database, IssuanceStore};
 
 use std::time::Duration;
 
+use crate::coupon_presence::CouponPresence;
 use crate::metrics::ApiMetrics;
 use crate::participation::ParticipationOutbox;
 use crate::readiness::Readiness;
@@ -55,19 +58,17 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<(AppState, Backgroun
     );
     // A hold outlives the longest publish wait, so only a dead API's holds expire.
     let hold_for = publisher.longest_wait() + HOLD_MARGIN;
-    let (resolver, resolver_task) = Resolver::start(
-        publisher.clone(),
-        reservations.clone(),
-        metrics.clone(),
-        VOID_MARKER_TTL,
-    );
+    let (resolver, resolver_task) =
+        Resolver::start(publisher.clone(), reservations.clone(), metrics.clone());
     let participation = ParticipationOutbox::start(publisher.clone(), metrics.clone());
     let state = AppState {
         reservations,
         publisher,
+        in_flight: InFlightScan::new(&settings.kafka, timeout),
         coupons: CouponStore::new(db.clone()),
         issuances: IssuanceStore::new(db),
         admin_token: settings.admin.token.clone(),
+        presence: Arc::new(CouponPresence::new(metrics.coupon_not_loaded.clone())),
         metrics,
         readiness,
         resolver,
@@ -84,9 +85,6 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<(AppState, Backgroun
 
 /// Added to the longest publish wait to make a reservation's hold.
 const HOLD_MARGIN: Duration = Duration::from_secs(1);
-/// How long a voided request id is remembered: far longer than a Redis stall during which
-/// the reserve call could still be waiting to run.
-const VOID_MARKER_TTL: Duration = Duration::from_secs(3600);
 /// Bound on delivering the participation records still queued at shutdown.
 const PARTICIPATION_DRAIN: Duration = Duration::from_secs(5);
 

@@ -2,9 +2,10 @@ use std::sync::Arc;
 
 use couponrush_cache::ReservationStore;
 use couponrush_config::Secret;
-use couponrush_messaging::IssuePublisher;
+use couponrush_messaging::{InFlightScan, IssuePublisher};
 use couponrush_storage::{CouponStore, IssuanceStore};
 
+use crate::coupon_presence::CouponPresence;
 use crate::metrics::ApiMetrics;
 use crate::participation::ParticipationOutbox;
 use crate::readiness::Readiness;
@@ -15,6 +16,8 @@ use crate::resolver::Resolver;
 pub struct AppState {
     pub reservations: ReservationStore,
     pub publisher: IssuePublisher,
+    /// Counts requests in flight before a warm-up rebuilds a coupon Redis lost.
+    pub in_flight: InFlightScan,
     pub coupons: CouponStore,
     pub issuances: IssuanceStore,
     pub admin_token: Secret,
@@ -24,4 +27,5 @@ pub struct AppState {
     pub participation: ParticipationOutbox,
     /// How long a reservation's publish may take to be decided (see `ReservationStore::reserve`).
     pub hold_for: std::time::Duration,
+    pub presence: Arc<CouponPresence>,
 }

@@ -9,6 +9,8 @@ pub enum MessagingError {
         timeout_ms: u128,
         reason: String,
     },
+    #[error("Kafka broker at {address} refused: {reason}")]
+    Refused { address: String, reason: String },
     #[error("topic {topic:?} is not available on the Kafka broker at {address}: {reason}")]
     MissingTopic {
         topic: String,

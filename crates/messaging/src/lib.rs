@@ -5,6 +5,7 @@ mod admin;
 mod client_log;
 mod dead_letter;
 mod error;
+mod in_flight;
 mod probe;
 mod producer;
 mod publisher;
@@ -18,6 +19,7 @@ pub use dead_letter::{
     DeadLetterPublisher,
 };
 pub use error::MessagingError;
+pub use in_flight::{InFlight, InFlightScan};
 pub use probe::probe_topic;
 pub use producer::{DeliveryFailure, ManagedProducer, connected_brokers};
 pub use publisher::IssuePublisher;

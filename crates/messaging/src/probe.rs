@@ -1,4 +1,6 @@
-use std::time::Duration;
+use std::io::ErrorKind;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
 
 use couponrush_config::KafkaSettings;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -15,8 +17,16 @@ pub async fn probe_topic(
 ) -> Result<usize, MessagingError> {
     let settings = settings.clone();
     let topic = topic.to_owned();
-    // Metadata fetches block the calling thread; keep them off the async workers.
-    tokio::task::spawn_blocking(move || probe_blocking(&settings, &topic, timeout))
+    off_runtime(timeout, move || probe_blocking(&settings, &topic, timeout)).await
+}
+
+/// Runs `work`, a librdkafka call that blocks the calling thread for up to `timeout`, off the
+/// async workers.
+pub(crate) async fn off_runtime<T: Send + 'static>(
+    timeout: Duration,
+    work: impl FnOnce() -> Result<T, MessagingError> + Send + 'static,
+) -> Result<T, MessagingError> {
+    tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| MessagingError::Unreachable {
             address: String::new(),
@@ -36,6 +46,14 @@ fn probe_blocking(
         timeout_ms: timeout.as_millis(),
         reason,
     };
+    let started = Instant::now();
+    if let Some(reason) = refused_by_every_broker(settings, timeout) {
+        return Err(MessagingError::Refused {
+            address: address.clone(),
+            reason,
+        });
+    }
+    let timeout = timeout.saturating_sub(started.elapsed());
     let client: BaseConsumer = client_config(settings)
         // Probing must never create the topic as a side effect.
         .set("allow.auto.create.topics", "false")
@@ -61,4 +79,33 @@ fn probe_blocking(
         0 => Err(missing("it has no partitions".to_owned())),
         n => Ok(n),
     }
+}
+
+/// A refusal is an answer. librdkafka retries refused connections until the timeout, so a
+/// broker that is plainly down cost the whole `startup.probe_timeout_ms`; a plain TCP connect
+/// to every bootstrap address tells at once. `Some(why)` when every address refused (or did
+/// not resolve); `None` as soon as one accepts or stays silent, where the bound applies.
+pub(crate) fn refused_by_every_broker(
+    settings: &KafkaSettings,
+    timeout: Duration,
+) -> Option<String> {
+    let mut refusals = Vec::new();
+    for entry in settings.brokers() {
+        let addresses = match entry.to_socket_addrs() {
+            Ok(addresses) => addresses,
+            Err(error) => {
+                refusals.push(format!("{entry}: {error}"));
+                continue;
+            }
+        };
+        for address in addresses {
+            match TcpStream::connect_timeout(&address, timeout) {
+                Err(error) if error.kind() == ErrorKind::ConnectionRefused => {
+                    refusals.push(format!("{entry} ({address}): connection refused"));
+                }
+                _ => return None,
+            }
+        }
+    }
+    (!refusals.is_empty()).then(|| refusals.join("; "))
 }

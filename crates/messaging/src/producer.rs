@@ -7,7 +7,7 @@
 //! delivery result is recorded, so [`ManagedProducer::can_publish`] answers "did the last
 //! deliveries go through", not merely "does the broker answer metadata".
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -24,12 +24,13 @@ use rdkafka::util::Timeout;
 use crate::client_log::LogLimiter;
 use crate::error::MessagingError;
 
-/// Failures in a row, without a success, after which a producer whose broker answers is
-/// replaced: one failure can be a blip, a streak while the broker is reachable is the producer.
-const REBUILD_AFTER_FAILURES: u64 = 3;
-/// A streak must also have lasted this long, so a burst of requests failing together during
-/// one hiccup does not rebuild at once.
+/// How long deliveries may keep failing, with no success, before a producer whose broker
+/// answers is replaced: a burst failing together in one hiccup does not rebuild it, a streak
+/// while the broker is reachable is the producer's.
 const REBUILD_AFTER_STREAK: Duration = Duration::from_secs(2);
+/// Failed broker checks in a row (one a second) that make an outage: the producer is replaced
+/// when the broker answers again. One slow answer under load is not an outage.
+const LOST_CHECKS: u32 = 2;
 /// At most one rebuild per this interval: a broker that is really gone is not fixed by
 /// rebuilding in a loop.
 const MIN_REBUILD_INTERVAL: Duration = Duration::from_secs(5);
@@ -196,10 +197,13 @@ pub struct ManagedProducer {
     name: &'static str,
     config: ClientConfig,
     current: Arc<RwLock<Arc<Generation>>>,
-    last_rebuild: Arc<Mutex<Instant>>,
+    /// When the producer was last replaced; `None` before the first time.
+    last_rebuild: Arc<Mutex<Option<Instant>>>,
     rebuilds: Arc<AtomicU64>,
     /// Whether the last [`Self::check`] found the topic.
     topic_present: Arc<AtomicBool>,
+    /// Broker checks failed in a row (see [`Self::maintain`]).
+    lost_checks: Arc<AtomicU32>,
 }
 
 impl std::fmt::Debug for ManagedProducer {
@@ -221,9 +225,10 @@ impl ManagedProducer {
             name,
             config,
             current: Arc::new(RwLock::new(Arc::new(generation))),
-            last_rebuild: Arc::new(Mutex::new(Instant::now())),
+            last_rebuild: Arc::new(Mutex::new(None)),
             rebuilds: Arc::new(AtomicU64::new(0)),
             topic_present: Arc::new(AtomicBool::new(true)),
+            lost_checks: Arc::new(AtomicU32::new(0)),
         })
     }
 
@@ -321,42 +326,62 @@ impl ManagedProducer {
         Ok(())
     }
 
-    /// Replaces the producer when it can no longer publish while the broker answers
-    /// (`broker_answers`: a metadata request just succeeded): after a fatal error, or a streak
-    /// of failed deliveries. Returns whether it rebuilt. Messages still in the old instance
-    /// fail as [`DeliveryFailure::Uncertain`] and are the callers' to resolve.
+    /// Replaces the producer when it can no longer publish, or may not be able to, while the
+    /// broker answers (`broker_answers`: a metadata request just succeeded):
+    /// - after a fatal error (fenced, `UNKNOWN_PRODUCER_ID`): at once;
+    /// - after deliveries kept failing for [`REBUILD_AFTER_STREAK`] with no success;
+    /// - when the broker answers again after an outage of [`LOST_CHECKS`] checks or more: a
+    ///   stalled or restarted broker may have forgotten or fenced this producer's id, and
+    ///   finding out by failing users' publishes first costs seconds.
+    ///
+    /// Returns whether it rebuilt. Messages still in the old instance fail as
+    /// [`DeliveryFailure::Uncertain`] and are the callers' to resolve.
     pub fn maintain(&self, broker_answers: bool) -> Result<bool, MessagingError> {
         let Some(generation) = self.generation() else {
             return Ok(false);
         };
         let fatal = generation.health.fatal.load(Ordering::Relaxed)
             || generation.producer.client().fatal_error().is_some();
-        let streak = generation.health.streak().is_some_and(|(failures, age)| {
-            failures >= REBUILD_AFTER_FAILURES && age >= REBUILD_AFTER_STREAK
-        });
-        if !(fatal || (streak && broker_answers)) {
-            return Ok(false);
+        if !broker_answers {
+            self.lost_checks.fetch_add(1, Ordering::Relaxed);
         }
+        let reason = if fatal {
+            "it failed fatally"
+        } else if !broker_answers {
+            return Ok(false);
+        } else if self.lost_checks.load(Ordering::Relaxed) >= LOST_CHECKS {
+            "the broker is back after an outage"
+        } else if generation
+            .health
+            .streak()
+            .is_some_and(|(_, age)| age >= REBUILD_AFTER_STREAK)
+        {
+            "its deliveries kept failing"
+        } else {
+            self.lost_checks.store(0, Ordering::Relaxed);
+            return Ok(false);
+        };
         {
             let Ok(mut last) = self.last_rebuild.lock() else {
                 return Ok(false);
             };
-            if last.elapsed() < MIN_REBUILD_INTERVAL && !fatal {
+            if last.is_some_and(|at| at.elapsed() < MIN_REBUILD_INTERVAL) && !fatal {
                 return Ok(false);
             }
-            *last = Instant::now();
+            *last = Some(Instant::now());
         }
         let replacement = Arc::new(Self::build(self.name, &self.config)?);
         let old = match self.current.write() {
             Ok(mut current) => std::mem::replace(&mut *current, replacement),
             Err(_) => return Ok(false),
         };
+        self.lost_checks.store(0, Ordering::Relaxed);
         self.rebuilds.fetch_add(1, Ordering::Relaxed);
         tracing::error!(
             producer = self.name,
-            fatal,
+            reason,
             last_error = %old.health.last_error(),
-            "producer could not publish; replaced it with a new one"
+            "replaced the producer with a new one"
         );
         // Dropping a producer purges and flushes for up to 500 ms: not on an async worker.
         tokio::task::spawn_blocking(move || drop(old));

@@ -167,10 +167,10 @@ pub async fn replay_dead_letters(
     }
 }
 
-/// Per partition, where this pass starts (the group's committed offset, or the beginning) and
-/// ends (the high watermark now).
-fn plan(
-    consumer: &StreamConsumer,
+/// Per partition, where this pass starts (the consumer's group's committed offset, or the
+/// beginning) and ends (the high watermark now).
+pub(crate) fn plan(
+    consumer: &impl Consumer,
     topic: &str,
     timeout: Duration,
 ) -> Result<BTreeMap<i32, (i64, i64)>, MessagingError> {

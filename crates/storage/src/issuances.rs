@@ -2,7 +2,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use couponrush_domain::coupon::expires_at;
 use couponrush_domain::{
-    CouponId, IssueRequested, ParticipationOutcome, ParticipationRecorded, RequestId, UserId,
+    CouponId, IdError, IssueRequested, ParticipantState, ParticipationOutcome,
+    ParticipationRecorded, RequestId, UserId,
 };
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
@@ -37,6 +38,17 @@ pub struct IssuedCoupon {
     pub expires_at: OffsetDateTime,
 }
 
+impl IssuedCoupon {
+    /// The holder's state as Redis records it. A row without a request id (not written by the
+    /// consumer) gets a fresh one: no message will ever need to match it.
+    pub fn state(&self) -> ParticipantState {
+        ParticipantState::Issued {
+            request_id: self.request_id.unwrap_or_else(RequestId::generate),
+            at: self.issued_at,
+        }
+    }
+}
+
 /// A coupon's holders with its counts, from one consistent read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Holders {
@@ -44,6 +56,16 @@ pub struct Holders {
     pub available: i64,
     /// User id to their coupon.
     pub holders: HashMap<String, IssuedCoupon>,
+}
+
+impl Holders {
+    /// Every holder with their state as Redis records it; fails on a user id that is not one.
+    pub fn states(&self) -> Result<Vec<(UserId, ParticipantState)>, IdError> {
+        self.holders
+            .iter()
+            .map(|(user, held)| Ok((UserId::parse(user)?, held.state())))
+            .collect()
+    }
 }
 
 #[derive(Insertable)]

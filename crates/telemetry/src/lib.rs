@@ -1,5 +1,7 @@
 //! Logging set-up shared by every binary: JSON lines in production, readable text otherwise.
 
+use std::io::IsTerminal;
+
 use couponrush_config::Settings;
 use tracing_subscriber::EnvFilter;
 
@@ -11,6 +13,7 @@ pub fn init(settings: &Settings, service: &'static str) {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour())
         .with_writer(std::io::stderr);
     let installed = if settings.json_logs() {
         builder
@@ -24,6 +27,12 @@ pub fn init(settings: &Settings, service: &'static str) {
     if installed.is_ok() {
         tracing::info!(service, profile = ?settings.profile, "telemetry initialised");
     }
+}
+
+/// Colour only for a person at a terminal: escape codes in a file or a log collector are noise.
+/// `NO_COLOR` (<https://no-color.org>) turns it off at a terminal too.
+fn colour() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// Ends a binary: on error, logs it and prints the whole cause chain on one screen (no

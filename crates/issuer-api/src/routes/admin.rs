@@ -32,6 +32,7 @@ pub async fn create(
         .await
         .map_err(|e| unavailable("MySQL")(&e))?;
     tracing::info!(coupon.id = %record.id, total = spec.total_quantity, "coupon created");
+    state.presence.remember(record.id);
     // The coupon exists from here on: a failed Redis load must not invite a retry that would
     // create a second one, so the answer is still 201 and says how to load the stock.
     let body = match state.reservations.load(record.id, &record.spec).await {
@@ -59,24 +60,70 @@ pub async fn create(
     Ok(HttpResponse::Created().json(body))
 }
 
-/// `PUT /admin/coupons/{id}/stock`: (re)loads a coupon into Redis from MySQL. Repeating it
-/// never resets a live event's counters.
+/// `PUT /admin/coupons/{id}/stock`: loads a coupon into Redis from the records. A coupon Redis
+/// has is left as is (repeating never resets a live event). A coupon Redis lost (or never got)
+/// is rebuilt as `reconcile --repair` does: stock `total − MySQL holders − requests in flight`,
+/// holders recorded as issued and in-flight users as pending, so nobody is accepted twice and
+/// no unit is sold twice. Without a count of the requests in flight it loads nothing (503
+/// `IN_FLIGHT_UNKNOWN`).
 pub async fn warm_up(
     _admin: Admin,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = coupon_id(&path)?;
-    let record = find(&state, id).await?;
-    let loaded = state
+    let coupon = find(&state, id).await?;
+    let redis = unavailable("Redis");
+    if let Some(snapshot) = state
         .reservations
-        .load(id, &record.spec)
+        .stock_snapshot(id)
         .await
-        .map_err(|e| unavailable("Redis")(&e))?;
+        .map_err(|e| redis(&e))?
+    {
+        state.presence.loaded(id);
+        return Ok(HttpResponse::Ok().json(json!({
+            "couponId": id,
+            "loaded": false,
+            "redisStock": snapshot.stock.max(0),
+        })));
+    }
+    // Kafka before MySQL: a request persisted in between is then seen in both (and counted
+    // once, as a holder), never in neither.
+    let in_flight = state.in_flight.scan().await.map_err(|error| {
+        tracing::error!(%error, coupon.id = %id, "warm-up refused: requests in flight unknown");
+        ApiError::InFlightUnknown(id.to_string())
+    })?;
+    let mysql = unavailable("MySQL");
+    let record = state
+        .issuances
+        .holders(id)
+        .await
+        .map_err(|e| mysql(&e))?
+        .ok_or_else(|| ApiError::CouponNotFound(id.to_string()))?;
+    let holders = record
+        .states()
+        .map_err(|e| mysql(&format!("unreadable user id in coupon_user: {e}")))?;
+    let pending = in_flight.pending(id, |user| record.holders.contains_key(user.as_str()));
+    let rebuilt = state
+        .reservations
+        .rebuild_lost(id, &coupon.spec, &holders, &pending)
+        .await
+        .map_err(|e| redis(&e))?;
+    state.presence.loaded(id);
+    tracing::info!(
+        coupon.id = %id,
+        stock = rebuilt.stock,
+        holders = holders.len(),
+        in_flight = pending.len(),
+        loaded = rebuilt.restored.loaded,
+        "coupon rebuilt in Redis from MySQL and the requests in flight"
+    );
     Ok(HttpResponse::Ok().json(json!({
         "couponId": id,
-        "loaded": matches!(loaded, LoadOutcome::Loaded { .. }),
-        "redisStock": stock_of(loaded),
+        "loaded": rebuilt.restored.loaded,
+        "redisStock": rebuilt.stock,
+        "restoredIssued": holders.len(),
+        "restoredPending": pending.len(),
     })))
 }
 
@@ -124,6 +171,7 @@ async fn find(
         .find(id)
         .await
         .map_err(|e| unavailable("MySQL")(&e))?
+        .inspect(|record| state.presence.remember(record.id))
         .ok_or_else(|| ApiError::CouponNotFound(id.to_string()))
 }
 

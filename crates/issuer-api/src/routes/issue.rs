@@ -13,6 +13,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use tracing::Instrument;
 
+use crate::coupon_presence::Presence;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -64,6 +65,10 @@ enum Decision {
     NotOpen,
     Closed,
     UnknownCoupon,
+    /// MySQL has the coupon but Redis has no state for it (lost, or never loaded).
+    NotLoaded,
+    /// Redis does not know the coupon and MySQL did not answer whether it exists.
+    RecordDown,
     /// Redis could not be reached; nothing was reserved.
     CacheDown,
     /// The reserve call got no answer: it may run later. It is voided in the background.
@@ -87,7 +92,8 @@ impl Decision {
             Self::NotOpen => "NOT_OPEN",
             Self::Closed => "CLOSED",
             Self::UnknownCoupon => "UNKNOWN_COUPON",
-            Self::CacheDown | Self::BrokerDown => "UNAVAILABLE",
+            Self::NotLoaded => "NOT_LOADED",
+            Self::CacheDown | Self::BrokerDown | Self::RecordDown => "UNAVAILABLE",
             Self::CacheUncertain | Self::Unconfirmed => "UNCONFIRMED",
         }
     }
@@ -101,10 +107,12 @@ impl Decision {
             Self::SoldOut => Some(ParticipationOutcome::SoldOut),
             Self::NotOpen => Some(ParticipationOutcome::NotOpen),
             Self::Closed => Some(ParticipationOutcome::Closed),
-            Self::Held | Self::BrokerDown | Self::CacheDown | Self::CacheUncertain => {
-                Some(ParticipationOutcome::Unavailable)
-            }
-            Self::Queued | Self::Unconfirmed | Self::UnknownCoupon => None,
+            Self::Held
+            | Self::BrokerDown
+            | Self::CacheDown
+            | Self::CacheUncertain
+            | Self::NotLoaded => Some(ParticipationOutcome::Unavailable),
+            Self::Queued | Self::Unconfirmed | Self::UnknownCoupon | Self::RecordDown => None,
         }
     }
 
@@ -149,6 +157,13 @@ impl Decision {
             Self::NotOpen => conflict("NOT_OPEN", "the event has not started yet"),
             Self::Closed => conflict("CLOSED", "the event has ended"),
             Self::UnknownCoupon => return Err(ApiError::CouponNotFound(coupon.to_string())),
+            Self::NotLoaded => return Err(ApiError::CouponNotLoaded(coupon.to_string())),
+            Self::RecordDown => {
+                return Err(ApiError::Unavailable {
+                    what: "MySQL",
+                    retry_after_secs: RETRY_AFTER_SECS,
+                });
+            }
             Self::CacheDown => {
                 return Err(ApiError::Unavailable {
                     what: "Redis",
@@ -267,13 +282,32 @@ async fn decide(
         Err(error) => {
             state.metrics.redis_errors.inc();
             tracing::error!(%error, "reservation failed");
-            if may_have_run(&error) {
-                state.resolver.void(coupon, user.clone(), request_id);
-                return Decision::CacheUncertain;
+            if !may_have_run(&error) {
+                return Decision::CacheDown;
             }
-            return Decision::CacheDown;
+            // Settle it now if Redis answers on a fresh connection (a connection a Redis
+            // restart broke is the common case): then it certainly holds nothing and the
+            // answer is a plain "not now". Else it is voided once Redis answers.
+            return match state.reservations.void(coupon, user, request_id).await {
+                Ok(_) => Decision::CacheDown,
+                Err(_) => {
+                    state.resolver.void(coupon, user.clone(), request_id);
+                    Decision::CacheUncertain
+                }
+            };
         }
     };
+    if reservation == Reservation::UnknownCoupon {
+        return match state.presence.classify(coupon, &state.coupons).await {
+            Ok(Presence::NotLoaded) => Decision::NotLoaded,
+            Ok(Presence::Unknown) => Decision::UnknownCoupon,
+            Err(error) => {
+                tracing::error!(%error, "Redis does not know the coupon and MySQL did not answer");
+                Decision::RecordDown
+            }
+        };
+    }
+    state.presence.loaded(coupon);
     match reservation {
         Reservation::Accepted { .. } => {
             if state.publisher.can_publish().is_ok() {

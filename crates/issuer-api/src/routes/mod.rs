@@ -90,3 +90,35 @@ async fn openapi() -> HttpResponse {
         .content_type("application/json")
         .body(include_str!("../openapi.json"))
 }
+
+#[cfg(test)]
+mod tests {
+    use couponrush_domain::{CouponSpec, CouponSpecError};
+
+    /// OpenAPI 3.0 cannot say "`issue_ends_at` after `issue_starts_at`" in a schema: the
+    /// document must say it in words, and the API must refuse what it says is refused.
+    #[test]
+    fn the_document_states_the_window_rule_the_api_enforces() -> Result<(), serde_json::Error> {
+        let doc: serde_json::Value = serde_json::from_str(include_str!("../openapi.json"))?;
+        let ends = doc["components"]["schemas"]["CouponSpec"]["properties"]["issue_ends_at"]
+            ["description"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            ends.contains("strictly after") && ends.contains("422"),
+            "{ends}"
+        );
+        let refused = doc["paths"]["/admin/coupons"]["post"]["responses"]["422"]["description"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(refused.contains("equal times are refused"), "{refused}");
+
+        let example = &doc["paths"]["/admin/coupons"]["post"]["requestBody"]["content"]["application/json"]
+            ["example"];
+        let mut spec: CouponSpec = serde_json::from_value(example.clone())?;
+        assert_eq!(spec.validate(), Ok(()));
+        spec.issue_ends_at = spec.issue_starts_at;
+        assert_eq!(spec.validate(), Err(CouponSpecError::Window));
+        Ok(())
+    }
+}

@@ -3,7 +3,9 @@
 //! Redis answers first; MySQL, the record, answers whenever Redis does not know (state lost,
 //! coupon not loaded, Redis down) and whenever Redis still says PENDING, so a coupon persisted
 //! just before a consumer crash is reported ISSUED. Never ISSUED without the MySQL row or the
-//! consumer's confirmation that follows it.
+//! consumer's confirmation that follows it. Without Redis, MySQL can prove ISSUED and SOLD_OUT
+//! but not NOT_REQUESTED (a request still in Kafka is only in Redis): that answer is 503
+//! (`COUPON_NOT_LOADED` when Redis lost the coupon, `UNAVAILABLE` when it is down).
 
 use actix_web::{HttpResponse, web};
 use couponrush_cache::UserView;
@@ -81,11 +83,11 @@ pub async fn status(
     let user = UserId::parse(&raw_user).map_err(ApiError::InvalidUserId)?;
     let answer = StatusAnswer::new(coupon, user.clone(), "NOT_REQUESTED");
 
-    let view = match state.reservations.user_view(coupon, &user).await {
-        Ok(view) => view,
+    let (view, redis_down) = match state.reservations.user_view(coupon, &user).await {
+        Ok(view) => (view, false),
         Err(error) => {
             tracing::warn!(%error, coupon.id = %coupon, "Redis unavailable; answering from MySQL");
-            None
+            (None, true)
         }
     };
     let persisted = |answer: StatusAnswer| async {
@@ -141,13 +143,21 @@ pub async fn status(
                     .await
                     .map_err(|e| unavailable(&e))?
                     .ok_or_else(|| ApiError::CouponNotFound(coupon.to_string()))?;
+                state.presence.remember(coupon);
                 if record.available_quantity <= 0 {
                     StatusAnswer {
                         status: "SOLD_OUT",
                         ..answer
                     }
+                } else if redis_down {
+                    // A request still on its way to MySQL lives only in Redis: NOT_REQUESTED
+                    // could be untrue.
+                    return Err(ApiError::Unavailable {
+                        what: "Redis",
+                        retry_after_secs: 1,
+                    });
                 } else {
-                    answer
+                    return Err(ApiError::CouponNotLoaded(coupon.to_string()));
                 }
             }
         },
