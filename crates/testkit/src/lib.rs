@@ -12,8 +12,10 @@ use couponrush_cache::ReservationStore;
 use couponrush_config::{ConfigArgs, Secret, Settings};
 use couponrush_storage::Database;
 
+mod fault_proxy;
 mod gate;
 mod private_server;
+pub use fault_proxy::{FaultProxy, Mode as FaultMode};
 pub use gate::GatedBroker;
 pub use private_server::PrivateServer;
 

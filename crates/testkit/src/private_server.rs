@@ -87,6 +87,28 @@ impl PrivateServer {
         }
     }
 
+    /// Stops the process with SIGSTOP: its connections stay open and nothing answers, as a
+    /// hung broker (long GC pause, stalled disk) looks to its clients.
+    pub fn stop(&self) -> anyhow::Result<()> {
+        self.signal("-STOP")
+    }
+
+    /// Lets a stopped process go on (SIGCONT).
+    pub fn cont(&self) -> anyhow::Result<()> {
+        self.signal("-CONT")
+    }
+
+    fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let child = self.child.as_ref().context("the server is not running")?;
+        // `kill(1)` rather than libc: the workspace forbids unsafe code.
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .context("run kill")?;
+        anyhow::ensure!(status.success(), "kill {signal} failed: {status}");
+        Ok(())
+    }
+
     /// Starts the server again on the same port and waits until it accepts connections.
     pub async fn resume(&mut self) -> anyhow::Result<()> {
         let child = Command::new(&self.program)
