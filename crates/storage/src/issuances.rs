@@ -139,26 +139,30 @@ impl IssuanceStore {
         if requests.is_empty() && participation.is_empty() {
             return Ok(Vec::new());
         }
-        let mut conn = self.db.conn().await?;
-        conn.transaction(async |conn| -> Result<Vec<Persisted>, StorageError> {
-            let log: Vec<NewParticipation<'_>> = requests
-                .iter()
-                .map(NewParticipation::accepted)
-                .chain(participation.iter().map(NewParticipation::of))
-                .collect();
-            insert_log(conn, &log).await?;
+        self.db
+            .run(async |conn| {
+                conn.transaction(async |conn| -> Result<Vec<Persisted>, StorageError> {
+                    let log: Vec<NewParticipation<'_>> = requests
+                        .iter()
+                        .map(NewParticipation::accepted)
+                        .chain(participation.iter().map(NewParticipation::of))
+                        .collect();
+                    insert_log(conn, &log).await?;
 
-            let mut outcomes = vec![Persisted::UnknownCoupon; requests.len()];
-            let mut by_coupon: BTreeMap<CouponId, Vec<usize>> = BTreeMap::new();
-            for (index, request) in requests.iter().enumerate() {
-                by_coupon.entry(request.coupon_id).or_default().push(index);
-            }
-            for (coupon_id, indices) in by_coupon {
-                issue_for_coupon(conn, coupon_id, requests, &indices, now, &mut outcomes).await?;
-            }
-            Ok(outcomes)
-        })
-        .await
+                    let mut outcomes = vec![Persisted::UnknownCoupon; requests.len()];
+                    let mut by_coupon: BTreeMap<CouponId, Vec<usize>> = BTreeMap::new();
+                    for (index, request) in requests.iter().enumerate() {
+                        by_coupon.entry(request.coupon_id).or_default().push(index);
+                    }
+                    for (coupon_id, indices) in by_coupon {
+                        issue_for_coupon(conn, coupon_id, requests, &indices, now, &mut outcomes)
+                            .await?;
+                    }
+                    Ok(outcomes)
+                })
+                .await
+            })
+            .await
     }
 
     /// The user's coupon of `coupon_id`, if one was issued.
@@ -167,19 +171,22 @@ impl IssuanceStore {
         coupon_id: CouponId,
         user_id: &UserId,
     ) -> Result<Option<IssuedCoupon>, StorageError> {
-        let mut conn = self.db.conn().await?;
-        let row: Option<(String, time::PrimitiveDateTime, time::PrimitiveDateTime)> =
-            coupon_user::table
-                .filter(coupon_user::coupon_id.eq(coupon_id.as_i64()))
-                .filter(coupon_user::user_id.eq(user_id.as_str()))
-                .select((
-                    coupon_user::request_id,
-                    coupon_user::issued_at,
-                    coupon_user::expires_at,
-                ))
-                .first(&mut conn)
-                .await
-                .optional()?;
+        let row: Option<(String, time::PrimitiveDateTime, time::PrimitiveDateTime)> = self
+            .db
+            .run(async |conn| {
+                Ok(coupon_user::table
+                    .filter(coupon_user::coupon_id.eq(coupon_id.as_i64()))
+                    .filter(coupon_user::user_id.eq(user_id.as_str()))
+                    .select((
+                        coupon_user::request_id,
+                        coupon_user::issued_at,
+                        coupon_user::expires_at,
+                    ))
+                    .first(conn)
+                    .await
+                    .optional()?)
+            })
+            .await?;
         Ok(row.map(|(request_id, issued_at, expires_at)| IssuedCoupon {
             request_id: request_id.parse().ok(),
             issued_at: from_db(issued_at),
@@ -191,50 +198,53 @@ impl IssuanceStore {
     /// and available quantity, read in one transaction so the counts and rows agree even while
     /// consumers commit (reconciliation). `None` if the coupon does not exist.
     pub async fn holders(&self, coupon_id: CouponId) -> Result<Option<Holders>, StorageError> {
-        let mut conn = self.db.conn().await?;
-        conn.transaction(async |conn| -> Result<Option<Holders>, StorageError> {
-            let Some((total, available)) = coupon::table
-                .find(coupon_id.as_i64())
-                .select((coupon::total_quantity, coupon::available_quantity))
-                .first::<(u32, i32)>(conn)
-                .await
-                .optional()?
-            else {
-                return Ok(None);
-            };
-            let rows: Vec<(
-                String,
-                String,
-                time::PrimitiveDateTime,
-                time::PrimitiveDateTime,
-            )> = coupon_user::table
-                .filter(coupon_user::coupon_id.eq(coupon_id.as_i64()))
-                .select((
-                    coupon_user::user_id,
-                    coupon_user::request_id,
-                    coupon_user::issued_at,
-                    coupon_user::expires_at,
-                ))
-                .load(conn)
-                .await?;
-            let holders = rows
-                .into_iter()
-                .map(|(user, request_id, issued_at, expires_at)| {
-                    let coupon = IssuedCoupon {
-                        request_id: request_id.parse().ok(),
-                        issued_at: from_db(issued_at),
-                        expires_at: from_db(expires_at),
+        self.db
+            .run(async |conn| {
+                conn.transaction(async |conn| -> Result<Option<Holders>, StorageError> {
+                    let Some((total, available)) = coupon::table
+                        .find(coupon_id.as_i64())
+                        .select((coupon::total_quantity, coupon::available_quantity))
+                        .first::<(u32, i32)>(conn)
+                        .await
+                        .optional()?
+                    else {
+                        return Ok(None);
                     };
-                    (user, coupon)
+                    let rows: Vec<(
+                        String,
+                        String,
+                        time::PrimitiveDateTime,
+                        time::PrimitiveDateTime,
+                    )> = coupon_user::table
+                        .filter(coupon_user::coupon_id.eq(coupon_id.as_i64()))
+                        .select((
+                            coupon_user::user_id,
+                            coupon_user::request_id,
+                            coupon_user::issued_at,
+                            coupon_user::expires_at,
+                        ))
+                        .load(conn)
+                        .await?;
+                    let holders = rows
+                        .into_iter()
+                        .map(|(user, request_id, issued_at, expires_at)| {
+                            let coupon = IssuedCoupon {
+                                request_id: request_id.parse().ok(),
+                                issued_at: from_db(issued_at),
+                                expires_at: from_db(expires_at),
+                            };
+                            (user, coupon)
+                        })
+                        .collect();
+                    Ok(Some(Holders {
+                        total,
+                        available: i64::from(available),
+                        holders,
+                    }))
                 })
-                .collect();
-            Ok(Some(Holders {
-                total,
-                available: i64::from(available),
-                holders,
-            }))
-        })
-        .await
+                .await
+            })
+            .await
     }
 
     /// How many attempts the participation log holds for a coupon, by outcome.
@@ -242,12 +252,16 @@ impl IssuanceStore {
         &self,
         coupon_id: CouponId,
     ) -> Result<HashMap<String, u64>, StorageError> {
-        let mut conn = self.db.conn().await?;
-        let rows: Vec<(String, i64)> = event_participation_log::table
-            .filter(event_participation_log::coupon_id.eq(coupon_id.as_i64()))
-            .group_by(event_participation_log::outcome)
-            .select((event_participation_log::outcome, diesel::dsl::count_star()))
-            .load(&mut conn)
+        let rows: Vec<(String, i64)> = self
+            .db
+            .run(async |conn| {
+                Ok(event_participation_log::table
+                    .filter(event_participation_log::coupon_id.eq(coupon_id.as_i64()))
+                    .group_by(event_participation_log::outcome)
+                    .select((event_participation_log::outcome, diesel::dsl::count_star()))
+                    .load(conn)
+                    .await?)
+            })
             .await?;
         Ok(rows
             .into_iter()
