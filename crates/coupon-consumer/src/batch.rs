@@ -44,7 +44,7 @@ pub struct BatchResult {
 }
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// How a batch waits out a backoff before its next attempt.
 pub trait RetryWait {

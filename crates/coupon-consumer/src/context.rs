@@ -1,7 +1,7 @@
 //! librdkafka callbacks of the consumer: group membership in the logs and metrics, offsets
 //! committed before partitions are revoked, partitions assigned while a batch is retried kept
-//! paused, statistics into metrics, and the broker connection as a readiness signal that is
-//! logged once per change.
+//! paused, statistics into metrics, and the broker connection and assignment as readiness
+//! signals, the connection logged once per change.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,20 +14,24 @@ use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::metrics::{ConsumerMetrics, RebalanceLabels};
+use crate::readiness::Health;
 
 #[derive(Debug)]
 pub struct GroupContext {
     metrics: Arc<ConsumerMetrics>,
-    connected: Arc<AtomicBool>,
+    health: Arc<Health>,
+    /// Whether the broker was connected and answering at the last statistics, to log changes.
+    was_up: AtomicBool,
     /// Set while a batch is being retried: partitions assigned meanwhile start paused too.
     holding: AtomicBool,
 }
 
 impl GroupContext {
-    pub fn new(metrics: Arc<ConsumerMetrics>, connected: Arc<AtomicBool>) -> Self {
+    pub fn new(metrics: Arc<ConsumerMetrics>, health: Arc<Health>) -> Self {
         Self {
             metrics,
-            connected,
+            health,
+            was_up: AtomicBool::new(true),
             holding: AtomicBool::new(false),
         }
     }
@@ -47,10 +51,16 @@ impl GroupContext {
 impl ClientContext for GroupContext {
     fn stats(&self, statistics: Statistics) {
         self.metrics.record_statistics(&statistics);
-        let up = self.metrics.connection_count.get() > 0;
-        if self.connected.swap(up, Ordering::Relaxed) != up {
+        let connected = self.metrics.connection_count.get() > 0;
+        self.health
+            .kafka_connected
+            .store(connected, Ordering::Relaxed);
+        let up = self.health.kafka_up();
+        if self.was_up.swap(up, Ordering::Relaxed) != up {
             if up {
-                tracing::info!("connected to the Kafka broker again");
+                tracing::info!("the Kafka broker is connected and answers again");
+            } else if connected {
+                tracing::error!("the Kafka broker does not answer: consuming nothing");
             } else {
                 tracing::error!("no connection to any Kafka broker: consuming nothing");
             }
@@ -90,6 +100,7 @@ impl ConsumerContext for GroupContext {
         match rebalance {
             Rebalance::Assign(list) => {
                 self.count("assign");
+                self.health.set_assigned(Some(list.count()));
                 tracing::info!(partitions = ?partitions(list), "partitions assigned");
                 if self.holding.load(Ordering::SeqCst) {
                     // A batch is being retried: read nothing new until it is through.
@@ -107,6 +118,7 @@ impl ConsumerContext for GroupContext {
             }
             Rebalance::Revoke(list) => {
                 self.count("revoke");
+                self.health.set_assigned(None);
                 tracing::info!(partitions = ?partitions(list), "partitions revoked");
                 if self.holding.load(Ordering::SeqCst) {
                     self.metrics

@@ -2,7 +2,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -14,12 +13,14 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 use couponrush_messaging::DeadLetter;
 
-use crate::batch::{BatchReport, Rejected, RetryWait, confirm, persist};
+use crate::batch::{BatchReport, MAX_BACKOFF, Rejected, RetryWait, confirm, persist};
 use crate::context::GroupContext;
 use crate::hold::Hold;
 use crate::metrics::{ConsumerMetrics, ReasonLabels};
 use crate::ops::{self, OpsState};
+use crate::readiness::Health;
 use crate::startup::{Dependencies, connect};
+use crate::watch::{watch_broker, watch_mysql};
 
 pub(crate) type GroupConsumer = StreamConsumer<GroupContext>;
 
@@ -49,24 +50,31 @@ impl RunningConsumer {
 pub async fn start(settings: Settings) -> anyhow::Result<RunningConsumer> {
     let deps = connect(&settings).await?;
     let metrics = ConsumerMetrics::new();
-    let kafka_up = Arc::new(AtomicBool::new(true));
-    let mysql_up = Arc::new(AtomicBool::new(true));
-    let consumer: GroupConsumer = consumer_config(&settings.kafka)
-        // Statistics feed lag, connection count and readiness once a second.
-        .set("statistics.interval.ms", "1000")
-        .set(
-            "max.poll.interval.ms",
-            settings.consumer.max_poll_interval_ms.to_string(),
-        )
-        // librdkafka commits in the background only what `store` stored: batches whose
-        // MySQL transaction committed. The rebalance callback and shutdown commit the rest.
-        .set("enable.auto.commit", "true")
-        .set(
-            "auto.commit.interval.ms",
-            settings.consumer.commit_interval_ms.to_string(),
-        )
-        .create_with_context(GroupContext::new(metrics.clone(), kafka_up.clone()))
-        .context("cannot create the Kafka consumer")?;
+    // One attempt at a batch (a connection, the MySQL deadline, the dead letters' publish
+    // timeout) plus the longest backoff: a batch in progress for longer is stuck.
+    let stuck_after = settings.mysql.connect_timeout()
+        + deps.db.deadline()
+        + Duration::from_millis(settings.kafka.publish_timeout_ms)
+        + MAX_BACKOFF;
+    let health = Arc::new(Health::new(stuck_after));
+    let consumer: Arc<GroupConsumer> = Arc::new(
+        consumer_config(&settings.kafka)
+            // Statistics feed lag, connection count and readiness once a second.
+            .set("statistics.interval.ms", "1000")
+            .set(
+                "max.poll.interval.ms",
+                settings.consumer.max_poll_interval_ms.to_string(),
+            )
+            // librdkafka commits in the background only what `store` stored: batches whose
+            // MySQL transaction committed. The rebalance callback and shutdown commit the rest.
+            .set("enable.auto.commit", "true")
+            .set(
+                "auto.commit.interval.ms",
+                settings.consumer.commit_interval_ms.to_string(),
+            )
+            .create_with_context(GroupContext::new(metrics.clone(), health.clone()))
+            .context("cannot create the Kafka consumer")?,
+    );
     consumer
         .subscribe(&[&settings.kafka.topic])
         .context("cannot subscribe to the topic")?;
@@ -74,11 +82,20 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningConsumer> {
         &settings.consumer.ops_bind,
         OpsState {
             metrics: metrics.clone(),
-            kafka_up,
-            mysql_up: mysql_up.clone(),
+            health: health.clone(),
         },
     )?;
-    let mysql_watch = ops::watch_mysql(deps.db.clone(), mysql_up);
+    let watches = [
+        watch_mysql(deps.db.clone(), health.clone()),
+        // A member at work on a partition commits at least once per batch bound plus a
+        // commit interval.
+        watch_broker(
+            consumer.clone(),
+            settings.kafka.topic.clone(),
+            health.clone(),
+            stuck_after + Duration::from_millis(settings.consumer.commit_interval_ms),
+        ),
+    ];
     tracing::info!(
         topic = %settings.kafka.topic,
         group = %settings.kafka.consumer_group,
@@ -88,11 +105,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningConsumer> {
     );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        let result = consume(&settings, &deps, &consumer, &metrics, async move {
+        let result = consume(&settings, &deps, &consumer, &metrics, &health, async move {
             stopped.await.ok();
         })
         .await;
-        mysql_watch.abort();
+        for watch in watches {
+            watch.abort();
+        }
         ops.stop(true).await;
         ops_task.abort();
         result
@@ -119,6 +138,7 @@ async fn consume(
     deps: &Dependencies,
     consumer: &GroupConsumer,
     metrics: &ConsumerMetrics,
+    health: &Health,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let mut shutdown = pin!(shutdown);
@@ -145,6 +165,7 @@ async fn consume(
         }
         let payloads: Vec<Option<&[u8]>> = batch.iter().map(Message::payload).collect();
         let started = Instant::now();
+        health.batch_started();
         // Retries keep the partitions (paused) instead of dropping out of the group.
         let mut hold = Hold::new(consumer, metrics, &mut shutdown, &mut carry);
         let Some(mut result) =
@@ -162,6 +183,7 @@ async fn consume(
         // Only now, with the MySQL transaction committed and every rejected message on the
         // dead-letter topic, may the group move past the batch.
         store(consumer, &batch);
+        health.batch_finished();
         if let Some(previous) = confirming.take() {
             previous.await.ok();
         }
