@@ -13,7 +13,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::metrics::{ConsumerMetrics, RebalanceLabels};
+use crate::metrics::{ConsumerMetrics, PartitionLabels, RebalanceLabels};
 use crate::readiness::Health;
 
 #[derive(Debug)]
@@ -75,6 +75,16 @@ fn partitions(list: &TopicPartitionList) -> Vec<String> {
         .collect()
 }
 
+fn labels(list: &TopicPartitionList) -> Vec<PartitionLabels> {
+    list.elements()
+        .iter()
+        .map(|e| PartitionLabels {
+            topic: e.topic().to_owned(),
+            partition: e.partition(),
+        })
+        .collect()
+}
+
 impl ConsumerContext for GroupContext {
     /// Before partitions move, commit what this consumer finished with them (the stored
     /// offsets: only batches whose MySQL transaction committed), synchronously, so the next
@@ -101,6 +111,7 @@ impl ConsumerContext for GroupContext {
             Rebalance::Assign(list) => {
                 self.count("assign");
                 self.health.set_assigned(Some(list.count()));
+                self.metrics.set_assigned(labels(list));
                 tracing::info!(partitions = ?partitions(list), "partitions assigned");
                 if self.holding.load(Ordering::SeqCst) {
                     // A batch is being retried: read nothing new until it is through.
@@ -119,6 +130,7 @@ impl ConsumerContext for GroupContext {
             Rebalance::Revoke(list) => {
                 self.count("revoke");
                 self.health.set_assigned(None);
+                self.metrics.set_assigned([]);
                 tracing::info!(partitions = ?partitions(list), "partitions revoked");
                 if self.holding.load(Ordering::SeqCst) {
                     self.metrics
