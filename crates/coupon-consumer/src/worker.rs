@@ -8,12 +8,12 @@ use anyhow::Context;
 use couponrush_config::Settings;
 use couponrush_messaging::consumer_config;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::BorrowedMessage;
+use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-use couponrush_messaging::DeadLetter;
+use couponrush_messaging::{DeadLetter, Delivered, SCHEMA_VERSION_HEADER};
 
-use crate::batch::{BatchReport, MAX_BACKOFF, Rejected, RetryWait, confirm, persist};
+use crate::batch::{BatchReport, Incoming, MAX_BACKOFF, Rejected, RetryWait, confirm, persist};
 use crate::context::GroupContext;
 use crate::hold::Hold;
 use crate::metrics::{ConsumerMetrics, ReasonLabels};
@@ -163,7 +163,7 @@ async fn consume(
         if batch.is_empty() {
             continue;
         }
-        let payloads: Vec<Option<&[u8]>> = batch.iter().map(Message::payload).collect();
+        let payloads: Vec<Incoming<'_>> = batch.iter().map(incoming).collect();
         let started = Instant::now();
         health.batch_started();
         // Retries keep the partitions (paused) instead of dropping out of the group.
@@ -224,49 +224,74 @@ async fn consume(
     Ok(())
 }
 
-/// Sends the rejected messages of a batch to the dead-letter topic, retrying until the broker
-/// acknowledges each. `false` when shutdown came first (nothing committed).
+/// Sends the rejected messages of a batch to the dead-letter topic, all at once, and retries
+/// those the broker did not acknowledge until it does. A letter the broker refuses for good
+/// goes truncated, or not at all (logged), rather than blocking the partition for ever.
+/// `false` when shutdown came first (nothing committed).
 async fn dead_letter(
     deps: &Dependencies,
     batch: &[BorrowedMessage<'_>],
     rejected: &[Rejected],
     retry: &mut impl RetryWait,
 ) -> bool {
-    for rejection in rejected {
-        let Some(message) = batch.get(rejection.index) else {
-            continue;
-        };
-        let source = format!(
-            "{}/{}@{}",
-            message.topic(),
-            message.partition(),
-            message.offset()
-        );
-        let letter = DeadLetter {
+    let found: Vec<(&BorrowedMessage<'_>, &Rejected)> = rejected
+        .iter()
+        .filter_map(|r| Some((batch.get(r.index)?, r)))
+        .collect();
+    let sources: Vec<String> = found
+        .iter()
+        .map(|(m, _)| format!("{}/{}@{}", m.topic(), m.partition(), m.offset()))
+        .collect();
+    let letters: Vec<DeadLetter<'_>> = found
+        .iter()
+        .zip(&sources)
+        .map(|((message, rejection), source)| DeadLetter {
             key: message.key(),
             payload: message.payload(),
             headers: message.headers(),
-            source: &source,
+            source,
             reason: rejection.reason,
             error: rejection.error.clone(),
             attempts: rejection.attempts,
-        };
-        let mut backoff = Duration::from_millis(100);
-        while let Err(error) = deps.dead_letters.send(&letter).await {
-            tracing::error!(%error, source, "dead letter not acknowledged; retrying");
-            if !retry.wait(backoff).await {
-                return false;
+        })
+        .collect();
+    let mut pending: Vec<&DeadLetter<'_>> = letters.iter().collect();
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let results = deps.dead_letters.deliver_all(pending.iter().copied()).await;
+        let mut failed = Vec::new();
+        for (letter, result) in pending.into_iter().zip(results) {
+            let (source, reason) = (letter.source, letter.reason);
+            match result {
+                Ok(Delivered::Whole) => tracing::warn!(source, reason, "message dead-lettered"),
+                Ok(Delivered::Truncated) => {
+                    tracing::warn!(
+                        source,
+                        reason,
+                        "message dead-lettered truncated (too large)"
+                    );
+                }
+                Ok(Delivered::Refused(error)) => tracing::error!(
+                    source,
+                    reason,
+                    error,
+                    "dead letter refused by the broker even truncated; moving on without it"
+                ),
+                Err(error) => {
+                    tracing::error!(%error, source, "dead letter not acknowledged; retrying");
+                    failed.push(letter);
+                }
             }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
         }
-        tracing::warn!(
-            source,
-            reason = rejection.reason,
-            topic = deps.dead_letters.topic(),
-            "message dead-lettered"
-        );
+        if failed.is_empty() {
+            return true;
+        }
+        if !retry.wait(backoff).await {
+            return false;
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+        pending = failed;
     }
-    true
 }
 
 /// Waits for one message, then takes whatever else arrives within `wait`, up to `size`.
@@ -306,6 +331,19 @@ async fn next_batch<'c>(
         }
     }
     Some(batch)
+}
+
+fn incoming<'m>(message: &'m BorrowedMessage<'_>) -> Incoming<'m> {
+    let schema_version = message.headers().and_then(|headers| {
+        headers
+            .iter()
+            .find(|h| h.key == SCHEMA_VERSION_HEADER)
+            .and_then(|h| h.value)
+    });
+    Incoming {
+        payload: message.payload(),
+        schema_version,
+    }
 }
 
 /// Stores, per partition, the offset after the batch's last message. Only stored offsets are

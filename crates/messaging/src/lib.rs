@@ -11,8 +11,9 @@ mod settings;
 
 pub use admin::ensure_topic;
 pub use dead_letter::{
-    DLQ_ATTEMPTS_HEADER, DLQ_ERROR_HEADER, DLQ_REASON_HEADER, DLQ_SOURCE_HEADER, DeadLetter,
-    DeadLetterPublisher,
+    DLQ_ATTEMPTS_HEADER, DLQ_ERROR_HEADER, DLQ_ORIGINAL_SIZE_HEADER, DLQ_REASON_HEADER,
+    DLQ_SHA256_HEADER, DLQ_SOURCE_HEADER, DeadLetter, DeadLetterPublisher, Delivered,
+    TRUNCATED_PAYLOAD_BYTES,
 };
 pub use error::MessagingError;
 pub use probe::probe_topic;

@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use crate::database::Database;
 use crate::error::StorageError;
 use crate::inline_values::InsertIgnore;
+use crate::request_ids;
 use crate::schema::{coupon, coupon_user, event_participation_log};
 use crate::time::{from_db, to_db};
 
@@ -26,6 +27,8 @@ pub enum Persisted {
     OutOfStock,
     /// The coupon does not exist in MySQL: not issued.
     UnknownCoupon,
+    /// Its request id already belongs to another user's (or coupon's) attempt: not issued.
+    RequestIdConflict,
 }
 
 /// A coupon held by a user, as MySQL records it.
@@ -127,7 +130,8 @@ impl IssuanceStore {
     /// Each coupon's row is locked (`FOR UPDATE`, in id order so consumers never deadlock)
     /// before its users are read and inserted: no one else can insert for that coupon
     /// meanwhile, so "not there yet" stays true until we insert. A user twice in the batch, or
-    /// already in MySQL, is a re-delivery and changes nothing. Requests beyond the MySQL stock
+    /// already in MySQL, is a re-delivery and changes nothing; a request whose id another
+    /// user's attempt already holds is refused. Requests beyond the MySQL stock
     /// are not issued (`OutOfStock`), and a `CHECK` keeps `available_quantity` non-negative
     /// whatever happens.
     pub async fn persist_batch(
@@ -150,9 +154,14 @@ impl IssuanceStore {
                     insert_log(conn, &log).await?;
 
                     let mut outcomes = vec![Persisted::UnknownCoupon; requests.len()];
+                    let conflicts = request_ids::conflicting(conn, requests).await?;
                     let mut by_coupon: BTreeMap<CouponId, Vec<usize>> = BTreeMap::new();
                     for (index, request) in requests.iter().enumerate() {
-                        by_coupon.entry(request.coupon_id).or_default().push(index);
+                        if conflicts.contains(&index) {
+                            outcomes[index] = Persisted::RequestIdConflict;
+                        } else {
+                            by_coupon.entry(request.coupon_id).or_default().push(index);
+                        }
                     }
                     for (coupon_id, indices) in by_coupon {
                         issue_for_coupon(conn, coupon_id, requests, &indices, now, &mut outcomes)

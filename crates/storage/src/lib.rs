@@ -10,6 +10,7 @@ mod database;
 mod error;
 mod inline_values;
 mod issuances;
+mod request_ids;
 pub mod schema;
 mod time;
 

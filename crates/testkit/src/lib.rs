@@ -339,6 +339,41 @@ impl TestEnv {
             .await
     }
 
+    /// Produces one message with headers, of any size the broker takes (the producer's own
+    /// `message.max.bytes` is raised to fit it), and waits for the acknowledgement.
+    pub async fn produce_with_headers(
+        &self,
+        key: &str,
+        payload: &[u8],
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<()> {
+        use rdkafka::message::{Header, OwnedHeaders};
+        use rdkafka::producer::{FutureProducer, FutureRecord};
+        let room = payload.len() + 64 * 1024;
+        let producer: FutureProducer = couponrush_messaging::client_config(&self.settings.kafka)
+            .set("message.max.bytes", room.to_string())
+            .create()?;
+        let headers = headers
+            .iter()
+            .fold(OwnedHeaders::new(), |all, (key, value)| {
+                all.insert(Header {
+                    key,
+                    value: Some(*value),
+                })
+            });
+        producer
+            .send(
+                FutureRecord::to(&self.settings.kafka.topic)
+                    .key(key)
+                    .payload(payload)
+                    .headers(headers),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| anyhow::anyhow!("produce: {e}"))?;
+        Ok(())
+    }
+
     /// Produces many keyed messages with one producer and waits for every acknowledgement.
     pub async fn produce_many(&self, messages: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
         use rdkafka::producer::{FutureProducer, FutureRecord};
