@@ -9,6 +9,7 @@ mod coupons;
 mod database;
 mod error;
 mod inline_values;
+mod issuance_reads;
 mod issuances;
 mod request_ids;
 pub mod schema;
@@ -21,4 +22,5 @@ pub use compensations::{
 pub use coupons::{CouponRecord, CouponStore};
 pub use database::Database;
 pub use error::StorageError;
-pub use issuances::{Holders, IssuanceStore, IssuedCoupon, Persisted};
+pub use issuance_reads::{Holders, IssuedCoupon};
+pub use issuances::{IssuanceStore, Persisted};
