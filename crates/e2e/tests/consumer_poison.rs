@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use couponrush_domain::{CouponId, IssueRequested, UserId};
-use couponrush_e2e::{Running, consumer_metric};
+use couponrush_e2e::{Running, consumer_metric, ops_get};
 use couponrush_storage::{Database, IssuanceStore};
 use couponrush_testkit::{TestEnv, eventually, issue_request};
 
@@ -61,19 +61,26 @@ async fn a_message_too_large_for_the_dead_letter_topic_goes_truncated() -> anyho
 async fn a_garbage_flood_is_dead_lettered_in_batches() -> anyhow::Result<()> {
     const GARBAGE: usize = 2000;
     let env = TestEnv::new(1).await?;
-    let running = Running::start(&env).await?;
-    let consumer = running.consumer.as_ref().context("a consumer")?;
+    let mut running = Running::api_only(&env).await?;
     let coupon = running.create_coupon(10).await?;
     let garbage: Vec<(String, Vec<u8>)> = (0..GARBAGE)
         .map(|i| (format!("g-{i}"), format!("garbage {i}").into_bytes()))
         .collect();
     env.produce_many(&garbage).await?;
-    let started = Instant::now();
     for user in ["a", "b", "c"] {
         assert_eq!(running.issue(coupon, user).await?.0, 202);
     }
-    issued(&env, coupon, 3).await?;
-    let good_after = started.elapsed();
+    // The whole flood waits on the topic, the good requests behind it.
+    let started = Instant::now();
+    running.consumer = Some(coupon_consumer::start(env.settings.clone()).await?);
+    let consumer = running.consumer.as_ref().context("a consumer")?;
+    // Joining the group is not draining: time from the assignment on.
+    eventually(Duration::from_secs(30), "an assignment", async || {
+        let (status, _) = ops_get(&running.client, consumer, "/health/ready").await?;
+        (status == 200).then_some(())
+    })
+    .await?;
+    let assigned_after = started.elapsed();
     let series = "coupon_consumer_dead_letters_total{reason=\"undecodable\"}";
     let letters = eventually(Duration::from_secs(30), "dead letters", async || {
         consumer_metric(&running.client, consumer, series)
@@ -81,9 +88,13 @@ async fn a_garbage_flood_is_dead_lettered_in_batches() -> anyhow::Result<()> {
             .filter(|n| *n >= 2000.0)
     })
     .await?;
+    let drained_after = started.elapsed();
+    issued(&env, coupon, 3).await?;
     eprintln!(
-        "garbage flood: {GARBAGE} dead-lettered, the good requests behind them issued \
-         {good_after:.1?} after the flood was on the topic"
+        "garbage flood: {GARBAGE} dead-lettered and the good requests among them issued \
+         {:.1?} after the consumer was assigned the partition ({:.1?} after it started)",
+        drained_after.saturating_sub(assigned_after),
+        drained_after
     );
     assert_eq!(letters, 2000.0);
     running.stop().await?;
