@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use couponrush_domain::CouponId;
-use couponrush_e2e::{Running, consumer_metric, ops_get};
+use couponrush_e2e::{RowLock, Running, consumer_metric, ops_get};
 use couponrush_testkit::{FaultProxy, TestEnv, eventually};
 
 async fn issue_users(
@@ -145,6 +145,47 @@ async fn a_frozen_mysql_fails_the_batch_within_its_deadline_and_recovers() -> an
     assert_eq!(
         metric(&running, "coupon_consumer_dead_letters_total").await?,
         Some(0.0)
+    );
+    running.stop().await?;
+    env.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_stuck_behind_a_lock_turns_the_consumer_not_ready() -> anyhow::Result<()> {
+    let mut env = TestEnv::new(1).await?;
+    // One attempt: 1 s to connect, a 2 s MySQL deadline, 3 s to publish dead letters, then up
+    // to 5 s of backoff: a batch in progress for more than 11 s is stuck.
+    env.settings.mysql.lock_wait_timeout_s = 1;
+    env.settings.mysql.connect_timeout_ms = 1000;
+    env.settings.kafka.publish_timeout_ms = 3000;
+    let running = Running::start(&env).await?;
+    let coupon = running.create_coupon(10).await?;
+    ready_is(&running, 200, Duration::from_secs(20)).await?;
+
+    // Someone else holds the coupon row: MySQL and the broker answer, the batch cannot commit.
+    let locker = RowLock::coupon(&env, coupon).await?;
+    let locked_at = Instant::now();
+    issue_users(&running, coupon, "stuck", 3).await?;
+    let body = ready_is(&running, 503, Duration::from_secs(20)).await?;
+    let unready_after = locked_at.elapsed();
+    let body: serde_json::Value = serde_json::from_str(&body)?;
+    assert_eq!(body["checks"]["batch"]["status"], "DOWN", "{body}");
+    assert_eq!(body["checks"]["mysql"]["status"], "UP", "{body}");
+    assert_eq!(body["checks"]["kafka"]["status"], "UP", "{body}");
+
+    locker.release().await?;
+    let released = Instant::now();
+    metric_until(
+        &running,
+        "coupon_consumer_issued_total",
+        Duration::from_secs(10),
+        |v| v == 3.0,
+    )
+    .await?;
+    ready_is(&running, 200, Duration::from_secs(10)).await?;
+    eprintln!(
+        "stuck batch: not ready {unready_after:.1?} after the lock, ready {:.1?} after its release",
+        released.elapsed()
     );
     running.stop().await?;
     env.cleanup().await
