@@ -6,7 +6,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use couponrush_messaging::noise;
 use rdkafka::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::statistics::Statistics;
@@ -49,6 +51,14 @@ impl GroupContext {
 }
 
 impl ClientContext for GroupContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        noise::librdkafka_log(level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        noise::librdkafka_error(&error, reason);
+    }
+
     fn stats(&self, statistics: Statistics) {
         self.metrics.record_statistics(&statistics);
         let connected = self.metrics.connection_count.get() > 0;
@@ -100,7 +110,9 @@ impl ConsumerContext for GroupContext {
             // Everything finished was already committed.
             Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
             Err(error) => {
-                tracing::error!(%error, partitions = ?partitions(list),
+                // Harmless (re-delivery is idempotent), and the lost broker or group behind it
+                // is logged once at ERROR by the connection and readiness checks.
+                tracing::warn!(%error, partitions = ?partitions(list),
                     "offset commit before revocation failed; the next owner re-delivers (harmless)");
             }
         }

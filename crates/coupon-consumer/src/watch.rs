@@ -72,12 +72,12 @@ pub fn watch_broker(
                 Err(error) => tracing::error!(%error, "the broker probe failed to run"),
             }
             let (ready, body) = health.verdict();
-            if was_ready.replace(ready) != Some(ready) {
-                if ready {
-                    tracing::info!(checks = %body["checks"], "ready");
-                } else {
-                    tracing::error!(checks = %body["checks"], "not ready");
-                }
+            match (was_ready.replace(ready), ready) {
+                (Some(before), now) if before == now => {}
+                (_, true) => tracing::info!(checks = %body["checks"], "ready"),
+                // Starting up (joining the group) is not an incident.
+                (None, false) => tracing::info!(checks = %body["checks"], "not ready yet"),
+                (Some(_), false) => tracing::error!(checks = %body["checks"], "not ready"),
             }
         }
     })

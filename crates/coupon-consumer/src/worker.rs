@@ -6,12 +6,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use couponrush_config::Settings;
-use couponrush_messaging::consumer_config;
+use couponrush_messaging::{DeadLetter, Delivered, SCHEMA_VERSION_HEADER, consumer_config, noise};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{Message, Offset, TopicPartitionList};
-
-use couponrush_messaging::{DeadLetter, Delivered, SCHEMA_VERSION_HEADER};
 
 use crate::batch::{BatchReport, Incoming, MAX_BACKOFF, Rejected, RetryWait, confirm, persist};
 use crate::context::GroupContext;
@@ -315,7 +313,7 @@ async fn next_batch<'c>(
     match first {
         Ok(message) => batch.push(message),
         Err(error) => {
-            tracing::error!(%error, "Kafka consumer error");
+            noise::consumer_error(&error);
             return Some(batch);
         }
     }
@@ -324,7 +322,7 @@ async fn next_batch<'c>(
         match tokio::time::timeout_at(deadline, consumer.recv()).await {
             Ok(Ok(message)) => batch.push(message),
             Ok(Err(error)) => {
-                tracing::error!(%error, "Kafka consumer error");
+                noise::consumer_error(&error);
                 break;
             }
             Err(_elapsed) => break,

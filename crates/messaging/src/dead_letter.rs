@@ -9,6 +9,7 @@ use rdkafka::util::Timeout;
 use sha2::{Digest, Sha256};
 
 use crate::error::MessagingError;
+use crate::noise::QuietContext;
 use crate::settings::acked_producer_config;
 
 /// Header: why the message was dead-lettered (`undecodable`, `unknown-coupon`, `out-of-stock`,
@@ -66,7 +67,7 @@ impl std::fmt::Debug for DeadLetter<'_> {
 /// offset is committed only once its dead letter is safely on the broker.
 #[derive(Clone)]
 pub struct DeadLetterPublisher {
-    producer: FutureProducer,
+    producer: FutureProducer<QuietContext>,
     topic: String,
     timeout: Duration,
 }
@@ -81,7 +82,7 @@ impl std::fmt::Debug for DeadLetterPublisher {
 
 impl DeadLetterPublisher {
     pub fn new(settings: &KafkaSettings) -> Result<Self, MessagingError> {
-        let producer = acked_producer_config(settings).create()?;
+        let producer = acked_producer_config(settings).create_with_context(QuietContext)?;
         Ok(Self {
             producer,
             topic: settings.dlq_topic.clone(),

@@ -4,6 +4,7 @@
 mod admin;
 mod dead_letter;
 mod error;
+pub mod noise;
 mod probe;
 mod publisher;
 mod replay;
