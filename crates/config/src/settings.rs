@@ -57,6 +57,9 @@ pub struct MysqlSettings {
     pub pool_size: usize,
     pub connect_timeout_ms: u64,
     pub lock_wait_timeout_s: u32,
+    /// Whether the client may switch to the server's Unix socket when it runs on this host
+    /// (mysql_async's `prefer_socket`); `false` keeps every connection on `host:port`.
+    pub prefer_socket: bool,
 }
 
 impl MysqlSettings {

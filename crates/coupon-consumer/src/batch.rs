@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use couponrush_cache::ReservationStore;
 use couponrush_domain::{
-    CouponId, IssueRequested, ParticipationRecorded, RequestId, TopicMessage, UserId,
+    CouponId, EventDecodeError, IssueRequested, ParticipationRecorded, RequestId, TopicMessage,
+    UserId,
 };
 use couponrush_storage::Persisted;
 use time::OffsetDateTime;
@@ -18,8 +19,17 @@ pub struct BatchReport {
     pub issued: u64,
     pub duplicates: u64,
     pub logged: u64,
-    /// Dead-lettered: bad payload, unknown coupon, no stock left in MySQL, retries exhausted.
+    /// Dead-lettered: bad payload or schema, unknown coupon, no stock left in MySQL, a request
+    /// id of another user's, retries exhausted.
     pub rejected: u64,
+}
+
+/// What persisting needs of a message: its payload and the schema version its
+/// `schema-version` header declares, if any.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'m> {
+    pub payload: Option<&'m [u8]>,
+    pub schema_version: Option<&'m [u8]>,
 }
 
 /// A message of the batch that must go to the dead-letter topic.
@@ -44,7 +54,7 @@ pub struct BatchResult {
 }
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// How a batch waits out a backoff before its next attempt.
 pub trait RetryWait {
@@ -58,7 +68,7 @@ pub trait RetryWait {
 /// means shutdown came first (nothing committed, the batch will be re-delivered).
 pub async fn persist(
     deps: &Dependencies,
-    payloads: &[Option<&[u8]>],
+    payloads: &[Incoming<'_>],
     max_attempts: u32,
     retry: &mut impl RetryWait,
 ) -> Option<BatchResult> {
@@ -67,18 +77,18 @@ pub async fn persist(
     let mut request_index: Vec<usize> = Vec::new();
     let mut participation: Vec<ParticipationRecorded> = Vec::new();
     let mut participation_index: Vec<usize> = Vec::new();
-    for (index, payload) in payloads.iter().enumerate() {
-        match payload.map(TopicMessage::decode) {
-            Some(Ok(TopicMessage::IssueRequested(request))) => {
+    let readable = IssueRequested::SCHEMA_VERSION.to_string();
+    for (index, message) in payloads.iter().enumerate() {
+        match read(message, readable.as_bytes()) {
+            Ok(TopicMessage::IssueRequested(request)) => {
                 requests.push(request);
                 request_index.push(index);
             }
-            Some(Ok(TopicMessage::Participation(record))) => {
+            Ok(TopicMessage::Participation(record)) => {
                 participation.push(record);
                 participation_index.push(index);
             }
-            Some(Err(error)) => result.reject(index, "undecodable", error.to_string(), 0),
-            None => result.reject(index, "undecodable", "message without payload".into(), 0),
+            Err((reason, error)) => result.reject(index, reason, error, 0),
         }
     }
 
@@ -134,6 +144,7 @@ pub async fn persist(
             }
             Persisted::OutOfStock => "out-of-stock",
             Persisted::UnknownCoupon => "unknown-coupon",
+            Persisted::RequestIdConflict => "request-id-conflict",
         };
         let error = format!(
             "coupon {} cannot be issued to {} (request {}): {reason}",
@@ -142,6 +153,29 @@ pub async fn persist(
         result.reject(index, reason, error, attempt);
     }
     Some(result)
+}
+
+/// Decodes a message whose declared schema (header, then payload) this build reads; else the
+/// dead-letter reason and error.
+fn read(message: &Incoming<'_>, readable: &[u8]) -> Result<TopicMessage, (&'static str, String)> {
+    if let Some(declared) = message.schema_version.filter(|v| *v != readable) {
+        let error = format!(
+            "schema-version header {:?}; this build reads version {}",
+            String::from_utf8_lossy(declared),
+            IssueRequested::SCHEMA_VERSION
+        );
+        return Err(("unsupported-schema", error));
+    }
+    let payload = message
+        .payload
+        .ok_or(("undecodable", "message without payload".to_owned()))?;
+    TopicMessage::decode(payload).map_err(|error| {
+        let reason = match error {
+            EventDecodeError::UnsupportedVersion(_) => "unsupported-schema",
+            _ => "undecodable",
+        };
+        (reason, error.to_string())
+    })
 }
 
 impl BatchResult {

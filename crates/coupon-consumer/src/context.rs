@@ -1,33 +1,39 @@
 //! librdkafka callbacks of the consumer: group membership in the logs and metrics, offsets
 //! committed before partitions are revoked, partitions assigned while a batch is retried kept
-//! paused, statistics into metrics, and the broker connection as a readiness signal that is
-//! logged once per change.
+//! paused, statistics into metrics, and the broker connection and assignment as readiness
+//! signals, the connection logged once per change.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use couponrush_messaging::noise;
 use rdkafka::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::metrics::{ConsumerMetrics, RebalanceLabels};
+use crate::metrics::{ConsumerMetrics, PartitionLabels, RebalanceLabels};
+use crate::readiness::Health;
 
 #[derive(Debug)]
 pub struct GroupContext {
     metrics: Arc<ConsumerMetrics>,
-    connected: Arc<AtomicBool>,
+    health: Arc<Health>,
+    /// Whether the broker was connected and answering at the last statistics, to log changes.
+    was_up: AtomicBool,
     /// Set while a batch is being retried: partitions assigned meanwhile start paused too.
     holding: AtomicBool,
 }
 
 impl GroupContext {
-    pub fn new(metrics: Arc<ConsumerMetrics>, connected: Arc<AtomicBool>) -> Self {
+    pub fn new(metrics: Arc<ConsumerMetrics>, health: Arc<Health>) -> Self {
         Self {
             metrics,
-            connected,
+            health,
+            was_up: AtomicBool::new(true),
             holding: AtomicBool::new(false),
         }
     }
@@ -45,12 +51,26 @@ impl GroupContext {
 }
 
 impl ClientContext for GroupContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        noise::librdkafka_log(level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        noise::librdkafka_error(&error, reason);
+    }
+
     fn stats(&self, statistics: Statistics) {
         self.metrics.record_statistics(&statistics);
-        let up = self.metrics.connection_count.get() > 0;
-        if self.connected.swap(up, Ordering::Relaxed) != up {
+        let connected = self.metrics.connection_count.get() > 0;
+        self.health
+            .kafka_connected
+            .store(connected, Ordering::Relaxed);
+        let up = self.health.kafka_up();
+        if self.was_up.swap(up, Ordering::Relaxed) != up {
             if up {
-                tracing::info!("connected to the Kafka broker again");
+                tracing::info!("the Kafka broker is connected and answers again");
+            } else if connected {
+                tracing::error!("the Kafka broker does not answer: consuming nothing");
             } else {
                 tracing::error!("no connection to any Kafka broker: consuming nothing");
             }
@@ -62,6 +82,16 @@ fn partitions(list: &TopicPartitionList) -> Vec<String> {
     list.elements()
         .iter()
         .map(|e| format!("{}/{}", e.topic(), e.partition()))
+        .collect()
+}
+
+fn labels(list: &TopicPartitionList) -> Vec<PartitionLabels> {
+    list.elements()
+        .iter()
+        .map(|e| PartitionLabels {
+            topic: e.topic().to_owned(),
+            partition: e.partition(),
+        })
         .collect()
 }
 
@@ -80,7 +110,9 @@ impl ConsumerContext for GroupContext {
             // Everything finished was already committed.
             Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
             Err(error) => {
-                tracing::error!(%error, partitions = ?partitions(list),
+                // Harmless (re-delivery is idempotent), and the lost broker or group behind it
+                // is logged once at ERROR by the connection and readiness checks.
+                tracing::warn!(%error, partitions = ?partitions(list),
                     "offset commit before revocation failed; the next owner re-delivers (harmless)");
             }
         }
@@ -90,6 +122,8 @@ impl ConsumerContext for GroupContext {
         match rebalance {
             Rebalance::Assign(list) => {
                 self.count("assign");
+                self.health.set_assigned(Some(list.count()));
+                self.metrics.set_assigned(labels(list));
                 tracing::info!(partitions = ?partitions(list), "partitions assigned");
                 if self.holding.load(Ordering::SeqCst) {
                     // A batch is being retried: read nothing new until it is through.
@@ -107,6 +141,8 @@ impl ConsumerContext for GroupContext {
             }
             Rebalance::Revoke(list) => {
                 self.count("revoke");
+                self.health.set_assigned(None);
+                self.metrics.set_assigned([]);
                 tracing::info!(partitions = ?partitions(list), "partitions revoked");
                 if self.holding.load(Ordering::SeqCst) {
                     self.metrics

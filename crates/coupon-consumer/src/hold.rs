@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use couponrush_messaging::noise;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::BorrowedMessage;
 
@@ -80,7 +81,7 @@ impl<S: Future<Output = ()> + Unpin> RetryWait for Hold<'_, '_, S> {
                 () = &mut *self.shutdown => return false,
                 polled = self.consumer.recv() => match polled {
                     Ok(message) => self.carry.push(message),
-                    Err(error) => tracing::error!(%error, "Kafka consumer error"),
+                    Err(error) => noise::consumer_error(&error),
                 },
             }
         }

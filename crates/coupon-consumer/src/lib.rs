@@ -11,8 +11,10 @@ mod context;
 mod hold;
 mod metrics;
 mod ops;
+mod readiness;
 mod shutdown;
 mod startup;
+mod watch;
 mod worker;
 
 pub use shutdown::shutdown_signal;

@@ -2,7 +2,8 @@
 //! report: `kafka_consumer_lag`, `kafka_consumer_connection_count`,
 //! `kafka_consumer_records_consumed_total`.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -33,6 +34,8 @@ pub struct RebalanceLabels {
 pub struct ConsumerMetrics {
     registry: Registry,
     pub lag: Family<PartitionLabels, Gauge>,
+    /// The partitions assigned to this member: the only ones whose lag it exports.
+    assigned: Mutex<HashSet<PartitionLabels>>,
     pub connection_count: Gauge,
     pub records_consumed: Counter,
     pub issued: Counter,
@@ -117,6 +120,7 @@ impl ConsumerMetrics {
         Arc::new(Self {
             registry,
             lag,
+            assigned: Mutex::default(),
             connection_count,
             records_consumed,
             issued,
@@ -130,7 +134,23 @@ impl ConsumerMetrics {
         })
     }
 
+    /// Partitions assigned to this member by a rebalance (the whole assignment: the group
+    /// uses an eager protocol); the lag of any other partition is removed at once.
+    pub fn set_assigned(&self, partitions: impl IntoIterator<Item = PartitionLabels>) {
+        let now: HashSet<PartitionLabels> = partitions.into_iter().collect();
+        let mut assigned = self.assigned.lock().unwrap_or_else(PoisonError::into_inner);
+        for gone in assigned.difference(&now) {
+            self.lag.remove(gone);
+        }
+        *assigned = now;
+    }
+
     /// Reads broker connections and per-partition lag from librdkafka's statistics.
+    ///
+    /// Lag is true or absent, never stale: messages after the offset this member stored
+    /// (persisted in MySQL; known right after its first batch), else after the group's
+    /// committed offset; when librdkafka knows neither (-1), or the partition is not assigned
+    /// here, the series is removed.
     pub fn record_statistics(&self, statistics: &Statistics) {
         let connected = statistics
             .brokers
@@ -139,18 +159,24 @@ impl ConsumerMetrics {
             .count();
         self.connection_count
             .set(i64::try_from(connected).unwrap_or(i64::MAX));
-        for (topic, stats) in &statistics.topics {
-            for (partition, p) in &stats.partitions {
-                // -1 is librdkafka's internal partition; a lag of -1 means "not assigned here".
-                if *partition < 0 || p.consumer_lag < 0 {
-                    continue;
+        let assigned = self.assigned.lock().unwrap_or_else(PoisonError::into_inner);
+        for labels in assigned.iter() {
+            let lag = statistics
+                .topics
+                .get(&labels.topic)
+                .and_then(|t| t.partitions.get(&labels.partition))
+                .and_then(|p| {
+                    [p.consumer_lag_stored, p.consumer_lag]
+                        .into_iter()
+                        .find(|lag| *lag >= 0)
+                });
+            match lag {
+                Some(lag) => {
+                    self.lag.get_or_create(labels).set(lag);
                 }
-                self.lag
-                    .get_or_create(&PartitionLabels {
-                        topic: topic.clone(),
-                        partition: *partition,
-                    })
-                    .set(p.consumer_lag);
+                None => {
+                    self.lag.remove(labels);
+                }
             }
         }
     }
@@ -161,5 +187,79 @@ impl ConsumerMetrics {
             tracing::error!(%error, "metrics encoding failed");
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::statistics::{Partition, Topic};
+
+    use super::*;
+
+    fn labels(partition: i32) -> PartitionLabels {
+        PartitionLabels {
+            topic: "t".into(),
+            partition,
+        }
+    }
+
+    /// Statistics of topic `t` with `(partition, consumer_lag_stored, consumer_lag)`.
+    fn statistics(partitions: &[(i32, i64, i64)]) -> Statistics {
+        let mut topic = Topic::default();
+        for &(partition, stored, committed) in partitions {
+            let stats = Partition {
+                partition,
+                consumer_lag_stored: stored,
+                consumer_lag: committed,
+                ..Partition::default()
+            };
+            topic.partitions.insert(partition, stats);
+        }
+        let mut statistics = Statistics::default();
+        statistics.topics.insert("t".into(), topic);
+        statistics
+    }
+
+    fn exported(metrics: &ConsumerMetrics) -> Vec<String> {
+        let mut lines: Vec<String> = metrics
+            .encode()
+            .lines()
+            .filter(|l| l.starts_with("kafka_consumer_lag{"))
+            .map(str::to_owned)
+            .collect();
+        lines.sort();
+        lines
+    }
+
+    #[test]
+    fn lag_is_true_or_absent_never_stale() {
+        let metrics = ConsumerMetrics::new();
+        metrics.set_assigned([labels(0), labels(1)]);
+        // Right after consumption only the stored offset is known; -1 is librdkafka's "unknown"
+        // and the internal partition -1 is never exported.
+        metrics.record_statistics(&statistics(&[(0, 3, -1), (1, -1, 7), (-1, 5, 5)]));
+        assert_eq!(
+            exported(&metrics),
+            [
+                "kafka_consumer_lag{topic=\"t\",partition=\"0\"} 3",
+                "kafka_consumer_lag{topic=\"t\",partition=\"1\"} 7",
+            ]
+        );
+
+        // Unknown again: removed, not kept at 7.
+        metrics.record_statistics(&statistics(&[(0, 0, 0), (1, -1, -1)]));
+        assert_eq!(
+            exported(&metrics),
+            ["kafka_consumer_lag{topic=\"t\",partition=\"0\"} 0"]
+        );
+
+        // Revoked: gone at once, and not brought back by statistics that still list it.
+        metrics.set_assigned([labels(1)]);
+        assert!(exported(&metrics).is_empty());
+        metrics.record_statistics(&statistics(&[(0, 4, 4), (1, 2, 2)]));
+        assert_eq!(
+            exported(&metrics),
+            ["kafka_consumer_lag{topic=\"t\",partition=\"1\"} 2"]
+        );
     }
 }

@@ -1,43 +1,21 @@
-//! The operations port: `/metrics`, `/health/live`, `/health/ready`.
-//!
-//! Ready means: connected to a broker (librdkafka statistics, every second) and MySQL answered
-//! its last check (every second). Either going away turns it false within seconds.
+//! The operations port: `/metrics`, `/health/live`, `/health/ready` (see [`Health`] for what
+//! ready means).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpResponse, HttpServer, web};
-use couponrush_storage::Database;
 use serde_json::json;
 
 use crate::metrics::ConsumerMetrics;
+use crate::readiness::Health;
 
 /// What the ops endpoints report.
 #[derive(Debug, Clone)]
 pub struct OpsState {
     pub metrics: Arc<ConsumerMetrics>,
-    pub kafka_up: Arc<AtomicBool>,
-    pub mysql_up: Arc<AtomicBool>,
-}
-
-impl OpsState {
-    fn ready(&self) -> (bool, serde_json::Value) {
-        let status = |up: bool| if up { "UP" } else { "DOWN" };
-        let kafka = self.kafka_up.load(Ordering::Relaxed);
-        let mysql = self.mysql_up.load(Ordering::Relaxed);
-        let up = kafka && mysql;
-        let body = json!({
-            "status": status(up),
-            "checks": {
-                "kafka": { "status": status(kafka) },
-                "mysql": { "status": status(mysql) },
-            },
-        });
-        (up, body)
-    }
+    pub health: Arc<Health>,
 }
 
 async fn metrics(state: web::Data<OpsState>) -> HttpResponse {
@@ -51,7 +29,7 @@ async fn live() -> HttpResponse {
 }
 
 async fn ready(state: web::Data<OpsState>) -> HttpResponse {
-    match state.ready() {
+    match state.health.verdict() {
         (true, body) => HttpResponse::Ok().json(body),
         (false, body) => HttpResponse::ServiceUnavailable().json(body),
     }
@@ -87,23 +65,4 @@ pub fn serve(
     let server = server.run();
     let handle = server.handle();
     Ok((addr, handle, tokio::spawn(server)))
-}
-
-/// Checks MySQL every second; logs once per change of state.
-pub fn watch_mysql(db: Database, up: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(Duration::from_secs(1));
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            let result = db.probe(Duration::from_secs(1)).await;
-            let now_up = result.is_ok();
-            if up.swap(now_up, Ordering::Relaxed) != now_up {
-                match result {
-                    Ok(()) => tracing::info!("MySQL answers again: ready"),
-                    Err(error) => tracing::error!(%error, "MySQL lost: not ready"),
-                }
-            }
-        }
-    })
 }

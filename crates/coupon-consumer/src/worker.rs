@@ -2,24 +2,23 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use couponrush_config::Settings;
-use couponrush_messaging::consumer_config;
+use couponrush_messaging::{DeadLetter, Delivered, SCHEMA_VERSION_HEADER, consumer_config, noise};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::BorrowedMessage;
+use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-use couponrush_messaging::DeadLetter;
-
-use crate::batch::{BatchReport, Rejected, RetryWait, confirm, persist};
+use crate::batch::{BatchReport, Incoming, MAX_BACKOFF, Rejected, RetryWait, confirm, persist};
 use crate::context::GroupContext;
 use crate::hold::Hold;
 use crate::metrics::{ConsumerMetrics, ReasonLabels};
 use crate::ops::{self, OpsState};
+use crate::readiness::Health;
 use crate::startup::{Dependencies, connect};
+use crate::watch::{watch_broker, watch_mysql};
 
 pub(crate) type GroupConsumer = StreamConsumer<GroupContext>;
 
@@ -49,24 +48,31 @@ impl RunningConsumer {
 pub async fn start(settings: Settings) -> anyhow::Result<RunningConsumer> {
     let deps = connect(&settings).await?;
     let metrics = ConsumerMetrics::new();
-    let kafka_up = Arc::new(AtomicBool::new(true));
-    let mysql_up = Arc::new(AtomicBool::new(true));
-    let consumer: GroupConsumer = consumer_config(&settings.kafka)
-        // Statistics feed lag, connection count and readiness once a second.
-        .set("statistics.interval.ms", "1000")
-        .set(
-            "max.poll.interval.ms",
-            settings.consumer.max_poll_interval_ms.to_string(),
-        )
-        // librdkafka commits in the background only what `store` stored: batches whose
-        // MySQL transaction committed. The rebalance callback and shutdown commit the rest.
-        .set("enable.auto.commit", "true")
-        .set(
-            "auto.commit.interval.ms",
-            settings.consumer.commit_interval_ms.to_string(),
-        )
-        .create_with_context(GroupContext::new(metrics.clone(), kafka_up.clone()))
-        .context("cannot create the Kafka consumer")?;
+    // One attempt at a batch (a connection, the MySQL deadline, the dead letters' publish
+    // timeout) plus the longest backoff: a batch in progress for longer is stuck.
+    let stuck_after = settings.mysql.connect_timeout()
+        + deps.db.deadline()
+        + Duration::from_millis(settings.kafka.publish_timeout_ms)
+        + MAX_BACKOFF;
+    let health = Arc::new(Health::new(stuck_after));
+    let consumer: Arc<GroupConsumer> = Arc::new(
+        consumer_config(&settings.kafka)
+            // Statistics feed lag, connection count and readiness once a second.
+            .set("statistics.interval.ms", "1000")
+            .set(
+                "max.poll.interval.ms",
+                settings.consumer.max_poll_interval_ms.to_string(),
+            )
+            // librdkafka commits in the background only what `store` stored: batches whose
+            // MySQL transaction committed. The rebalance callback and shutdown commit the rest.
+            .set("enable.auto.commit", "true")
+            .set(
+                "auto.commit.interval.ms",
+                settings.consumer.commit_interval_ms.to_string(),
+            )
+            .create_with_context(GroupContext::new(metrics.clone(), health.clone()))
+            .context("cannot create the Kafka consumer")?,
+    );
     consumer
         .subscribe(&[&settings.kafka.topic])
         .context("cannot subscribe to the topic")?;
@@ -74,11 +80,21 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningConsumer> {
         &settings.consumer.ops_bind,
         OpsState {
             metrics: metrics.clone(),
-            kafka_up,
-            mysql_up: mysql_up.clone(),
+            health: health.clone(),
         },
     )?;
-    let mysql_watch = ops::watch_mysql(deps.db.clone(), mysql_up);
+    let watches = [
+        watch_mysql(deps.db.clone(), health.clone()),
+        // A member at work on a partition commits at least once per batch bound plus a
+        // commit interval.
+        watch_broker(
+            consumer.clone(),
+            settings.kafka.topic.clone(),
+            health.clone(),
+            stuck_after + Duration::from_millis(settings.consumer.commit_interval_ms),
+            deps.dead_letters.clone(),
+        ),
+    ];
     tracing::info!(
         topic = %settings.kafka.topic,
         group = %settings.kafka.consumer_group,
@@ -88,11 +104,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningConsumer> {
     );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        let result = consume(&settings, &deps, &consumer, &metrics, async move {
+        let result = consume(&settings, &deps, &consumer, &metrics, &health, async move {
             stopped.await.ok();
         })
         .await;
-        mysql_watch.abort();
+        for watch in watches {
+            watch.abort();
+        }
         ops.stop(true).await;
         ops_task.abort();
         result
@@ -119,6 +137,7 @@ async fn consume(
     deps: &Dependencies,
     consumer: &GroupConsumer,
     metrics: &ConsumerMetrics,
+    health: &Health,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let mut shutdown = pin!(shutdown);
@@ -143,8 +162,9 @@ async fn consume(
         if batch.is_empty() {
             continue;
         }
-        let payloads: Vec<Option<&[u8]>> = batch.iter().map(Message::payload).collect();
+        let payloads: Vec<Incoming<'_>> = batch.iter().map(incoming).collect();
         let started = Instant::now();
+        health.batch_started();
         // Retries keep the partitions (paused) instead of dropping out of the group.
         let mut hold = Hold::new(consumer, metrics, &mut shutdown, &mut carry);
         let Some(mut result) =
@@ -162,6 +182,7 @@ async fn consume(
         // Only now, with the MySQL transaction committed and every rejected message on the
         // dead-letter topic, may the group move past the batch.
         store(consumer, &batch);
+        health.batch_finished();
         if let Some(previous) = confirming.take() {
             previous.await.ok();
         }
@@ -202,49 +223,74 @@ async fn consume(
     Ok(())
 }
 
-/// Sends the rejected messages of a batch to the dead-letter topic, retrying until the broker
-/// acknowledges each. `false` when shutdown came first (nothing committed).
+/// Sends the rejected messages of a batch to the dead-letter topic, all at once, and retries
+/// those the broker did not acknowledge until it does. A letter the broker refuses for good
+/// goes truncated, or not at all (logged), rather than blocking the partition for ever.
+/// `false` when shutdown came first (nothing committed).
 async fn dead_letter(
     deps: &Dependencies,
     batch: &[BorrowedMessage<'_>],
     rejected: &[Rejected],
     retry: &mut impl RetryWait,
 ) -> bool {
-    for rejection in rejected {
-        let Some(message) = batch.get(rejection.index) else {
-            continue;
-        };
-        let source = format!(
-            "{}/{}@{}",
-            message.topic(),
-            message.partition(),
-            message.offset()
-        );
-        let letter = DeadLetter {
+    let found: Vec<(&BorrowedMessage<'_>, &Rejected)> = rejected
+        .iter()
+        .filter_map(|r| Some((batch.get(r.index)?, r)))
+        .collect();
+    let sources: Vec<String> = found
+        .iter()
+        .map(|(m, _)| format!("{}/{}@{}", m.topic(), m.partition(), m.offset()))
+        .collect();
+    let letters: Vec<DeadLetter<'_>> = found
+        .iter()
+        .zip(&sources)
+        .map(|((message, rejection), source)| DeadLetter {
             key: message.key(),
             payload: message.payload(),
             headers: message.headers(),
-            source: &source,
+            source,
             reason: rejection.reason,
             error: rejection.error.clone(),
             attempts: rejection.attempts,
-        };
-        let mut backoff = Duration::from_millis(100);
-        while let Err(error) = deps.dead_letters.send(&letter).await {
-            tracing::error!(%error, source, "dead letter not acknowledged; retrying");
-            if !retry.wait(backoff).await {
-                return false;
+        })
+        .collect();
+    let mut pending: Vec<&DeadLetter<'_>> = letters.iter().collect();
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let results = deps.dead_letters.deliver_all(pending.iter().copied()).await;
+        let mut failed = Vec::new();
+        for (letter, result) in pending.into_iter().zip(results) {
+            let (source, reason) = (letter.source, letter.reason);
+            match result {
+                Ok(Delivered::Whole) => tracing::warn!(source, reason, "message dead-lettered"),
+                Ok(Delivered::Truncated) => {
+                    tracing::warn!(
+                        source,
+                        reason,
+                        "message dead-lettered truncated (too large)"
+                    );
+                }
+                Ok(Delivered::Refused(error)) => tracing::error!(
+                    source,
+                    reason,
+                    error,
+                    "dead letter refused by the broker even truncated; moving on without it"
+                ),
+                Err(error) => {
+                    tracing::error!(%error, source, "dead letter not acknowledged; retrying");
+                    failed.push(letter);
+                }
             }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
         }
-        tracing::warn!(
-            source,
-            reason = rejection.reason,
-            topic = deps.dead_letters.topic(),
-            "message dead-lettered"
-        );
+        if failed.is_empty() {
+            return true;
+        }
+        if !retry.wait(backoff).await {
+            return false;
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+        pending = failed;
     }
-    true
 }
 
 /// Waits for one message, then takes whatever else arrives within `wait`, up to `size`.
@@ -268,7 +314,7 @@ async fn next_batch<'c>(
     match first {
         Ok(message) => batch.push(message),
         Err(error) => {
-            tracing::error!(%error, "Kafka consumer error");
+            noise::consumer_error(&error);
             return Some(batch);
         }
     }
@@ -277,13 +323,26 @@ async fn next_batch<'c>(
         match tokio::time::timeout_at(deadline, consumer.recv()).await {
             Ok(Ok(message)) => batch.push(message),
             Ok(Err(error)) => {
-                tracing::error!(%error, "Kafka consumer error");
+                noise::consumer_error(&error);
                 break;
             }
             Err(_elapsed) => break,
         }
     }
     Some(batch)
+}
+
+fn incoming<'m>(message: &'m BorrowedMessage<'_>) -> Incoming<'m> {
+    let schema_version = message.headers().and_then(|headers| {
+        headers
+            .iter()
+            .find(|h| h.key == SCHEMA_VERSION_HEADER)
+            .and_then(|h| h.value)
+    });
+    Incoming {
+        payload: message.payload(),
+        schema_version,
+    }
 }
 
 /// Stores, per partition, the offset after the batch's last message. Only stored offsets are

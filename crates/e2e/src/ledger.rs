@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use couponrush_cache::ReservationStore;
 use couponrush_domain::CouponId;
-use couponrush_storage::{Database, IssuanceStore, ParticipationLog};
+use couponrush_storage::{Database, IssuanceStore};
 use couponrush_testkit::{TestEnv, eventually};
 use futures::StreamExt;
 use serde_json::Value;
@@ -106,10 +106,8 @@ impl Ledger {
             .clone();
         settle(running, env, coupon).await?;
         let db = Database::new(&env.settings.mysql)?;
-        let holders = IssuanceStore::new(db.clone())
-            .holders(coupon)
-            .await?
-            .context("coupon row")?;
+        let issuances = IssuanceStore::new(db);
+        let holders = issuances.holders(coupon).await?.context("coupon row")?;
         let issued = holders.holders.len();
         anyhow::ensure!(
             issued <= usize::try_from(stock)?,
@@ -136,13 +134,12 @@ impl Ledger {
             }
         }
         // Records reach the log through the topic and the consumer: give them time.
-        let log = ParticipationLog::new(db);
         let mut missing = String::new();
         let complete = eventually(
             Duration::from_secs(60),
             "a complete participation log",
             async || {
-                let logged = log.by_user(coupon).await.ok()?;
+                let logged = issuances.participation_by_user(coupon).await.ok()?;
                 match log_gap(&told, &logged) {
                     None => Some(()),
                     Some(gap) => {

@@ -178,3 +178,35 @@ pub fn sample(text: &str, series: &str) -> Option<f64> {
         .and_then(|line| line.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
 }
+
+/// A coupon row locked by someone else's open transaction (`SELECT … FOR UPDATE`): MySQL
+/// answers, but no batch of that coupon can commit until [`RowLock::release`].
+pub struct RowLock(diesel_async::AsyncMysqlConnection);
+
+impl std::fmt::Debug for RowLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RowLock")
+    }
+}
+
+impl RowLock {
+    pub async fn coupon(env: &TestEnv, coupon: CouponId) -> anyhow::Result<Self> {
+        use diesel_async::{AsyncConnection, RunQueryDsl};
+        let mut conn =
+            diesel_async::AsyncMysqlConnection::establish(env.settings.mysql.url().expose())
+                .await?;
+        diesel::sql_query("BEGIN").execute(&mut conn).await?;
+        diesel::sql_query(format!(
+            "SELECT id FROM coupon WHERE id = {coupon} FOR UPDATE"
+        ))
+        .execute(&mut conn)
+        .await?;
+        Ok(Self(conn))
+    }
+
+    pub async fn release(mut self) -> anyhow::Result<()> {
+        use diesel_async::RunQueryDsl;
+        diesel::sql_query("ROLLBACK").execute(&mut self.0).await?;
+        Ok(())
+    }
+}

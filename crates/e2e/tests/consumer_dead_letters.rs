@@ -59,8 +59,8 @@ async fn poison_messages_are_dead_lettered_and_the_partition_moves_on() -> anyho
         [
             "out-of-stock",
             "undecodable",
-            "undecodable",
-            "unknown-coupon"
+            "unknown-coupon",
+            "unsupported-schema"
         ]
     );
     let garbage = letters

@@ -9,9 +9,8 @@ use std::time::Duration;
 use anyhow::Context;
 
 use couponrush_domain::CouponId;
-use couponrush_e2e::{Running, consumer_metric};
+use couponrush_e2e::{RowLock, Running, consumer_metric};
 use couponrush_testkit::{TestEnv, eventually};
-use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
 
 /// Waits until the consumer's `series` satisfies `wanted`.
 async fn metric_until(
@@ -73,13 +72,7 @@ async fn a_locked_batch_is_retried_with_its_partitions_kept() -> anyhow::Result<
     assert_eq!(consumer_metric(client, consumer, assigns).await, Some(1.0));
 
     // Someone else holds the coupon row.
-    let mut locker = AsyncMysqlConnection::establish(env.settings.mysql.url().expose()).await?;
-    diesel::sql_query("BEGIN").execute(&mut locker).await?;
-    diesel::sql_query(format!(
-        "SELECT id FROM coupon WHERE id = {coupon} FOR UPDATE"
-    ))
-    .execute(&mut locker)
-    .await?;
+    let locker = RowLock::coupon(&env, coupon).await?;
     let held_at = std::time::Instant::now();
     issue_users(&running, coupon, &users("during", 20)).await?;
 
@@ -105,7 +98,7 @@ async fn a_locked_batch_is_retried_with_its_partitions_kept() -> anyhow::Result<
         consumer_metric(client, consumer, "kafka_consumer_paused_partitions").await,
         Some(3.0)
     );
-    diesel::sql_query("ROLLBACK").execute(&mut locker).await?;
+    locker.release().await?;
 
     metric_until(client, consumer, "coupon_consumer_issued_total", |v| {
         v == 21.0

@@ -2,10 +2,10 @@
 //! probe and topic administration.
 
 mod admin;
-mod client_log;
 mod dead_letter;
 mod error;
 mod in_flight;
+pub mod noise;
 mod probe;
 mod producer;
 mod publisher;
@@ -13,10 +13,10 @@ mod replay;
 mod settings;
 
 pub use admin::ensure_topic;
-pub use client_log::LogLimiter;
 pub use dead_letter::{
-    DLQ_ATTEMPTS_HEADER, DLQ_ERROR_HEADER, DLQ_REASON_HEADER, DLQ_SOURCE_HEADER, DeadLetter,
-    DeadLetterPublisher,
+    DLQ_ATTEMPTS_HEADER, DLQ_ERROR_HEADER, DLQ_ORIGINAL_SIZE_HEADER, DLQ_REASON_HEADER,
+    DLQ_SHA256_HEADER, DLQ_SOURCE_HEADER, DeadLetter, DeadLetterPublisher, Delivered,
+    TRUNCATED_PAYLOAD_BYTES,
 };
 pub use error::MessagingError;
 pub use in_flight::{InFlight, InFlightScan};

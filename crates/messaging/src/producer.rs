@@ -21,8 +21,8 @@ use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
 
-use crate::client_log::LogLimiter;
 use crate::error::MessagingError;
+use crate::noise;
 
 /// How long deliveries may keep failing, with no success, before a producer whose broker
 /// answers is replaced: a burst failing together in one hiccup does not rebuild it, a streak
@@ -75,6 +75,12 @@ impl DeliveryFailure {
     }
 
     pub fn error(&self) -> &KafkaError {
+        match self {
+            Self::NotSent(error) | Self::Uncertain(error) => error,
+        }
+    }
+
+    pub fn into_error(self) -> KafkaError {
         match self {
             Self::NotSent(error) | Self::Uncertain(error) => error,
         }
@@ -139,17 +145,16 @@ impl Health {
     }
 }
 
-/// librdkafka callbacks of a managed producer: health from statistics and errors, logs
-/// rate-limited so a broker outage is a few lines, not hundreds.
+/// librdkafka callbacks of a managed producer: health from statistics and errors; logs as
+/// [`noise`] says (connection repeats at debug: readiness logs the change once).
 pub struct ProducerContext {
     name: &'static str,
     health: Arc<Health>,
-    logs: LogLimiter,
 }
 
 impl ClientContext for ProducerContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
-        self.logs.log(self.name, level, fac, message);
+        noise::librdkafka_log(level, fac, message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -161,7 +166,7 @@ impl ClientContext for ProducerContext {
             tracing::error!(producer = self.name, %error, reason, "producer failed fatally; it will be replaced");
             return;
         }
-        self.logs.error(self.name, &error, reason);
+        noise::librdkafka_error(&error, reason);
     }
 
     fn stats(&self, statistics: Statistics) {
@@ -237,7 +242,6 @@ impl ManagedProducer {
         let producer = config.create_with_context(ProducerContext {
             name,
             health: health.clone(),
-            logs: LogLimiter::default(),
         })?;
         Ok(Generation { producer, health })
     }

@@ -1,17 +1,23 @@
 //! Re-driving dead letters into the issue topic.
 //!
 //! One pass reads the dead-letter topic from the replay group's committed offsets up to the end
-//! it had when the pass began (letters the consumer dead-letters again meanwhile wait for the
-//! next pass instead of looping), re-publishes the matching ones with their original key,
+//! it had when the pass began, re-publishes the matching letters with their original key,
 //! payload and headers, and commits as it goes: only after the broker acknowledged every
 //! re-published letter up to that offset. A pass killed midway resumes where it committed;
 //! a letter re-published twice is harmless because the consumer's effect is idempotent.
+//!
+//! Letters the consumer dead-letters again meanwhile wait for the next pass instead of
+//! looping. A partition's pass ends where librdkafka signals its end, or at a letter past the
+//! high watermark *written after the pass began*: tansu reports the high watermark as one past
+//! the first record of the last batch, so the watermark alone would cut a batch of letters
+//! (the consumer sends a batch's letters together) short.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use couponrush_config::KafkaSettings;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedHeaders, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
@@ -73,7 +79,11 @@ pub async fn replay_dead_letters(
     mut progress: impl FnMut(u64),
 ) -> Result<ReplayReport, MessagingError> {
     let group = replay_group(settings, &request.reasons);
-    let consumer: StreamConsumer = consumer_config(settings).set("group.id", &group).create()?;
+    let consumer: StreamConsumer = consumer_config(settings)
+        .set("group.id", &group)
+        .set("enable.partition.eof", "true")
+        .create()?;
+    let began = now_millis();
     let producer: FutureProducer = acked_producer_config(settings).create()?;
 
     let timeout = request.idle_timeout;
@@ -118,25 +128,31 @@ pub async fn replay_dead_letters(
         if finished {
             return Ok(report);
         }
-        let message = tokio::time::timeout(timeout, consumer.recv())
+        let received = tokio::time::timeout(timeout, consumer.recv())
             .await
             .map_err(|_| MessagingError::Unreachable {
                 address: settings.bootstrap_servers.clone(),
                 timeout_ms: timeout.as_millis(),
                 reason: format!("no dead letter arrived from {}", settings.dlq_topic),
-            })??;
+            })?;
+        let message = match received {
+            Ok(message) => message,
+            Err(KafkaError::PartitionEOF(partition)) => {
+                remaining.remove(&partition);
+                continue;
+            }
+            Err(error) => return Err(error.into()),
+        };
         let partition = message.partition();
         let offset = message.offset();
         let Some(&end) = remaining.get(&partition) else {
             continue;
         };
-        if offset >= end {
+        let written = message.timestamp().to_millis().unwrap_or(i64::MAX);
+        if offset >= end && written >= began {
             // Written after the pass began: the next pass's.
             remaining.remove(&partition);
             continue;
-        }
-        if offset + 1 >= end {
-            remaining.remove(&partition);
         }
         report.read += 1;
         let reason = header(message.headers(), DLQ_REASON_HEADER).unwrap_or_default();
@@ -165,6 +181,13 @@ pub async fn replay_dead_letters(
         to_commit.insert(partition, offset + 1);
         progress(total);
     }
+}
+
+fn now_millis() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Per partition, where this pass starts (the consumer's group's committed offset, or the
@@ -221,9 +244,7 @@ async fn settle(
             Ok(Ok(_)) => {}
             Ok(Err((error, _))) => return Err(MessagingError::PublishRejected(error)),
             Err(_) => {
-                return Err(MessagingError::PublishRejected(
-                    rdkafka::error::KafkaError::Canceled,
-                ));
+                return Err(MessagingError::PublishRejected(KafkaError::Canceled));
             }
         }
     }

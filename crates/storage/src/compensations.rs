@@ -124,9 +124,10 @@ impl CompensationStore {
         source: CouponId,
         window: CompensationWindow,
     ) -> Result<Option<CouponRecord>, StorageError> {
-        let mut conn = self.db.conn().await?;
-        let id = find_recorded(&mut conn, source, window).await?;
-        drop(conn);
+        let id = self
+            .db
+            .run(async |conn| find_recorded(conn, source, window).await)
+            .await?;
         match id {
             Some(id) => self.coupons().find(id).await,
             None => Ok(None),
@@ -192,56 +193,65 @@ impl CompensationStore {
         wanted: &CompensationCoupon,
         now: OffsetDateTime,
     ) -> Result<(CouponId, bool), StorageError> {
-        let mut conn = self.db.conn().await?;
-        conn.transaction(async |conn| -> Result<(CouponId, bool), StorageError> {
-            let (id, created) = match wanted {
-                CompensationCoupon::Existing(id) => (id.as_i64(), false),
-                CompensationCoupon::New {
-                    name,
-                    discount_amount,
-                    expiry_days,
-                } => {
-                    // Granted, never raced for: no stock (its total grows with each grant) and
-                    // an issuance window that is only informative, from now until the last
-                    // grant would expire.
-                    diesel::insert_into(coupon::table)
+        self.db
+            .run(async |conn| {
+                conn.transaction(async |conn| -> Result<(CouponId, bool), StorageError> {
+                    let (id, created) = match wanted {
+                        CompensationCoupon::Existing(id) => (id.as_i64(), false),
+                        CompensationCoupon::New {
+                            name,
+                            discount_amount,
+                            expiry_days,
+                        } => {
+                            // Granted, never raced for: no stock (its total grows with each grant) and
+                            // an issuance window that is only informative, from now until the last
+                            // grant would expire.
+                            diesel::insert_into(coupon::table)
+                                .values((
+                                    coupon::name.eq(name),
+                                    coupon::discount_amount.eq(discount_amount),
+                                    coupon::total_quantity.eq(0),
+                                    coupon::available_quantity.eq(0),
+                                    coupon::issue_starts_at.eq(to_db(now)),
+                                    coupon::issue_ends_at
+                                        .eq(to_db(expires_at(now, (*expiry_days).max(1)))),
+                                    coupon::expiry_days.eq(expiry_days),
+                                ))
+                                .execute(conn)
+                                .await?;
+                            (last_insert_id(conn).await?, true)
+                        }
+                    };
+                    diesel::insert_into(compensation::table)
                         .values((
-                            coupon::name.eq(name),
-                            coupon::discount_amount.eq(discount_amount),
-                            coupon::total_quantity.eq(0),
-                            coupon::available_quantity.eq(0),
-                            coupon::issue_starts_at.eq(to_db(now)),
-                            coupon::issue_ends_at.eq(to_db(expires_at(now, (*expiry_days).max(1)))),
-                            coupon::expiry_days.eq(expiry_days),
+                            compensation::source_coupon_id.eq(source.as_i64()),
+                            compensation::window_starts_at.eq(to_db(window.from)),
+                            compensation::window_ends_at.eq(to_db(window.until)),
+                            compensation::compensation_coupon_id.eq(id),
                         ))
                         .execute(conn)
                         .await?;
-                    (last_insert_id(conn).await?, true)
-                }
-            };
-            diesel::insert_into(compensation::table)
-                .values((
-                    compensation::source_coupon_id.eq(source.as_i64()),
-                    compensation::window_starts_at.eq(to_db(window.from)),
-                    compensation::window_ends_at.eq(to_db(window.until)),
-                    compensation::compensation_coupon_id.eq(id),
-                ))
-                .execute(conn)
-                .await?;
-            let id = CouponId::try_from(id)
-                .map_err(|e| StorageError::Conflict(format!("unexpected coupon id: {e}")))?;
-            Ok((id, created))
-        })
-        .await
+                    let id = CouponId::try_from(id).map_err(|e| {
+                        StorageError::Conflict(format!("unexpected coupon id: {e}"))
+                    })?;
+                    Ok((id, created))
+                })
+                .await
+            })
+            .await
     }
 
     /// Every coupon recorded as a compensation coupon: granted, not raced for in Redis.
     pub async fn compensation_coupon_ids(&self) -> Result<Vec<CouponId>, StorageError> {
-        let mut conn = self.db.conn().await?;
-        let ids: Vec<i64> = compensation::table
-            .select(compensation::compensation_coupon_id)
-            .distinct()
-            .load(&mut conn)
+        let ids: Vec<i64> = self
+            .db
+            .run(async |conn| {
+                Ok(compensation::table
+                    .select(compensation::compensation_coupon_id)
+                    .distinct()
+                    .load(conn)
+                    .await?)
+            })
             .await?;
         Ok(ids
             .into_iter()
@@ -256,16 +266,20 @@ impl CompensationStore {
         window: CompensationWindow,
         granted: Option<CouponId>,
     ) -> Result<EligibleCounts, StorageError> {
-        let mut conn = self.db.conn().await?;
         // No compensation coupon yet: id 0 never exists, so nobody holds it.
         let granted = granted.map_or(0, CouponId::as_i64);
-        let counts: Counts = diesel::sql_query(ELIGIBLE_COUNTS)
-            .bind::<BigInt, _>(granted)
-            .bind::<BigInt, _>(source.as_i64())
-            .bind::<Datetime, _>(to_db(window.from))
-            .bind::<Datetime, _>(to_db(window.until))
-            .bind::<BigInt, _>(source.as_i64())
-            .get_result(&mut conn)
+        let counts: Counts = self
+            .db
+            .run(async |conn| {
+                Ok(diesel::sql_query(ELIGIBLE_COUNTS)
+                    .bind::<BigInt, _>(granted)
+                    .bind::<BigInt, _>(source.as_i64())
+                    .bind::<Datetime, _>(to_db(window.from))
+                    .bind::<Datetime, _>(to_db(window.until))
+                    .bind::<BigInt, _>(source.as_i64())
+                    .get_result(conn)
+                    .await?)
+            })
             .await?;
         Ok(EligibleCounts {
             eligible: u64::try_from(counts.eligible).unwrap_or(0),
@@ -282,16 +296,20 @@ impl CompensationStore {
         after: &str,
         limit: u32,
     ) -> Result<Vec<String>, StorageError> {
-        let mut conn = self.db.conn().await?;
-        let rows: Vec<UserRow> = diesel::sql_query(ELIGIBLE_PAGE)
-            .bind::<BigInt, _>(source.as_i64())
-            .bind::<Datetime, _>(to_db(window.from))
-            .bind::<Datetime, _>(to_db(window.until))
-            .bind::<Varchar, _>(after)
-            .bind::<BigInt, _>(source.as_i64())
-            .bind::<BigInt, _>(granted.as_i64())
-            .bind::<Unsigned<BigInt>, _>(u64::from(limit))
-            .load(&mut conn)
+        let rows: Vec<UserRow> = self
+            .db
+            .run(async |conn| {
+                Ok(diesel::sql_query(ELIGIBLE_PAGE)
+                    .bind::<BigInt, _>(source.as_i64())
+                    .bind::<Datetime, _>(to_db(window.from))
+                    .bind::<Datetime, _>(to_db(window.until))
+                    .bind::<Varchar, _>(after)
+                    .bind::<BigInt, _>(source.as_i64())
+                    .bind::<BigInt, _>(granted.as_i64())
+                    .bind::<Unsigned<BigInt>, _>(u64::from(limit))
+                    .load(conn)
+                    .await?)
+            })
             .await?;
         Ok(rows.into_iter().map(|r| r.user_id).collect())
     }
@@ -308,46 +326,49 @@ impl CompensationStore {
         if users.is_empty() {
             return Ok(0);
         }
-        let mut conn = self.db.conn().await?;
-        conn.transaction(async |conn| -> Result<u64, StorageError> {
-            // Serialises grants of one coupon: concurrent runs take turns per batch and can
-            // neither deadlock on each other's rows nor race on the total.
-            let expiry_days: u16 = coupon::table
-                .find(granted.as_i64())
-                .select(coupon::expiry_days)
-                .for_update()
-                .first(conn)
-                .await
-                .optional()?
-                .ok_or(StorageError::UnknownCoupon(granted))?;
-            let issued_at = to_db(now);
-            let expires = to_db(expires_at(from_db(issued_at), expiry_days));
-            let rows: Vec<NewCouponUser<'_>> = users
-                .iter()
-                .map(|user| NewCouponUser {
-                    coupon_id: granted.as_i64(),
-                    user_id: user,
-                    request_id: RequestId::generate().to_string(),
-                    status: "ACTIVE",
-                    issued_at,
-                    expires_at: expires,
+        self.db
+            .run(async |conn| {
+                conn.transaction(async |conn| -> Result<u64, StorageError> {
+                    // Serialises grants of one coupon: concurrent runs take turns per batch and can
+                    // neither deadlock on each other's rows nor race on the total.
+                    let expiry_days: u16 = coupon::table
+                        .find(granted.as_i64())
+                        .select(coupon::expiry_days)
+                        .for_update()
+                        .first(conn)
+                        .await
+                        .optional()?
+                        .ok_or(StorageError::UnknownCoupon(granted))?;
+                    let issued_at = to_db(now);
+                    let expires = to_db(expires_at(from_db(issued_at), expiry_days));
+                    let rows: Vec<NewCouponUser<'_>> = users
+                        .iter()
+                        .map(|user| NewCouponUser {
+                            coupon_id: granted.as_i64(),
+                            user_id: user,
+                            request_id: RequestId::generate().to_string(),
+                            status: "ACTIVE",
+                            issued_at,
+                            expires_at: expires,
+                        })
+                        .collect();
+                    let mut inserted = 0usize;
+                    for chunk in rows.chunks(ROWS_PER_INSERT) {
+                        inserted += diesel::insert_or_ignore_into(coupon_user::table)
+                            .values(chunk)
+                            .execute(conn)
+                            .await?;
+                    }
+                    let added = u32::try_from(inserted).unwrap_or(u32::MAX);
+                    diesel::update(coupon::table.find(granted.as_i64()))
+                        .set(coupon::total_quantity.eq(coupon::total_quantity + added))
+                        .execute(conn)
+                        .await?;
+                    Ok(u64::try_from(inserted).unwrap_or(u64::MAX))
                 })
-                .collect();
-            let mut inserted = 0usize;
-            for chunk in rows.chunks(ROWS_PER_INSERT) {
-                inserted += diesel::insert_or_ignore_into(coupon_user::table)
-                    .values(chunk)
-                    .execute(conn)
-                    .await?;
-            }
-            let added = u32::try_from(inserted).unwrap_or(u32::MAX);
-            diesel::update(coupon::table.find(granted.as_i64()))
-                .set(coupon::total_quantity.eq(coupon::total_quantity + added))
-                .execute(conn)
-                .await?;
-            Ok(u64::try_from(inserted).unwrap_or(u64::MAX))
-        })
-        .await
+                .await
+            })
+            .await
     }
 
     fn coupons(&self) -> CouponStore {

@@ -90,15 +90,18 @@ impl CouponStore {
             issue_ends_at: to_db(spec.issue_ends_at),
             expiry_days: spec.expiry_days,
         };
-        let mut conn = self.db.conn().await?;
-        let id = conn
-            .transaction(async |conn| -> Result<i64, StorageError> {
-                diesel::insert_into(coupon::table)
-                    .values(&row)
-                    .execute(conn)
-                    .await?;
-                // Same connection, same transaction: this is our row's id.
-                last_insert_id(conn).await
+        let id = self
+            .db
+            .run(async |conn| {
+                conn.transaction(async |conn| -> Result<i64, StorageError> {
+                    diesel::insert_into(coupon::table)
+                        .values(&row)
+                        .execute(conn)
+                        .await?;
+                    // Same connection, same transaction: this is our row's id.
+                    last_insert_id(conn).await
+                })
+                .await
             })
             .await?;
         let id = CouponId::try_from(id)
@@ -107,34 +110,46 @@ impl CouponStore {
     }
 
     pub async fn find(&self, id: CouponId) -> Result<Option<CouponRecord>, StorageError> {
-        let mut conn = self.db.conn().await?;
-        let row = coupon::table
-            .find(id.as_i64())
-            .select(CouponRow::as_select())
-            .first(&mut conn)
-            .await
-            .optional()?;
+        let row = self
+            .db
+            .run(async |conn| {
+                Ok(coupon::table
+                    .find(id.as_i64())
+                    .select(CouponRow::as_select())
+                    .first(conn)
+                    .await
+                    .optional()?)
+            })
+            .await?;
         row.map(CouponRecord::try_from).transpose()
     }
 
     /// Every coupon, in id order.
     pub async fn list(&self) -> Result<Vec<CouponRecord>, StorageError> {
-        let mut conn = self.db.conn().await?;
-        let rows: Vec<CouponRow> = coupon::table
-            .order(coupon::id)
-            .select(CouponRow::as_select())
-            .load(&mut conn)
+        let rows: Vec<CouponRow> = self
+            .db
+            .run(async |conn| {
+                Ok(coupon::table
+                    .order(coupon::id)
+                    .select(CouponRow::as_select())
+                    .load(conn)
+                    .await?)
+            })
             .await?;
         rows.into_iter().map(CouponRecord::try_from).collect()
     }
 
     /// How many coupons of `id` are held by users, as MySQL sees it.
     pub async fn issued_count(&self, id: CouponId) -> Result<u64, StorageError> {
-        let mut conn = self.db.conn().await?;
-        let count: i64 = coupon_user::table
-            .filter(coupon_user::coupon_id.eq(id.as_i64()))
-            .count()
-            .get_result(&mut conn)
+        let count: i64 = self
+            .db
+            .run(async |conn| {
+                Ok(coupon_user::table
+                    .filter(coupon_user::coupon_id.eq(id.as_i64()))
+                    .count()
+                    .get_result(conn)
+                    .await?)
+            })
             .await?;
         Ok(u64::try_from(count).unwrap_or(0))
     }

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use couponrush_config::MysqlSettings;
+use couponrush_config::{MysqlSettings, Secret};
 use diesel::ConnectionError;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
@@ -20,6 +20,7 @@ pub struct Database {
     pool: Pool<AsyncMysqlConnection>,
     address: String,
     timeout: Duration,
+    deadline: Duration,
 }
 
 impl std::fmt::Debug for Database {
@@ -33,24 +34,12 @@ impl std::fmt::Debug for Database {
 impl Database {
     /// Builds the pool. Connects lazily: call [`Database::probe`] to fail fast at start-up.
     pub fn new(settings: &MysqlSettings) -> Result<Self, StorageError> {
+        let deadline = deadline(settings);
         let lock_wait = settings.lock_wait_timeout_s;
         let mut config = ManagerConfig::default();
-        // Every pooled session fails a lock wait after the configured bound, so a stuck batch
-        // surfaces as a transient error the consumer retries, not a 50 s silence.
-        config.custom_setup = Box::new(move |url| {
-            Box::pin(async move {
-                let mut conn = AsyncMysqlConnection::establish(url).await?;
-                diesel::sql_query(format!(
-                    "SET SESSION innodb_lock_wait_timeout = {lock_wait}"
-                ))
-                .execute(&mut conn)
-                .await
-                .map_err(ConnectionError::CouldntSetupConfiguration)?;
-                Ok(conn)
-            })
-        });
+        config.custom_setup = Box::new(move |url| Box::pin(establish(url, lock_wait, deadline)));
         let manager = AsyncDieselConnectionManager::<AsyncMysqlConnection>::new_with_config(
-            settings.url().expose(),
+            connection_url(settings, deadline).expose(),
             config,
         );
         let pool = Pool::builder(manager)
@@ -64,7 +53,13 @@ impl Database {
             pool,
             address: settings.address(),
             timeout: settings.connect_timeout(),
+            deadline,
         })
+    }
+
+    /// How long one unit of work (a statement, or a whole transaction) may take.
+    pub fn deadline(&self) -> Duration {
+        self.deadline
     }
 
     pub fn address(&self) -> &str {
@@ -73,7 +68,7 @@ impl Database {
 
     /// A pooled connection, bounded by the connect timeout so an outage surfaces as an error
     /// instead of a hang.
-    pub(crate) async fn conn(&self) -> Result<Connection, StorageError> {
+    async fn conn(&self) -> Result<Connection, StorageError> {
         match tokio::time::timeout(self.timeout, self.pool.get()).await {
             Ok(Ok(conn)) => Ok(conn),
             Ok(Err(e)) => Err(StorageError::Unavailable {
@@ -81,6 +76,36 @@ impl Database {
                 reason: e.to_string(),
             }),
             Err(_) => Err(self.timed_out(self.timeout)),
+        }
+    }
+
+    /// Runs `work` on a pooled connection within the deadline. A connection that misses it is
+    /// closed instead of going back to the pool: it may be in the middle of a statement or a
+    /// transaction with a server that stopped answering, and the next user would hang on it.
+    pub(crate) async fn run<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut AsyncMysqlConnection) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        self.run_within(self.deadline, work).await
+    }
+
+    async fn run_within<T>(
+        &self,
+        deadline: Duration,
+        work: impl AsyncFnOnce(&mut AsyncMysqlConnection) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let mut conn = self.conn().await?;
+        match tokio::time::timeout(deadline, work(&mut conn)).await {
+            Ok(result) => result,
+            Err(_) => {
+                drop(Object::take(conn));
+                tracing::warn!(
+                    address = self.address,
+                    deadline_ms = deadline.as_millis(),
+                    "MySQL work missed its deadline; its connection is discarded"
+                );
+                Err(self.timed_out(deadline))
+            }
         }
     }
 
@@ -93,17 +118,17 @@ impl Database {
 
     /// `SELECT 1` within `timeout`.
     pub async fn probe(&self, timeout: Duration) -> Result<(), StorageError> {
-        let check = async {
-            let mut conn = self.conn().await?;
-            diesel::sql_query("SELECT 1").execute(&mut conn).await?;
-            Ok::<_, StorageError>(())
-        };
+        let check = self.run_within(timeout, async |conn| {
+            diesel::sql_query("SELECT 1").execute(conn).await?;
+            Ok(())
+        });
         tokio::time::timeout(timeout, check)
             .await
             .map_err(|_| self.timed_out(timeout))?
     }
 
-    /// Applies pending migrations; returns the versions applied.
+    /// Applies pending migrations; returns the versions applied. Not bounded by the deadline:
+    /// a migration may rebuild a large table, and an operator runs it and watches it.
     ///
     /// Must run on a multi-threaded runtime: diesel's migration harness is synchronous and the
     /// async harness bridges it with `block_in_place`.
@@ -125,7 +150,7 @@ impl Database {
             address: settings.address(),
             reason,
         };
-        let url = server.url();
+        let url = connection_url(&server, deadline(settings));
         let connect = AsyncMysqlConnection::establish(url.expose());
         let mut conn = tokio::time::timeout(settings.connect_timeout(), connect)
             .await
@@ -148,15 +173,72 @@ impl Database {
     pub async fn drop_database(settings: &MysqlSettings) -> Result<(), StorageError> {
         let mut server = settings.clone();
         server.database = String::new();
-        let mut conn = AsyncMysqlConnection::establish(server.url().expose())
-            .await
-            .map_err(|e| StorageError::Unavailable {
-                address: settings.address(),
-                reason: e.to_string(),
-            })?;
+        let mut conn =
+            AsyncMysqlConnection::establish(connection_url(&server, deadline(settings)).expose())
+                .await
+                .map_err(|e| StorageError::Unavailable {
+                    address: settings.address(),
+                    reason: e.to_string(),
+                })?;
         diesel::sql_query(format!("DROP DATABASE IF EXISTS `{}`", settings.database))
             .execute(&mut conn)
             .await?;
         Ok(())
     }
 }
+
+/// A statement or transaction may wait `lock_wait_timeout_s` for a row lock and then needs a
+/// round trip or two: a unit of work that takes longer than both is not waiting on a lock but
+/// on a server or a network that stopped answering.
+fn deadline(settings: &MysqlSettings) -> Duration {
+    Duration::from_secs(u64::from(settings.lock_wait_timeout_s)) + settings.connect_timeout()
+}
+
+/// The configured URL plus mysql_async's connection options: TCP keepalive, so an idle pooled
+/// connection to a vanished server is noticed, and whether it may switch to a Unix socket.
+fn connection_url(settings: &MysqlSettings, deadline: Duration) -> Secret {
+    let url = settings.url();
+    let separator = if url.expose().contains('?') { '&' } else { '?' };
+    let keepalive_ms = u32::try_from(deadline.as_millis()).unwrap_or(u32::MAX);
+    Secret::new(format!(
+        "{}{separator}tcp_keepalive={keepalive_ms}&prefer_socket={}",
+        url.expose(),
+        settings.prefer_socket
+    ))
+}
+
+/// Connects and bounds the session on the server's side too.
+async fn establish(
+    url: &str,
+    lock_wait: u32,
+    deadline: Duration,
+) -> diesel::ConnectionResult<AsyncMysqlConnection> {
+    let mut conn = AsyncMysqlConnection::establish(url).await?;
+    let seconds = deadline.as_secs().max(1);
+    // A lock wait fails after the configured bound, so a stuck batch surfaces as a transient
+    // error the consumer retries, not a 50 s silence; the server gives up on a client that
+    // stops reading or writing mid-packet after the deadline instead of InnoDB's 30-60 s.
+    diesel::sql_query(format!(
+        "SET SESSION innodb_lock_wait_timeout = {lock_wait}, \
+         net_read_timeout = {seconds}, net_write_timeout = {seconds}"
+    ))
+    .execute(&mut conn)
+    .await
+    .map_err(ConnectionError::CouldntSetupConfiguration)?;
+    // MariaDB only: the server stops a statement, and rolls back a transaction left idle
+    // (its client gone, its row locks held), once the client has given up on it. MySQL
+    // refuses these variables; there the client's deadline and keepalive have to do.
+    let mariadb = diesel::sql_query(format!(
+        "SET SESSION max_statement_time = {seconds}, idle_transaction_timeout = {seconds}"
+    ))
+    .execute(&mut conn)
+    .await;
+    if let Err(error) = mariadb {
+        tracing::debug!(%error, "server-side statement and idle-transaction bounds not set");
+    }
+    Ok(conn)
+}
+
+#[cfg(test)]
+#[path = "database_tests.rs"]
+mod tests;

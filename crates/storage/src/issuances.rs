@@ -1,10 +1,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use couponrush_domain::coupon::expires_at;
-use couponrush_domain::{
-    CouponId, IdError, IssueRequested, ParticipantState, ParticipationOutcome,
-    ParticipationRecorded, RequestId, UserId,
-};
+use couponrush_domain::{CouponId, IssueRequested, ParticipationOutcome, ParticipationRecorded};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
 use time::OffsetDateTime;
@@ -12,7 +9,8 @@ use time::OffsetDateTime;
 use crate::database::Database;
 use crate::error::StorageError;
 use crate::inline_values::InsertIgnore;
-use crate::schema::{coupon, coupon_user, event_participation_log};
+use crate::request_ids;
+use crate::schema::{coupon, coupon_user};
 use crate::time::{from_db, to_db};
 
 /// What persisting one request did.
@@ -27,45 +25,8 @@ pub enum Persisted {
     OutOfStock,
     /// The coupon does not exist in MySQL: not issued.
     UnknownCoupon,
-}
-
-/// A coupon held by a user, as MySQL records it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IssuedCoupon {
-    /// `None` only for rows not written by the consumer (e.g. compensation).
-    pub request_id: Option<RequestId>,
-    pub issued_at: OffsetDateTime,
-    pub expires_at: OffsetDateTime,
-}
-
-impl IssuedCoupon {
-    /// The holder's state as Redis records it. A row without a request id (not written by the
-    /// consumer) gets a fresh one: no message will ever need to match it.
-    pub fn state(&self) -> ParticipantState {
-        ParticipantState::Issued {
-            request_id: self.request_id.unwrap_or_else(RequestId::generate),
-            at: self.issued_at,
-        }
-    }
-}
-
-/// A coupon's holders with its counts, from one consistent read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Holders {
-    pub total: u32,
-    pub available: i64,
-    /// User id to their coupon.
-    pub holders: HashMap<String, IssuedCoupon>,
-}
-
-impl Holders {
-    /// Every holder with their state as Redis records it; fails on a user id that is not one.
-    pub fn states(&self) -> Result<Vec<(UserId, ParticipantState)>, IdError> {
-        self.holders
-            .iter()
-            .map(|(user, held)| Ok((UserId::parse(user)?, held.state())))
-            .collect()
-    }
+    /// Its request id already belongs to another user's (or coupon's) attempt: not issued.
+    RequestIdConflict,
 }
 
 #[derive(Insertable)]
@@ -121,7 +82,7 @@ const INLINE_ROWS_PER_INSERT: usize = 4000;
 /// Writes issuances: the consumer's side of the pipeline.
 #[derive(Debug, Clone)]
 pub struct IssuanceStore {
-    db: Database,
+    pub(crate) db: Database,
 }
 
 impl IssuanceStore {
@@ -149,7 +110,8 @@ impl IssuanceStore {
     /// Each coupon's row is locked (`FOR UPDATE`, in id order so consumers never deadlock)
     /// before its users are read and inserted: no one else can insert for that coupon
     /// meanwhile, so "not there yet" stays true until we insert. A user twice in the batch, or
-    /// already in MySQL, is a re-delivery and changes nothing. Requests beyond the MySQL stock
+    /// already in MySQL, is a re-delivery and changes nothing; a request whose id another
+    /// user's attempt already holds is refused. Requests beyond the MySQL stock
     /// are not issued (`OutOfStock`), and a `CHECK` keeps `available_quantity` non-negative
     /// whatever happens.
     pub async fn persist_batch(
@@ -161,120 +123,35 @@ impl IssuanceStore {
         if requests.is_empty() && participation.is_empty() {
             return Ok(Vec::new());
         }
-        let mut conn = self.db.conn().await?;
-        conn.transaction(async |conn| -> Result<Vec<Persisted>, StorageError> {
-            let log: Vec<NewParticipation<'_>> = requests
-                .iter()
-                .map(NewParticipation::accepted)
-                .chain(participation.iter().map(NewParticipation::of))
-                .collect();
-            insert_log(conn, &log).await?;
+        self.db
+            .run(async |conn| {
+                conn.transaction(async |conn| -> Result<Vec<Persisted>, StorageError> {
+                    let log: Vec<NewParticipation<'_>> = requests
+                        .iter()
+                        .map(NewParticipation::accepted)
+                        .chain(participation.iter().map(NewParticipation::of))
+                        .collect();
+                    insert_log(conn, &log).await?;
 
-            let mut outcomes = vec![Persisted::UnknownCoupon; requests.len()];
-            let mut by_coupon: BTreeMap<CouponId, Vec<usize>> = BTreeMap::new();
-            for (index, request) in requests.iter().enumerate() {
-                by_coupon.entry(request.coupon_id).or_default().push(index);
-            }
-            for (coupon_id, indices) in by_coupon {
-                issue_for_coupon(conn, coupon_id, requests, &indices, now, &mut outcomes).await?;
-            }
-            Ok(outcomes)
-        })
-        .await
-    }
-
-    /// The user's coupon of `coupon_id`, if one was issued.
-    pub async fn find(
-        &self,
-        coupon_id: CouponId,
-        user_id: &UserId,
-    ) -> Result<Option<IssuedCoupon>, StorageError> {
-        let mut conn = self.db.conn().await?;
-        let row: Option<(String, time::PrimitiveDateTime, time::PrimitiveDateTime)> =
-            coupon_user::table
-                .filter(coupon_user::coupon_id.eq(coupon_id.as_i64()))
-                .filter(coupon_user::user_id.eq(user_id.as_str()))
-                .select((
-                    coupon_user::request_id,
-                    coupon_user::issued_at,
-                    coupon_user::expires_at,
-                ))
-                .first(&mut conn)
-                .await
-                .optional()?;
-        Ok(row.map(|(request_id, issued_at, expires_at)| IssuedCoupon {
-            request_id: request_id.parse().ok(),
-            issued_at: from_db(issued_at),
-            expires_at: from_db(expires_at),
-        }))
-    }
-
-    /// Every holder of `coupon_id` with the request that issued it, and the coupon's total
-    /// and available quantity, read in one transaction so the counts and rows agree even while
-    /// consumers commit (reconciliation). `None` if the coupon does not exist.
-    pub async fn holders(&self, coupon_id: CouponId) -> Result<Option<Holders>, StorageError> {
-        let mut conn = self.db.conn().await?;
-        conn.transaction(async |conn| -> Result<Option<Holders>, StorageError> {
-            let Some((total, available)) = coupon::table
-                .find(coupon_id.as_i64())
-                .select((coupon::total_quantity, coupon::available_quantity))
-                .first::<(u32, i32)>(conn)
-                .await
-                .optional()?
-            else {
-                return Ok(None);
-            };
-            let rows: Vec<(
-                String,
-                String,
-                time::PrimitiveDateTime,
-                time::PrimitiveDateTime,
-            )> = coupon_user::table
-                .filter(coupon_user::coupon_id.eq(coupon_id.as_i64()))
-                .select((
-                    coupon_user::user_id,
-                    coupon_user::request_id,
-                    coupon_user::issued_at,
-                    coupon_user::expires_at,
-                ))
-                .load(conn)
-                .await?;
-            let holders = rows
-                .into_iter()
-                .map(|(user, request_id, issued_at, expires_at)| {
-                    let coupon = IssuedCoupon {
-                        request_id: request_id.parse().ok(),
-                        issued_at: from_db(issued_at),
-                        expires_at: from_db(expires_at),
-                    };
-                    (user, coupon)
+                    let mut outcomes = vec![Persisted::UnknownCoupon; requests.len()];
+                    let conflicts = request_ids::conflicting(conn, requests).await?;
+                    let mut by_coupon: BTreeMap<CouponId, Vec<usize>> = BTreeMap::new();
+                    for (index, request) in requests.iter().enumerate() {
+                        if conflicts.contains(&index) {
+                            outcomes[index] = Persisted::RequestIdConflict;
+                        } else {
+                            by_coupon.entry(request.coupon_id).or_default().push(index);
+                        }
+                    }
+                    for (coupon_id, indices) in by_coupon {
+                        issue_for_coupon(conn, coupon_id, requests, &indices, now, &mut outcomes)
+                            .await?;
+                    }
+                    Ok(outcomes)
                 })
-                .collect();
-            Ok(Some(Holders {
-                total,
-                available: i64::from(available),
-                holders,
-            }))
-        })
-        .await
-    }
-
-    /// How many attempts the participation log holds for a coupon, by outcome.
-    pub async fn participation_counts(
-        &self,
-        coupon_id: CouponId,
-    ) -> Result<HashMap<String, u64>, StorageError> {
-        let mut conn = self.db.conn().await?;
-        let rows: Vec<(String, i64)> = event_participation_log::table
-            .filter(event_participation_log::coupon_id.eq(coupon_id.as_i64()))
-            .group_by(event_participation_log::outcome)
-            .select((event_participation_log::outcome, diesel::dsl::count_star()))
-            .load(&mut conn)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(outcome, n)| (outcome, u64::try_from(n).unwrap_or(0)))
-            .collect())
+                .await
+            })
+            .await
     }
 }
 

@@ -9,8 +9,9 @@ mod coupons;
 mod database;
 mod error;
 mod inline_values;
+mod issuance_reads;
 mod issuances;
-mod participation;
+mod request_ids;
 pub mod schema;
 mod time;
 
@@ -21,5 +22,5 @@ pub use compensations::{
 pub use coupons::{CouponRecord, CouponStore};
 pub use database::Database;
 pub use error::StorageError;
-pub use issuances::{Holders, IssuanceStore, IssuedCoupon, Persisted};
-pub use participation::ParticipationLog;
+pub use issuance_reads::{Holders, IssuedCoupon};
+pub use issuances::{IssuanceStore, Persisted};

@@ -58,6 +58,7 @@ async fn a_batch_issues_once_within_stock_and_a_redelivery_changes_nothing() -> 
             Persisted::AlreadyIssued { .. } => "already",
             Persisted::OutOfStock => "out-of-stock",
             Persisted::UnknownCoupon => "unknown",
+            Persisted::RequestIdConflict => "request-id-conflict",
         })
         .collect();
     assert_eq!(

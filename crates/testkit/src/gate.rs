@@ -9,19 +9,15 @@
 //! the forgotten topic (confluentinc/librdkafka#5280). That is an artefact of a broker that
 //! loses its data, not an outage a consumer must survive.
 
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{JoinHandle, JoinSet};
-
 use crate::closed_port;
+use crate::fault_proxy::{FaultProxy, Mode};
 use crate::private_server::{PrivateServer, locate_tansu};
 
 /// A private tansu behind a gate; see the module documentation.
 #[derive(Debug)]
 pub struct GatedBroker {
-    _server: PrivateServer,
-    port: u16,
-    target: String,
-    forwarder: Option<JoinHandle<()>>,
+    server: PrivateServer,
+    gate: FaultProxy,
 }
 
 impl GatedBroker {
@@ -34,59 +30,32 @@ impl GatedBroker {
             }
         };
         let server = PrivateServer::tansu_on(&locate_tansu()?, behind, port).await?;
-        let mut broker = Self {
-            target: server.address(),
-            _server: server,
-            port,
-            forwarder: None,
-        };
-        broker.restore().await?;
-        Ok(broker)
+        let gate = FaultProxy::start_on(port, server.address()).await?;
+        Ok(Self { server, gate })
     }
 
     /// The gate's `127.0.0.1:<port>`: the only address clients learn.
     pub fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        self.gate.address()
     }
 
     /// Closes every connection through the gate and refuses new ones.
     pub fn cut(&mut self) {
-        if let Some(forwarder) = self.forwarder.take() {
-            // Aborting the accept loop drops its listener and its set of connections, which
-            // aborts them all.
-            forwarder.abort();
-        }
+        self.gate.switch(Mode::Refuse);
     }
 
     /// Accepts connections again, on the same port.
     pub async fn restore(&mut self) -> anyhow::Result<()> {
-        self.cut();
-        let listener = TcpListener::bind(self.address()).await?;
-        self.forwarder = Some(tokio::spawn(forward(listener, self.target.clone())));
-        Ok(())
+        self.gate.pass().await
     }
-}
 
-impl Drop for GatedBroker {
-    fn drop(&mut self) {
-        self.cut();
+    /// The gate itself, for the other faults (freeze, reset, delay).
+    pub fn gate(&self) -> &FaultProxy {
+        &self.gate
     }
-}
 
-async fn forward(listener: TcpListener, target: String) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((mut inbound, _)) = accepted else { continue };
-                let target = target.clone();
-                connections.spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(&target).await {
-                        tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await.ok();
-                    }
-                });
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
+    /// The broker process behind the gate (to stop it with SIGSTOP, for instance).
+    pub fn server(&self) -> &PrivateServer {
+        &self.server
     }
 }

@@ -12,8 +12,10 @@ use couponrush_cache::ReservationStore;
 use couponrush_config::{ConfigArgs, Secret, Settings};
 use couponrush_storage::Database;
 
+mod fault_proxy;
 mod gate;
 mod private_server;
+pub use fault_proxy::{FaultProxy, Mode as FaultMode};
 pub use gate::GatedBroker;
 pub use private_server::PrivateServer;
 
@@ -335,6 +337,41 @@ impl TestEnv {
     pub async fn produce_raw(&self, key: &str, payload: &[u8]) -> anyhow::Result<()> {
         self.produce_many(&[(key.to_owned(), payload.to_vec())])
             .await
+    }
+
+    /// Produces one message with headers, of any size the broker takes (the producer's own
+    /// `message.max.bytes` is raised to fit it), and waits for the acknowledgement.
+    pub async fn produce_with_headers(
+        &self,
+        key: &str,
+        payload: &[u8],
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<()> {
+        use rdkafka::message::{Header, OwnedHeaders};
+        use rdkafka::producer::{FutureProducer, FutureRecord};
+        let room = payload.len() + 64 * 1024;
+        let producer: FutureProducer = couponrush_messaging::client_config(&self.settings.kafka)
+            .set("message.max.bytes", room.to_string())
+            .create()?;
+        let headers = headers
+            .iter()
+            .fold(OwnedHeaders::new(), |all, (key, value)| {
+                all.insert(Header {
+                    key,
+                    value: Some(*value),
+                })
+            });
+        producer
+            .send(
+                FutureRecord::to(&self.settings.kafka.topic)
+                    .key(key)
+                    .payload(payload)
+                    .headers(headers),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| anyhow::anyhow!("produce: {e}"))?;
+        Ok(())
     }
 
     /// Produces many keyed messages with one producer and waits for every acknowledgement.

@@ -100,6 +100,7 @@ impl PrivateServer {
 
     fn signal(&self, signal: &str) -> anyhow::Result<()> {
         let child = self.child.as_ref().context("the server is not running")?;
+        // `kill(1)` rather than libc: the workspace forbids unsafe code.
         let status = Command::new("kill")
             .args([signal, &child.id().to_string()])
             .status()
