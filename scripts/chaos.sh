@@ -92,13 +92,18 @@ failed=()
 cd "$ROOT"
 for e in $EXPERIMENTS; do
     log "experiment $e"
+    rm -f "$CHAOS_STATE_DIR"/{answers,observe.log,fault-start,fault-end} # what the audit judges
     "$VENV/bin/chaos" --no-version-check --log-file "$CHAOS_DIR/journals/$e.log" run \
         --rollback-strategy always --journal-path "$CHAOS_DIR/journals/$e.json" \
         "deploy/chaos/$e.json" >&2 || failed+=("$e")
 done
 for e in $EXPERIMENTS; do
-    jq -r '"\(.experiment.title | .[0:60]): \(.status), deviated=\(.deviated), \(.duration | floor) s",
-        (.run[] | "    \(.activity.name): \(.status) \(.duration * 10 | floor / 10) s  \(.output.stdout // "" | gsub("\n"; " | ") | .[0:150])")' \
+    jq -r '"\(.experiment.title): \(.status), deviated=\(.deviated), \(.duration | floor) s",
+        "  hypothesis before: \(.steady_states.before.steady_state_met), after: \(.steady_states.after.steady_state_met)",
+        (.steady_states.after.probes[]? | select(.tolerance_met | not) | "  FAILED after: \(.activity.name)",
+            (.output.stdout // "" | split("\n")[] | select(. != "") | "      " + .)),
+        (.run[] | "  \(.activity.name): \(.status), \(.duration * 10 | floor / 10) s",
+            (.output.stdout // "" | split("\n")[] | select(. != "") | "      " + .[0:200]))' \
         "$CHAOS_DIR/journals/$e.json" || true
 done
 ((${#failed[@]} == 0)) || die "deviated or failed: ${failed[*]} (journals in $CHAOS_DIR/journals)"

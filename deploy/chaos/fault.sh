@@ -12,7 +12,8 @@
 #     observe SECONDS       poll every readiness endpoint, print each change with its time
 #     wait-ready SECONDS    poll the read-only smoke test; print how long it took to pass
 #     probe-issue           one request on the drill coupon (CHAOS_DRILL_COUPON): what users are told
-#     check-probe-issued SECONDS   the probe-issue user reaches ISSUED (every 202 ends as a coupon)
+#     check-probe-issued SECONDS   the probe-issue users reach ISSUED (every 202 ends as a coupon)
+#     audit [noticed:api|ops:SECONDS]...   every recorded answer was true; readiness noticed the fault
 #
 # local: pids from CHAOS_STATE_DIR (consumer-N.pid, written by scripts/chaos.sh) and
 #   STACK_STATE_DIR (services started by scripts/stack.sh, restarted by `stack.sh up`).
@@ -36,6 +37,7 @@ since() { awk -v a="$1" -v b="$(date +%s%N)" 'BEGIN { printf "%.1f", (b - a) / 1
 mark() { date +%s%N >"$STATE/fault-$1"; } # fault-start / fault-end: what observe measures from
 code() { curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1/health/ready" || true; }
 
+API=${SMOKE_API_URL:-http://127.0.0.1:8080}
 mkdir -p "$STATE"
 case $VERB in
     kill-consumer | stop-*) mark start ;;
@@ -79,18 +81,20 @@ case $TARGET:$VERB in
         kubectl -n "$NS" exec deployment/coupon-consumer -- compensation-batch reconcile \
             --coupon "${CHAOS_DRILL_COUPON:?}" --repair ;;
     *:observe)
-        urls=("${SMOKE_API_URL:-http://127.0.0.1:8080}") && read -ra ops <<<"${SMOKE_OPS_URLS-}"
+        urls=("$API") && read -ra ops <<<"${SMOKE_OPS_URLS-}"
         urls+=("${ops[@]}") && declare -A last=() && t0=$(date +%s%N) && f0=$t0
         [[ -s $STATE/fault-start ]] && f0=$(<"$STATE/fault-start")
         echo "times since the fault began"
         while (($(date +%s%N) - t0 < ${ARG:-10} * 1000000000)); do
             for u in "${urls[@]}"; do
                 c=$(code "$u")
-                [[ ${last[$u]:-} == "$c" ]] || echo "+$(since "$f0")s $u/health/ready ${last[$u]:-start} -> $c"
+                [[ ${last[$u]:-} == "$c" ]] || echo "+$(since "$f0")s $u/health/ready ${last[$u]:-start} -> $c" \
+                    | tee -a "$STATE/observe.log"
                 last[$u]=$c
             done
             sleep 0.5
-        done ;;
+        done
+        for u in "${urls[@]}"; do echo "end (+$(since "$f0")s): $u/health/ready ${last[$u]}"; done ;;
     *:wait-ready)
         t0=$(date +%s%N)
         until out=$("$ROOT/scripts/smoke-test.sh" 2>&1); do
@@ -98,20 +102,50 @@ case $TARGET:$VERB in
             sleep 0.5
         done
         echo "ready after $(since "$t0") s" ;;
-    *:probe-issue)
-        user=probe-$(date +%s)-$RANDOM
-        out=$(curl -s -w ' HTTP %{http_code} in %{time_total} s' --max-time 10 -X POST -H "userId: $user" \
-            "${SMOKE_API_URL:-http://127.0.0.1:8080}/coupons/${CHAOS_DRILL_COUPON:?}/issue" || true)
-        echo "$user ${out##* HTTP }" >"$STATE/probe-user" && echo "$user: $out" ;;
-    *:check-probe-issued)
-        read -r user told _ <"$STATE/probe-user" && t0=$(date +%s%N) && s=""
-        want="ISSUED|NOT_REQUESTED" && [[ $told == 202 ]] && want=ISSUED # a 202 must end as a coupon
-        while (($(date +%s%N) - t0 < ${ARG:-60} * 1000000000)); do
-            s=$(curl -s --max-time 2 "${SMOKE_API_URL:-http://127.0.0.1:8080}/coupons/$CHAOS_DRILL_COUPON/issuances/$user" | jq -r '.status // empty' || true)
-            [[ $s =~ ^($want)$ ]] && break
-            sleep 0.5
+    *:probe-issue) # ARG users at once on the drill coupon; each answer recorded for check-probe-issued
+        : >"$STATE/probe-users"
+        for ((i = 0; i < ${ARG:-1}; i++)); do
+            user=probe-$(date +%s)-$RANDOM
+            curl -s -o "$STATE/$user.body" -w "$user %{http_code} %{time_total}\n" --max-time 10 -X POST \
+                -H "userId: $user" "$API/coupons/${CHAOS_DRILL_COUPON:?}/issue" >>"$STATE/probe-users" &
         done
-        echo "$user (told $told): ${s:-no answer} after $(since "$t0") s (want $want)"
-        [[ $s =~ ^($want)$ ]] ;;
+        wait || true
+        cut -d' ' -f1,2 "$STATE/probe-users" >>"$STATE/answers"
+        while read -r user told secs; do
+            echo "$user: HTTP $told in $secs s $(head -c 160 "$STATE/$user.body" 2>/dev/null)"
+        done <"$STATE/probe-users" ;;
+    *:check-probe-issued) # every probe user told 202 ends ISSUED; any other answer ends ISSUED or nothing
+        t0=$(date +%s%N) && rc=0
+        while read -r user told _; do
+            want="ISSUED|NOT_REQUESTED" && [[ $told == 202 ]] && want=ISSUED
+            s="" && until [[ $s =~ ^($want)$ ]] || (($(date +%s%N) - t0 > ${ARG:-60} * 1000000000)); do
+                s=$(curl -s --max-time 2 "$API/coupons/$CHAOS_DRILL_COUPON/issuances/$user" | jq -r '.status // empty' || true)
+                [[ $s =~ ^($want)$ ]] || sleep 0.3
+            done
+            echo "$user (told $told): ${s:-no answer} at +$(since "$t0") s (want $want)"
+            [[ $s =~ ^($want)$ ]] || rc=1
+        done <"$STATE/probe-users"
+        exit "$rc" ;;
+    *:audit) # ARG...: noticed:api|ops:SECONDS. Every answer recorded since the run began was true,
+        # and (from observe's log) each API / consumer turned not-ready within SECONDS of the fault.
+        bad=0 n=0
+        while read -r user told; do
+            n=$((n + 1)) && s=$(curl -s --max-time 2 "$API/coupons/$CHAOS_DRILL_COUPON/issuances/$user" | jq -r '.status // empty' || true)
+            case $told:$s in
+                202:ISSUED | 503:ISSUED | 503:NOT_REQUESTED | 000:ISSUED | 000:NOT_REQUESTED) ;;
+                *) echo "UNTRUE: $user was told $told, now ${s:-no answer}" && bad=1 ;;
+            esac
+        done < <(cat "$STATE/answers" 2>/dev/null)
+        echo "$n answers audited"
+        for rule in "${@:3}"; do
+            IFS=: read -r _ who within <<<"$rule" && urls=("$API") && [[ $who == ops ]] && read -ra urls <<<"${SMOKE_OPS_URLS-}"
+            [[ -s $STATE/observe.log ]] || continue
+            for u in "${urls[@]}"; do
+                t=$(awk -v u="$u/health/ready" '$2 == u && ($NF == 503 || $NF == "000") { print substr($1, 2) + 0; exit }' "$STATE/observe.log")
+                if [[ -n $t ]] && awk -v t="$t" -v w="$within" 'BEGIN { exit !(t <= w) }'; then echo "$u turned not-ready at +${t}s"
+                else echo "UNNOTICED: $u did not turn not-ready within ${within}s of the fault" && bad=1; fi
+            done
+        done
+        exit "$bad" ;;
     *) sed -n '2,20p' "$0" >&2 && exit 2 ;;
 esac
