@@ -21,7 +21,7 @@ source "$ROOT/scripts/lib/tools.sh"
 source "$ROOT/scripts/lib/harness.sh"
 
 CHAOS_DIR=${CHAOS_DIR:-$HOME/.cache/couponrush/chaos}
-EXPERIMENTS=${CHAOS_EXPERIMENTS:-consumer-kill broker-stall mysql-outage redis-loss}
+EXPERIMENTS=${CHAOS_EXPERIMENTS:-consumer-kill broker-stall mysql-outage redis-loss mysql-freeze}
 CONSUMERS=${CHAOS_CONSUMERS:-2}
 OPS_BASE=${CHAOS_OPS_PORT_BASE:-28090}
 API_BIND=${CHAOS_API_BIND:-127.0.0.1:28080}

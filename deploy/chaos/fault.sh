@@ -7,6 +7,7 @@
 #     start-consumer        local: restart killed consumers; k8s: wait for the rollout to be whole
 #     stop-broker / resume-broker      SIGSTOP / SIGCONT the broker (k8s: kubectl exec ... kill 1)
 #     stop-mysql / start-mysql         stop / restart MySQL (k8s: scale its workload to 0 / 1)
+#     freeze-mysql / thaw-mysql        SIGSTOP / SIGCONT MySQL: connections hang instead of failing
 #     stop-redis / start-redis         SIGKILL Redis / restart it empty (k8s: scale 0 / 1)
 #     repair-redis          the runbook after Redis loss: compensation-batch reconcile --repair
 #     observe SECONDS       poll every readiness endpoint, print each change with its time
@@ -19,6 +20,7 @@
 #   STACK_STATE_DIR (services started by scripts/stack.sh, restarted by `stack.sh up`).
 # k8s: CHAOS_K8S_NAMESPACE=couponrush CHAOS_K8S_CONSUMER_SELECTOR=app.kubernetes.io/name=coupon-consumer
 #   CHAOS_K8S_BROKER_POD=kafka-0 CHAOS_K8S_BROKER_NAMESPACE CHAOS_K8S_MYSQL=statefulset/mysql
+#   CHAOS_K8S_MYSQL_POD=mysql-0 (freeze/thaw)
 #   CHAOS_K8S_MYSQL_NAMESPACE CHAOS_K8S_REDIS=deployment/redis CHAOS_K8S_REDIS_NAMESPACE
 #   (namespaces default to CHAOS_K8S_NAMESPACE), CHAOS_K8S_TIMEOUT=180s.
 set -euo pipefail
@@ -38,10 +40,11 @@ mark() { date +%s%N >"$STATE/fault-$1"; } # fault-start / fault-end: what observ
 code() { curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1/health/ready" || true; }
 
 API=${SMOKE_API_URL:-http://127.0.0.1:8080}
+SVC=kafka && [[ $VERB == *-mysql ]] && SVC=mysql
 mkdir -p "$STATE"
 case $VERB in
-    kill-consumer | stop-*) mark start ;;
-    start-* | resume-*) mark end ;;
+    kill-consumer | stop-* | freeze-*) mark start ;;
+    start-* | resume-* | thaw-*) mark end ;;
 esac
 case $TARGET:$VERB in
     local:kill-consumer)
@@ -59,11 +62,13 @@ case $TARGET:$VERB in
             echo "$!" >"$f" && echo "restarted $n (pid $!)"
         done ;;
     k8s:start-consumer) kubectl -n "$NS" rollout status deployment/coupon-consumer --timeout="$K8S_TIMEOUT" ;;
-    local:stop-broker) kill -STOP "$(pidof_svc kafka)" && echo "SIGSTOP broker" ;;
-    local:resume-broker) kill -CONT "$(pidof_svc kafka)" && echo "SIGCONT broker" ;;
-    k8s:stop-broker | k8s:resume-broker)
-        sig=STOP && [[ $VERB == resume-broker ]] && sig=CONT
-        kubectl -n "${CHAOS_K8S_BROKER_NAMESPACE:-$NS}" exec "${CHAOS_K8S_BROKER_POD:-kafka-0}" -- kill -"$sig" 1 ;;
+    local:stop-broker | local:freeze-mysql) kill -STOP "$(pidof_svc "$SVC")" && echo "SIGSTOP $SVC" ;;
+    local:resume-broker | local:thaw-mysql) kill -CONT "$(pidof_svc "$SVC")" && echo "SIGCONT $SVC" ;;
+    k8s:stop-broker | k8s:resume-broker | k8s:freeze-mysql | k8s:thaw-mysql)
+        sig=STOP && [[ $VERB == resume-broker || $VERB == thaw-mysql ]] && sig=CONT
+        pod=${CHAOS_K8S_BROKER_POD:-kafka-0} pns=${CHAOS_K8S_BROKER_NAMESPACE:-$NS}
+        [[ $SVC == mysql ]] && pod=${CHAOS_K8S_MYSQL_POD:-mysql-0} pns=${CHAOS_K8S_MYSQL_NAMESPACE:-$NS}
+        kubectl -n "$pns" exec "$pod" -- kill -"$sig" 1 ;;
     local:stop-mysql | local:stop-redis)
         svc=${VERB#stop-} sig=TERM && [[ $svc == redis ]] && sig=KILL
         pid=$(pidof_svc "$svc")
