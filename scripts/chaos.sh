@@ -63,9 +63,15 @@ done
 
 ensure_cargo && ensure_build_deps
 flag=() && [[ $PROFILE == release ]] && flag=(--release)
-(cd "$ROOT" && cargo build "${flag[@]}" -p issuer-api -p coupon-consumer -p compensation-batch) || die "build failed"
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-export CHAOS_CONSUMER_BIN=$TARGET_DIR/$PROFILE/coupon-consumer CHAOS_BATCH_BIN=$TARGET_DIR/$PROFILE/compensation-batch
+# Private copies of the binaries, taken as cargo reports each one: in a shared CARGO_TARGET_DIR,
+# target/<profile>/<name> is whichever worktree built last (another may build mid-drill).
+BIN=$CHAOS_DIR/bin && rm -rf "$BIN" && mkdir -p "$BIN"
+(cd "$ROOT" && cargo build "${flag[@]}" --message-format=json-render-diagnostics \
+    -p issuer-api -p coupon-consumer -p compensation-batch) \
+    | jq -r 'select(.reason == "compiler-artifact" and .executable != null) | .executable' \
+    | while read -r exe; do cp "$exe" "$BIN/"; done # copied while cargo still holds the lock
+for b in issuer-api coupon-consumer compensation-batch; do [[ -x $BIN/$b ]] || die "build failed: no $b"; done
+export CHAOS_CONSUMER_BIN=$BIN/coupon-consumer CHAOS_BATCH_BIN=$BIN/compensation-batch
 SMOKE_ADMIN_TOKEN=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 export COUPON__ADMIN__TOKEN=$SMOKE_ADMIN_TOKEN SMOKE_ADMIN_TOKEN COUPON__HTTP__BIND=$API_BIND
 export COUPON__LOG__FORMAT=text NO_COLOR=1 SMOKE_API_URL=http://$API_BIND SMOKE_OPS_URLS=""
@@ -77,7 +83,7 @@ for ((i = 1; i <= CONSUMERS; i++)); do
     SMOKE_OPS_URLS+="${SMOKE_OPS_URLS:+ }http://127.0.0.1:$((OPS_BASE + i))"
 done
 "$ROOT/deploy/chaos/fault.sh" local start-consumer >&2
-setsid "$TARGET_DIR/$PROFILE/issuer-api" </dev/null >"$LOG_DIR/issuer-api.log" 2>&1 &
+setsid "$BIN/issuer-api" </dev/null >"$LOG_DIR/issuer-api.log" 2>&1 &
 echo "$!" >"$CHAOS_STATE_DIR/issuer-api.pid"
 "$ROOT/deploy/chaos/fault.sh" local wait-ready 90 >&2 || die "the apps did not become ready (see $LOG_DIR)"
 
