@@ -12,7 +12,7 @@
 #     repair-redis          the runbook after Redis loss: compensation-batch reconcile --repair
 #     observe SECONDS       poll every readiness endpoint, print each change with its time
 #     wait-ready SECONDS    poll the read-only smoke test; print how long it took to pass
-#     probe-issue           one request on the drill coupon (CHAOS_DRILL_COUPON): what users are told
+#     probe-issue [N]       N users (1) at once on the drill coupon (CHAOS_DRILL_COUPON): what they are told
 #     check-probe-issued SECONDS   the probe-issue users reach ISSUED (every 202 ends as a coupon)
 #     audit [noticed:api|ops:SECONDS]...   every recorded answer was true; readiness noticed the fault
 #
@@ -152,5 +152,5 @@ case $TARGET:$VERB in
             done
         done
         exit "$bad" ;;
-    *) sed -n '2,20p' "$0" >&2 && exit 2 ;;
+    *) sed -n '2,25p' "$0" >&2 && exit 2 ;;
 esac
