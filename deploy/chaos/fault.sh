@@ -51,8 +51,10 @@ case $TARGET:$VERB in
         pid=$(cat "$STATE/consumer-1.pid")
         kill -KILL "$pid" && echo "SIGKILL consumer-1 (pid $pid)" ;;
     k8s:kill-consumer)
-        pod=$(kubectl -n "$NS" get pod -l "${CHAOS_K8S_CONSUMER_SELECTOR:-app.kubernetes.io/name=coupon-consumer}" -o name | head -n 1)
-        kubectl -n "$NS" delete "$pod" --grace-period=0 --force --wait=false ;;
+        pod=$(kubectl -n "$NS" get pod -l "${CHAOS_K8S_CONSUMER_SELECTOR:-app.kubernetes.io/name=coupon-consumer}" \
+            --field-selector=status.phase=Running -o 'jsonpath={.items[0].metadata.name}')
+        [[ -n $pod ]] || { echo "no running consumer pod in namespace $NS" && exit 1; }
+        kubectl -n "$NS" delete pod "$pod" --grace-period=0 --force --wait=false ;;
     local:start-consumer)
         for f in "$STATE"/consumer-*.pid; do
             n=$(basename "$f" .pid)
