@@ -41,7 +41,9 @@ cleanup() {
     [[ ${CHAOS_KEEP:-0} == 1 ]] && { log "CHAOS_KEEP=1: stack and apps left running"; exit "$rc"; }
     for f in "$CHAOS_STATE_DIR"/*.pid; do [[ -s $f ]] && PIDS+=("$(<"$f")"); done
     ((${#PIDS[@]} == 0)) || stop_pids 10
-    [[ -s $STACK_STATE_DIR/kafka.pid ]] && kill -CONT "$(<"$STACK_STATE_DIR/kafka.pid")" 2>/dev/null
+    for f in "$STACK_STATE_DIR"/{kafka,mysql}.pid; do # a stopped (SIGSTOP) server ignores TERM
+        [[ -s $f ]] && kill -CONT "$(<"$f")" 2>/dev/null
+    done
     "$ROOT/scripts/stack.sh" down || true
     exit "$rc"
 }
