@@ -29,7 +29,7 @@ PROFILE=${CHAOS_PROFILE:-debug}
 export STACK_STATE_DIR=$CHAOS_DIR/stack STACK_MYSQL_PORT=${CHAOS_MYSQL_PORT:-23306}
 export STACK_REDIS_PORT=${CHAOS_REDIS_PORT:-26379} STACK_KAFKA_PORT=${CHAOS_KAFKA_PORT:-29092}
 export CHAOS_STATE_DIR=$CHAOS_DIR/run
-STACK_DIR=$STACK_STATE_DIR LOG_DIR=$CHAOS_STATE_DIR/logs TANSU="" PIDS=()
+STACK_DIR=$STACK_STATE_DIR LOG_DIR=$CHAOS_STATE_DIR/logs TANSU="" PIDS=() CHAOS_PID=""
 for p in "$STACK_MYSQL_PORT" "$STACK_REDIS_PORT"; do # the faults kill these: never the shared ones
     [[ $p != 3306 && $p != 6379 ]] || die "CHAOS_MYSQL_PORT/CHAOS_REDIS_PORT must not be the shared 3306/6379"
 done
@@ -38,6 +38,10 @@ done
 cleanup() {
     local rc=$? f
     trap - EXIT
+    if [[ -n $CHAOS_PID ]] && kill -INT "$CHAOS_PID" 2>/dev/null; then # interrupted: its rollbacks
+        log "interrupted: waiting for the experiment's rollbacks"        # end the fault
+        wait "$CHAOS_PID" || true
+    fi
     [[ ${CHAOS_KEEP:-0} == 1 ]] && { log "CHAOS_KEEP=1: stack and apps left running"; exit "$rc"; }
     for f in "$CHAOS_STATE_DIR"/*.pid; do [[ -s $f ]] && PIDS+=("$(<"$f")"); done
     ((${#PIDS[@]} == 0)) || stop_pids 10
@@ -65,13 +69,13 @@ done
 
 ensure_cargo && ensure_build_deps
 flag=() && [[ $PROFILE == release ]] && flag=(--release)
-# Private copies of the binaries, taken as cargo reports each one: in a shared CARGO_TARGET_DIR,
-# target/<profile>/<name> is whichever worktree built last (another may build mid-drill).
+# Private links to the binaries, taken as cargo reports each one: in a shared CARGO_TARGET_DIR,
+# target/<profile>/<name> is whichever worktree built last (cargo replaces it, the link stays).
 BIN=$CHAOS_DIR/bin && rm -rf "$BIN" && mkdir -p "$BIN"
 (cd "$ROOT" && cargo build "${flag[@]}" --message-format=json-render-diagnostics \
     -p issuer-api -p coupon-consumer -p compensation-batch) \
     | jq -r 'select(.reason == "compiler-artifact" and .executable != null) | .executable' \
-    | while read -r exe; do cp "$exe" "$BIN/"; done # copied while cargo still holds the lock
+    | while read -r exe; do ln -f "$exe" "$BIN/" 2>/dev/null || cp "$exe" "$BIN/"; done # hard links: no space
 for b in issuer-api coupon-consumer compensation-batch; do [[ -x $BIN/$b ]] || die "build failed: no $b"; done
 export CHAOS_CONSUMER_BIN=$BIN/coupon-consumer CHAOS_BATCH_BIN=$BIN/compensation-batch
 SMOKE_ADMIN_TOKEN=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
@@ -103,7 +107,10 @@ for e in $EXPERIMENTS; do
     rm -f "$CHAOS_STATE_DIR"/{answers,observe.log,fault-start,fault-end} # what the audit judges
     "$VENV/bin/chaos" --no-version-check --log-file "$CHAOS_DIR/journals/$e.log" run \
         --rollback-strategy always --journal-path "$CHAOS_DIR/journals/$e.json" \
-        "deploy/chaos/$e.json" >&2 || failed+=("$e")
+        "deploy/chaos/$e.json" >&2 &
+    CHAOS_PID=$!
+    wait "$CHAOS_PID" || failed+=("$e")
+    CHAOS_PID=""
 done
 for e in $EXPERIMENTS; do
     jq -r '"\(.experiment.title): \(.status), deviated=\(.deviated), \(.duration | floor) s",
