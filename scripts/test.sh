@@ -40,7 +40,7 @@ echo "ok: no actix, rdkafka, diesel, redis or tokio in couponrush-domain"
 
 if command -v shellcheck >/dev/null 2>&1; then
     step "shellcheck scripts"
-    mapfile -t shell_files < <(git ls-files 'scripts/*.sh' '.ci/run')
+    mapfile -t shell_files < <(git ls-files 'scripts/*.sh' 'deploy/*.sh' '.ci/run')
     shellcheck -x "${shell_files[@]}"
 fi
 

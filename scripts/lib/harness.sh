@@ -63,7 +63,7 @@ alive_or_die() { # alive_or_die PID NAME
     die "$2 exited"
 }
 
-# shellcheck disable=SC2317,SC2329 # runs from the callers' EXIT traps
+# shellcheck disable=SC2317,SC2329,SC2120 # runs from the callers' EXIT traps
 stop_pids() { # stop_pids [GRACE_S]: SIGTERM every pid in PIDS, SIGKILL after GRACE_S (15), reap
     local grace=${1:-15} pid i alive
     for pid in "${PIDS[@]}"; do
