@@ -98,6 +98,28 @@ impl Running {
         Ok((status, response.json().await?))
     }
 
+    /// GET on the API: status and body text.
+    pub async fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await?;
+        Ok((response.status().as_u16(), response.text().await?))
+    }
+
+    /// The API's `/metrics` text.
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        let (status, text) = self.get("/metrics").await?;
+        anyhow::ensure!(status == 200, "/metrics answered {status}");
+        Ok(text)
+    }
+
+    /// One sample of the API's `/metrics`; a series it has not exported yet reads 0.
+    pub async fn metric(&self, series: &str) -> anyhow::Result<f64> {
+        Ok(sample(&self.metrics().await?, series).unwrap_or(0.0))
+    }
+
     pub async fn issue(&self, coupon: CouponId, user: &str) -> anyhow::Result<(u16, Value)> {
         let response = self
             .client

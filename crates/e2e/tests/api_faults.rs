@@ -7,27 +7,15 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use couponrush_cache::ReservationStore;
 use couponrush_domain::{CouponId, UserId};
-use couponrush_e2e::{Running, sample};
+use couponrush_e2e::Running;
 use couponrush_testkit::{PrivateServer, TestEnv, eventually};
 use serde_json::{Value, json};
 
-async fn get(running: &Running, path: &str) -> anyhow::Result<(u16, String)> {
-    let response = running
-        .client
-        .get(format!("{}{path}", running.base))
-        .send()
-        .await?;
-    Ok((response.status().as_u16(), response.text().await?))
-}
-
 async fn status_of(running: &Running, coupon: CouponId, user: &str) -> anyhow::Result<Value> {
-    let (_, body) = get(running, &format!("/coupons/{coupon}/issuances/{user}")).await?;
+    let (_, body) = running
+        .get(&format!("/coupons/{coupon}/issuances/{user}"))
+        .await?;
     Ok(serde_json::from_str(&body)?)
-}
-
-async fn metric(running: &Running, series: &str) -> anyhow::Result<f64> {
-    let (_, text) = get(running, "/metrics").await?;
-    Ok(sample(&text, series).unwrap_or(0.0))
 }
 
 /// A test on a private broker (so it can be frozen) with a short publish timeout.
@@ -84,7 +72,7 @@ async fn an_unacknowledged_publish_keeps_its_place_and_is_published_later() -> a
     );
     let counters = redis.counters(coupon).await?.context("loaded")?;
     assert_eq!((counters.stock, counters.participants), (2, 1));
-    let (ready, body) = get(&running, "/health/ready").await?;
+    let (ready, body) = running.get("/health/ready").await?;
     assert_eq!(ready, 503, "{body}");
 
     broker.thaw()?;
@@ -101,25 +89,23 @@ async fn an_unacknowledged_publish_keeps_its_place_and_is_published_later() -> a
     assert_eq!(status, 202, "{body}");
     eprintln!("first 202 {:?} after the broker resumed", thawed.elapsed());
     eventually(Duration::from_secs(10), "readiness back", async || {
-        (get(&running, "/health/ready").await.ok()?.0 == 200).then_some(())
+        (running.get("/health/ready").await.ok()?.0 == 200).then_some(())
     })
     .await?;
     eventually(
         Duration::from_secs(15),
         "the unconfirmed request published",
         async || {
-            let published = metric(
-                &running,
-                "couponrush_api_issue_resolutions_total{outcome=\"published\"}",
-            )
-            .await
-            .ok()?;
+            let published = running
+                .metric("couponrush_api_issue_resolutions_total{outcome=\"published\"}")
+                .await
+                .ok()?;
             (published >= 1.0).then_some(())
         },
     )
     .await?;
     assert_eq!(
-        metric(&running, "couponrush_api_issue_unresolved ").await?,
+        running.metric("couponrush_api_issue_unresolved ").await?,
         0.0
     );
 
@@ -180,14 +166,12 @@ async fn a_restarted_broker_is_served_again_without_restarting_the_api() -> anyh
     eprintln!(
         "202 again {:?} after the topic was back ({tries} tries); producer rebuilds {}",
         back.elapsed(),
-        metric(
-            &running,
-            "couponrush_api_kafka_producer_rebuilds_total{producer=\"issue\"}"
-        )
-        .await?
+        running
+            .metric("couponrush_api_kafka_producer_rebuilds_total{producer=\"issue\"}")
+            .await?
     );
     eventually(Duration::from_secs(10), "readiness back", async || {
-        (get(&running, "/health/ready").await.ok()?.0 == 200).then_some(())
+        (running.get("/health/ready").await.ok()?.0 == 200).then_some(())
     })
     .await?;
     running.stop().await?;
@@ -270,12 +254,10 @@ async fn a_redis_call_without_answer_is_voided_once_redis_answers() -> anyhow::R
     })
     .await?;
     eventually(Duration::from_secs(10), "the void applied", async || {
-        let voided = metric(
-            &running,
-            "couponrush_api_issue_resolutions_total{outcome=\"voided\"}",
-        )
-        .await
-        .ok()?;
+        let voided = running
+            .metric("couponrush_api_issue_resolutions_total{outcome=\"voided\"}")
+            .await
+            .ok()?;
         (voided == 1.0).then_some(())
     })
     .await?;
@@ -313,7 +295,7 @@ async fn no_client_creates_the_topic_on_an_empty_broker() -> anyhow::Result<()> 
     .await;
     eprintln!("answers after the empty restart: {answers:?}");
     refusing?;
-    let (ready, body) = get(&running, "/health/ready").await?;
+    let (ready, body) = running.get("/health/ready").await?;
     assert_eq!(ready, 503, "{body}");
     assert!(body.contains(&kafka.topic), "{body}");
     for _ in 0..10 {

@@ -6,16 +6,6 @@ use std::time::Duration;
 use couponrush_e2e::{Running, sample};
 use couponrush_testkit::{PrivateServer, TestEnv, eventually};
 
-async fn metrics(running: &Running) -> anyhow::Result<String> {
-    let response = running
-        .client
-        .get(format!("{}/metrics", running.base))
-        .send()
-        .await?;
-    anyhow::ensure!(response.status() == 200);
-    Ok(response.text().await?)
-}
-
 async fn ready_status(running: &Running) -> Option<u16> {
     let response = running
         .client
@@ -44,7 +34,7 @@ async fn metrics_and_readiness_follow_a_broker_outage() -> anyhow::Result<()> {
 
     assert_eq!(running.issue(coupon, "u1").await?.0, 202);
     assert_eq!(running.issue(coupon, "u1").await?.0, 409);
-    let text = metrics(&running).await?;
+    let text = running.metrics().await?;
     assert_eq!(
         sample(
             &text,
@@ -83,7 +73,7 @@ async fn metrics_and_readiness_follow_a_broker_outage() -> anyhow::Result<()> {
         "{body}"
     );
     // The producer is known not to publish: the reservation was given back without trying.
-    let text = metrics(&running).await?;
+    let text = running.metrics().await?;
     assert_eq!(
         sample(
             &text,
@@ -139,7 +129,7 @@ async fn readiness_follows_a_redis_outage_and_requests_fail_cleanly() -> anyhow:
         (503, Some("UNAVAILABLE")),
         "{body}"
     );
-    let text = metrics(&running).await?;
+    let text = running.metrics().await?;
     assert!(
         sample(&text, "couponrush_api_redis_errors_total").is_some_and(|n| n >= 1.0),
         "{text}"

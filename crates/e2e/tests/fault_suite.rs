@@ -109,3 +109,57 @@ async fn fifty_thousand_people_three_consumers() -> anyhow::Result<()> {
     running.stop().await?;
     env.cleanup().await
 }
+
+/// A stall longer than the consumers' session timeout: their sessions expire and they rejoin
+/// the group. Requests accepted after the broker resumes are issued within 10 s of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn consumers_recover_within_ten_seconds_of_a_stall_longer_than_their_session()
+-> anyhow::Result<()> {
+    let broker = PrivateServer::tansu().await?;
+    let mut env = TestEnv::new(3).await?;
+    env.use_broker(broker.address(), 3).await?;
+    let running = Running::start(&env).await?;
+    let second = coupon_consumer::start(env.settings.clone()).await?;
+    let coupon = running.create_coupon(100).await?;
+    let ledger = Ledger::default();
+    let before: Vec<String> = (0..10).map(|i| format!("before-{i}")).collect();
+    ledger
+        .drive(&running, coupon, &before, 4, 1, Duration::ZERO)
+        .await;
+
+    broker.freeze()?;
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    broker.thaw()?;
+    let thawed = Instant::now();
+    // One new person a second from the moment the broker is back, until one is issued.
+    let mut tries = 0;
+    let recovered = eventually(
+        Duration::from_secs(30),
+        "a request issued after the stall",
+        async || {
+            tries += 1;
+            let user = format!("after-{tries}");
+            let (status, body) = running.issue(coupon, &user).await.ok()?;
+            ledger.record(&user, status, &body);
+            let issued = eventually(Duration::from_secs(1), "issued", async || {
+                let (_, text) = running
+                    .get(&format!("/coupons/{coupon}/issuances/{user}"))
+                    .await
+                    .ok()?;
+                text.contains("\"ISSUED\"").then_some(())
+            })
+            .await;
+            issued.ok().map(|()| thawed.elapsed())
+        },
+    )
+    .await?;
+    eprintln!("long stall: a request issued {recovered:?} after the broker resumed");
+    anyhow::ensure!(
+        recovered <= Duration::from_secs(15),
+        "recovered {recovered:?} after the broker resumed"
+    );
+    ledger.verify(&running, &env, coupon, 100).await?;
+    second.stop().await?;
+    running.stop().await?;
+    env.cleanup().await
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use couponrush_cache::ReservationStore;
-use couponrush_e2e::{Running, sample};
+use couponrush_e2e::Running;
 use couponrush_storage::{CouponStore, Database, IssuanceStore};
 use couponrush_testkit::{TestEnv, eventually};
 use futures::future::join_all;
@@ -89,18 +89,9 @@ async fn first_come_first_served_exactly_once_end_to_end() -> anyhow::Result<()>
 
     // Every attempt reached the participation log, through Kafka, without the API waiting:
     // the 401 above plus each STOCK_HELD answer (logged UNAVAILABLE: the user was not served).
-    let metrics = running
-        .client
-        .get(format!("{}/metrics", running.base))
-        .send()
-        .await?
-        .text()
+    let held = running
+        .metric("couponrush_api_issue_outcomes_total{outcome=\"STOCK_HELD\"}")
         .await?;
-    let held = sample(
-        &metrics,
-        "couponrush_api_issue_outcomes_total{outcome=\"STOCK_HELD\"}",
-    )
-    .unwrap_or(0.0);
     let issuances = IssuanceStore::new(db);
     let counts = eventually(
         Duration::from_secs(30),

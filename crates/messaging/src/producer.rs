@@ -23,6 +23,7 @@ use rdkafka::util::Timeout;
 
 use crate::error::MessagingError;
 use crate::noise;
+use crate::probe::off_runtime;
 
 /// How long deliveries may keep failing, with no success, before a producer whose broker
 /// answers is replaced: a burst failing together in one hiccup does not rebuild it, a streak
@@ -401,25 +402,17 @@ impl ManagedProducer {
             return Err(MessagingError::Client(KafkaError::Canceled));
         };
         let name = topic.to_owned();
-        let found = tokio::task::spawn_blocking(move || {
+        let found = off_runtime(timeout, move || {
             let metadata = generation
                 .producer
                 .client()
                 .fetch_metadata(Some(&name), timeout)?;
-            Ok::<_, KafkaError>(
-                metadata
-                    .topics()
-                    .iter()
-                    .any(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty()),
-            )
+            Ok(metadata
+                .topics()
+                .iter()
+                .any(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty()))
         })
-        .await
-        .map_err(|e| MessagingError::Unreachable {
-            address: String::new(),
-            timeout_ms: timeout.as_millis(),
-            reason: e.to_string(),
-        })?
-        .map_err(MessagingError::Client)?;
+        .await?;
         if self.topic_present.swap(found, Ordering::Relaxed) != found && found {
             tracing::info!(producer = self.name, topic, "topic is back");
         }
