@@ -8,9 +8,11 @@ mod keys;
 mod repair;
 mod state;
 mod store;
+mod views;
 
 pub use error::CacheError;
 pub use keys::KeySpace;
 pub use repair::{Rebuilt, Restored};
 pub use state::{decode_state, encode_state};
-pub use store::{CouponCounters, LoadOutcome, ReservationStore, StockSnapshot, UserView};
+pub use store::{LoadOutcome, ReservationStore};
+pub use views::{CouponCounters, StockSnapshot, UserView};
