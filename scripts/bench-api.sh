@@ -436,10 +436,12 @@ RAND_RANGE=2000000000 # redis-benchmark's -r (an int); ids are u<12 digits>
 
 # run_lua PHASE TAG STOCK: loads scratch keys under {TAG} and runs the benchmark on them.
 run_lua() {
-    local phase=$1 tag=$2 stock=$3 meta stockkey users before after rps out
+    local phase=$1 tag=$2 stock=$3 meta stockkey users holds void before after rps out
     meta="${LUA_PREFIX}coupon:issue:{$tag}:meta"
     stockkey="${LUA_PREFIX}coupon:issue:{$tag}:stock"
     users="${LUA_PREFIX}coupon:issue:{$tag}:users"
+    holds="${LUA_PREFIX}coupon:issue:{$tag}:holds"
+    void="${LUA_PREFIX}coupon:issue:{$tag}:void:r__rand_int__"
     redis_cmd HSET "$meta" total "$stock" starts_ms 0 ends_ms $((now + 86400000)) expiry_days 30 >/dev/null
     redis_cmd SET "$stockkey" "$stock" >/dev/null
     out=$LOG_DIR/redis-benchmark-$phase
@@ -447,7 +449,8 @@ run_lua() {
     before=$(cpu_snapshot)
     measure "$out" redis-benchmark -u "$COUPON__REDIS__URL" -n "$LUA_REQUESTS" -c "$LUA_CLIENTS" -P 1 \
         -r "$RAND_RANGE" --csv \
-        EVALSHA "$SHA" 3 "$meta" "$stockkey" "$users" "u__rand_int__" "$STATE" "$now" \
+        EVALSHA "$SHA" 5 "$meta" "$stockkey" "$users" "$holds" "$void" \
+        "u__rand_int__" "$STATE" "$now" "r__rand_int__" "$((now - 5000))" \
         || die "redis-benchmark failed (see $out.log)"
     after=$(cpu_snapshot)
     record_cpu "$phase" "$before" "$after" "$(times_to_ticks "$out.times")"

@@ -109,8 +109,10 @@ impl Health {
     }
 
     fn succeeded(&self) {
-        self.failures_in_a_row.store(0, Ordering::Relaxed);
-        if let Ok(mut started) = self.streak_started.lock() {
+        // Every delivery passes here: the lock is taken only to end a streak.
+        if self.failures_in_a_row.swap(0, Ordering::Relaxed) > 0
+            && let Ok(mut started) = self.streak_started.lock()
+        {
             *started = None;
         }
     }
@@ -201,7 +203,8 @@ struct Generation {
 #[derive(Clone)]
 pub struct ManagedProducer {
     name: &'static str,
-    config: ClientConfig,
+    /// Shared, not copied: clones of the producer travel with every participation record.
+    config: Arc<ClientConfig>,
     current: Arc<RwLock<Arc<Generation>>>,
     /// When the producer was last replaced; `None` before the first time.
     last_rebuild: Arc<Mutex<Option<Instant>>>,
@@ -229,7 +232,7 @@ impl ManagedProducer {
         let generation = Self::build(name, &config)?;
         Ok(Self {
             name,
-            config,
+            config: Arc::new(config),
             current: Arc::new(RwLock::new(Arc::new(generation))),
             last_rebuild: Arc::new(Mutex::new(None)),
             rebuilds: Arc::new(AtomicU64::new(0)),

@@ -25,7 +25,7 @@ pub struct IssuePublisher {
     /// Participation records: nobody waits for them, so they batch longer, on their own
     /// producer, without slowing the acknowledged path.
     background: ManagedProducer,
-    topic: String,
+    topic: std::sync::Arc<str>,
     guard: Duration,
 }
 
@@ -46,7 +46,7 @@ impl IssuePublisher {
         Ok(Self {
             producer: ManagedProducer::new("issue", issue)?,
             background: ManagedProducer::new("participation", background)?,
-            topic: settings.topic.clone(),
+            topic: settings.topic.as_str().into(),
             guard: settings.publish_timeout() + REPORT_GRACE,
         })
     }
