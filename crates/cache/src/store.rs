@@ -316,15 +316,16 @@ impl ReservationStore {
         Ok(released == 1)
     }
 
-    /// The publish of `request_id` is decided (acknowledged, or to be resolved by publishing
-    /// it again): its stock no longer counts as merely held.
-    pub async fn settle(&self, id: CouponId, request_id: RequestId) -> Result<(), CacheError> {
-        self.run(async |conn| {
-            conn.zrem::<_, _, i64>(self.keys.holds(id), request_id.to_string())
-                .await
-        })
-        .await
-        .map(drop)
+    /// The publishes of `requests` are decided (acknowledged, or to be resolved by publishing
+    /// them again): their stock no longer counts as merely held. One `ZREM` for all of them.
+    pub async fn settle(&self, id: CouponId, requests: &[RequestId]) -> Result<(), CacheError> {
+        if requests.is_empty() {
+            return Ok(());
+        }
+        let members: Vec<String> = requests.iter().map(ToString::to_string).collect();
+        self.run(async |conn| conn.zrem::<_, _, i64>(self.keys.holds(id), &members).await)
+            .await
+            .map(drop)
     }
 
     /// Marks persisted requests issued, in one round trip (a consumer batch). A user whose

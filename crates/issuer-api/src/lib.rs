@@ -8,6 +8,7 @@
 mod admin_auth;
 mod coupon_presence;
 mod error;
+mod holds;
 mod metrics;
 mod participation;
 mod readiness;

@@ -170,16 +170,9 @@ impl Work {
         let resolved = match &job {
             Unresolved::Publish(event) => match self.publisher.publish(event).await {
                 Ok(()) => {
+                    // Its hold was cleared when it was handed here: it was decided then.
                     tracing::info!(request.id = %event.request_id, coupon.id = %event.coupon_id,
                         user.id = %event.user_id, "unconfirmed request published");
-                    if let Err(error) = self
-                        .reservations
-                        .settle(event.coupon_id, event.request_id)
-                        .await
-                    {
-                        // The hold expires by itself; it only delays SOLD_OUT answers.
-                        tracing::warn!(%error, "hold not cleared");
-                    }
                     Some("published")
                 }
                 Err(error) => {

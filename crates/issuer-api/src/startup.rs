@@ -11,6 +11,7 @@ use couponrush_storage::{CouponStore, Database, IssuanceStore};
 use std::time::Duration;
 
 use crate::coupon_presence::CouponPresence;
+use crate::holds::HoldSettler;
 use crate::metrics::ApiMetrics;
 use crate::participation::ParticipationOutbox;
 use crate::readiness::Readiness;
@@ -61,6 +62,7 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<(AppState, Backgroun
     let (resolver, resolver_task) =
         Resolver::start(publisher.clone(), reservations.clone(), metrics.clone());
     let participation = ParticipationOutbox::start(publisher.clone(), metrics.clone());
+    let (holds, holds_task) = HoldSettler::start(reservations.clone());
     let state = AppState {
         reservations,
         publisher,
@@ -72,6 +74,7 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<(AppState, Backgroun
         metrics,
         readiness,
         resolver,
+        holds,
         participation: participation.clone(),
         hold_for,
     };
@@ -79,6 +82,7 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<(AppState, Backgroun
         readiness_watch: watch,
         resolver: resolver_task,
         participation,
+        holds: holds_task,
     };
     Ok((state, background))
 }
@@ -94,6 +98,7 @@ pub struct Background {
     readiness_watch: tokio::task::JoinHandle<()>,
     resolver: ResolverTask,
     participation: ParticipationOutbox,
+    holds: tokio::task::JoinHandle<()>,
 }
 
 impl Background {
@@ -102,6 +107,8 @@ impl Background {
     pub async fn stop(self, resolve_for: Duration) {
         self.resolver.drain(resolve_for).await;
         self.participation.drain(PARTICIPATION_DRAIN).await;
+        // Holds not flushed yet expire by themselves after the longest publish wait.
+        self.holds.abort();
         self.readiness_watch.abort();
     }
 }

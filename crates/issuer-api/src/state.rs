@@ -6,6 +6,7 @@ use couponrush_messaging::{InFlightScan, IssuePublisher};
 use couponrush_storage::{CouponStore, IssuanceStore};
 
 use crate::coupon_presence::CouponPresence;
+use crate::holds::HoldSettler;
 use crate::metrics::ApiMetrics;
 use crate::participation::ParticipationOutbox;
 use crate::readiness::Readiness;
@@ -24,6 +25,7 @@ pub struct AppState {
     pub metrics: Arc<ApiMetrics>,
     pub readiness: Arc<Readiness>,
     pub resolver: Resolver,
+    pub holds: HoldSettler,
     pub participation: ParticipationOutbox,
     /// How long a reservation's publish may take to be decided (see `ReservationStore::reserve`).
     pub hold_for: std::time::Duration,

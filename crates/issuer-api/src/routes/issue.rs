@@ -364,7 +364,7 @@ async fn publish(
         .observe(started.elapsed().as_secs_f64());
     let failure = match published {
         Ok(()) => {
-            settle(state, coupon, request_id);
+            state.holds.settle(coupon, request_id);
             return Decision::Queued;
         }
         Err(failure) => failure,
@@ -377,7 +377,7 @@ async fn publish(
         }
         DeliveryFailure::Uncertain(error) => {
             tracing::error!(%error, "publish unconfirmed; kept and published again until acknowledged");
-            settle(state, coupon, request_id);
+            state.holds.settle(coupon, request_id);
             state.resolver.publish(event);
             Decision::Unconfirmed
         }
@@ -400,15 +400,4 @@ async fn release(
         released = ?released.as_ref().map_err(ToString::to_string),
         "not published; reservation released"
     );
-}
-
-/// Clears the request's hold off the answer's path: its stock is decided (it will be issued).
-fn settle(state: &AppState, coupon: CouponId, request_id: RequestId) {
-    let reservations = state.reservations.clone();
-    tokio::spawn(async move {
-        if let Err(error) = reservations.settle(coupon, request_id).await {
-            // The hold expires by itself; until then SOLD_OUT is answered as STOCK_HELD.
-            tracing::warn!(%error, "hold not cleared");
-        }
-    });
 }
