@@ -10,7 +10,6 @@
 //! Redis before being called an orphan.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -22,14 +21,15 @@ use couponrush_domain::reconciliation::{
 };
 use couponrush_messaging::{InFlight, InFlightScan, IssuePublisher};
 use couponrush_storage::{CompensationStore, CouponRecord, CouponStore, IssuanceStore};
-use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
 use crate::connect_mysql;
 use crate::output::OutputArgs;
-use repair::{Repair, apply_repairs};
+use repair::apply_repairs;
+use report::{Counts, CouponReport, Kind, Samples, Summary};
 
 mod repair;
+mod report;
 
 /// Publishes in flight at once when re-driving lost requests.
 const REPUBLISH_CONCURRENCY: usize = 512;
@@ -51,142 +51,6 @@ pub struct ReconcileArgs {
     pub samples: usize,
     #[command(flatten)]
     pub output: OutputArgs,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-enum Kind {
-    /// A first-come-first-served event: raced for in Redis, persisted in MySQL.
-    Event,
-    /// A compensation coupon: granted in MySQL only.
-    Compensation,
-}
-
-#[derive(Debug, Default, Serialize)]
-struct Counts {
-    issued: u64,
-    pending: u64,
-    lost: u64,
-    orphan: u64,
-    unconfirmed: u64,
-}
-
-#[derive(Debug, Default, Serialize)]
-struct Samples {
-    pending: Vec<String>,
-    lost: Vec<String>,
-    orphan: Vec<String>,
-    unconfirmed: Vec<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct CouponReport {
-    coupon_id: CouponId,
-    name: String,
-    kind: Kind,
-    verdict: Verdict,
-    reasons: Vec<String>,
-    total: u32,
-    mysql_issued: u64,
-    mysql_available: i64,
-    redis_loaded: bool,
-    /// An open event Redis does not have: nobody can take part until it is rebuilt.
-    unusable: bool,
-    redis_stock: Option<i64>,
-    redis_participants: Option<u64>,
-    counts: Counts,
-    samples: Samples,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    repair: Option<Repair>,
-}
-
-#[derive(Debug, Serialize)]
-struct Summary {
-    /// Exit status 0: every coupon CONSISTENT or PENDING (after repair, when repairing).
-    healthy: bool,
-    repair: bool,
-    grace_ms: u32,
-    verdicts: BTreeMap<String, u64>,
-    coupons: Vec<CouponReport>,
-    elapsed_ms: u128,
-}
-
-impl fmt::Display for Summary {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for c in &self.coupons {
-            writeln!(
-                f,
-                "coupon {} {:?} ({:?}): {}",
-                c.coupon_id, c.name, c.kind, c.verdict
-            )?;
-            writeln!(
-                f,
-                "  total {}  mysql issued {} available {}  redis {}",
-                c.total,
-                c.mysql_issued,
-                c.mysql_available,
-                match (c.redis_stock, c.redis_participants) {
-                    (Some(stock), Some(n)) => format!("stock {stock} participants {n}"),
-                    _ => "not loaded".to_owned(),
-                }
-            )?;
-            let n = &c.counts;
-            writeln!(
-                f,
-                "  issued {}  pending {}  lost {}  orphan {}  unconfirmed {}",
-                n.issued, n.pending, n.lost, n.orphan, n.unconfirmed
-            )?;
-            for (name, users) in [
-                ("pending", &c.samples.pending),
-                ("lost", &c.samples.lost),
-                ("orphan", &c.samples.orphan),
-                ("unconfirmed", &c.samples.unconfirmed),
-            ] {
-                if !users.is_empty() {
-                    writeln!(f, "  {name} e.g. {}", users.join(", "))?;
-                }
-            }
-            for reason in &c.reasons {
-                writeln!(f, "  ! {reason}")?;
-            }
-            match &c.repair {
-                Some(Repair {
-                    refused: Some(why), ..
-                }) => writeln!(f, "  ! repair refused: {why}")?,
-                Some(r) => writeln!(
-                    f,
-                    "  repaired: republished {}, redis reloaded {}{}, restored {} issued and {} \
-                     pending, confirmed {}",
-                    r.republished,
-                    r.redis_reloaded,
-                    r.loaded_stock
-                        .map(|s| format!(" with stock {s}"))
-                        .unwrap_or_default(),
-                    r.restored,
-                    r.restored_pending,
-                    r.confirmed
-                )?,
-                None => {}
-            }
-        }
-        let verdicts: Vec<String> = self
-            .verdicts
-            .iter()
-            .map(|(v, n)| format!("{v} {n}"))
-            .collect();
-        write!(
-            f,
-            "reconcile: {} coupons ({}) in {} ms: {}",
-            self.coupons.len(),
-            verdicts.join(", "),
-            self.elapsed_ms,
-            if self.healthy {
-                "healthy"
-            } else {
-                "NEEDS ATTENTION"
-            }
-        )
-    }
 }
 
 /// Everything a reconciliation run talks to.

@@ -17,8 +17,6 @@ pub enum MessagingError {
         address: String,
         reason: String,
     },
-    #[error("the broker did not acknowledge the message within {timeout_ms} ms")]
-    PublishTimeout { timeout_ms: u128 },
     #[error("the broker rejected the message: {0}")]
     PublishRejected(KafkaError),
     #[error("Kafka client error: {0}")]

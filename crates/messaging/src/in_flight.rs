@@ -91,9 +91,8 @@ fn scan_blocking(settings: &KafkaSettings, timeout: Duration) -> Result<InFlight
             reason,
         });
     }
-    let consumer: BaseConsumer = consumer_config(settings)
-        .set("allow.auto.create.topics", "false")
-        .create()?;
+    // `client_config` (under `consumer_config`) already forbids creating topics.
+    let consumer: BaseConsumer = consumer_config(settings).create()?;
     let ends = plan(&consumer, topic, timeout)?;
     let mut remaining: HashMap<i32, i64> = ends
         .iter()

@@ -1,27 +1,12 @@
 //! librdkafka reports a lost broker again at every reconnect attempt, per broker, through its
 //! log, its error callback and the consumer's poll (120+ ERROR lines in seconds). Whoever owns
 //! the connection state logs its change once at ERROR (the consumer's readiness, for one);
-//! the repeats go to debug, so an ERROR in the logs stays worth reading. [`QuietContext`] is
-//! the client context of clients that have no other callbacks (producers).
+//! the repeats go to debug, so an ERROR in the logs stays worth reading. Every client context
+//! (the consumer's, `ManagedProducer`'s) logs through here.
 
-use rdkafka::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
-
-/// A client context that logs like librdkafka's default, minus the connection repeats.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct QuietContext;
-
-impl ClientContext for QuietContext {
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        librdkafka_log(level, fac, log_message);
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        librdkafka_error(&error, reason);
-    }
-}
 
 /// librdkafka's error callback: connection repeats at debug, the rest at ERROR.
 pub fn librdkafka_error(error: &KafkaError, reason: &str) {

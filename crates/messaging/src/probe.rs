@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use couponrush_config::KafkaSettings;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::metadata::Metadata;
 
 use crate::error::MessagingError;
 use crate::settings::client_config;
@@ -54,29 +55,32 @@ fn probe_blocking(
         });
     }
     let timeout = timeout.saturating_sub(started.elapsed());
+    // Probing never creates the topic: `client_config` forbids it for every client.
     let client: BaseConsumer = client_config(settings)
-        // Probing must never create the topic as a side effect.
-        .set("allow.auto.create.topics", "false")
         .create()
         .map_err(|e| unreachable(e.to_string()))?;
     let metadata = client
         .fetch_metadata(Some(topic), timeout)
         .map_err(|e| unreachable(e.to_string()))?;
-    let missing = |reason: String| MessagingError::MissingTopic {
+    partitions_of(&metadata, topic).map_err(|reason| MessagingError::MissingTopic {
         topic: topic.to_owned(),
-        address: address.clone(),
+        address,
         reason,
-    };
+    })
+}
+
+/// The partition count of `topic` in `metadata`; why not when the broker does not serve it.
+pub(crate) fn partitions_of(metadata: &Metadata, topic: &str) -> Result<usize, String> {
     let found = metadata
         .topics()
         .iter()
         .find(|t| t.name() == topic)
-        .ok_or_else(|| missing("not in the broker's metadata".to_owned()))?;
+        .ok_or_else(|| "not in the broker's metadata".to_owned())?;
     if let Some(error) = found.error() {
-        return Err(missing(format!("{error:?}")));
+        return Err(format!("{error:?}"));
     }
     match found.partitions().len() {
-        0 => Err(missing("it has no partitions".to_owned())),
+        0 => Err("it has no partitions".to_owned()),
         n => Ok(n),
     }
 }

@@ -23,7 +23,7 @@ use rdkafka::util::Timeout;
 
 use crate::error::MessagingError;
 use crate::noise;
-use crate::probe::off_runtime;
+use crate::probe::{off_runtime, partitions_of};
 
 /// How long deliveries may keep failing, with no success, before a producer whose broker
 /// answers is replaced: a burst failing together in one hiccup does not rebuild it, a streak
@@ -410,10 +410,7 @@ impl ManagedProducer {
                 .producer
                 .client()
                 .fetch_metadata(Some(&name), timeout)?;
-            Ok(metadata
-                .topics()
-                .iter()
-                .any(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty()))
+            Ok(partitions_of(&metadata, &name).is_ok())
         })
         .await?;
         if self.topic_present.swap(found, Ordering::Relaxed) != found && found {
