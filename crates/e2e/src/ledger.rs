@@ -1,5 +1,6 @@
-//! What users were told during a fault scenario, and the check that nothing that happened next
-//! contradicts it: the invariants every fault test ends with.
+//! What users were told, and the check that nothing that happened next contradicts it: the
+//! invariants every fault scenario ends with. [`Running::issue`] records every answer here, so
+//! a test ends with [`Running::verify`] and nothing to remember on the way.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -10,7 +11,6 @@ use couponrush_cache::ReservationStore;
 use couponrush_domain::CouponId;
 use couponrush_storage::{Database, IssuanceStore};
 use couponrush_testkit::{TestEnv, eventually};
-use futures::StreamExt;
 use serde_json::Value;
 
 use crate::{Running, batch, sample};
@@ -24,10 +24,10 @@ pub struct Told {
     pub request_id: Option<String>,
 }
 
-/// Every answer of a scenario, per user.
+/// Every answer of a scenario, per coupon and user.
 #[derive(Debug, Default)]
 pub struct Ledger {
-    told: Mutex<HashMap<String, Vec<Told>>>,
+    told: Mutex<HashMap<CouponId, HashMap<String, Vec<Told>>>>,
 }
 
 /// Counts of a verified scenario.
@@ -39,7 +39,8 @@ pub struct Verdict {
 }
 
 impl Ledger {
-    pub fn record(&self, user: &str, status: u16, body: &Value) {
+    /// Records one answer `user` got for `coupon`.
+    pub fn record(&self, coupon: CouponId, user: &str, status: u16, body: &Value) {
         let code = body["code"]
             .as_str()
             .or(body["status"].as_str())
@@ -51,36 +52,12 @@ impl Ledger {
             request_id: body["requestId"].as_str().map(str::to_owned),
         };
         if let Ok(mut all) = self.told.lock() {
-            all.entry(user.to_owned()).or_default().push(told);
+            all.entry(coupon)
+                .or_default()
+                .entry(user.to_owned())
+                .or_default()
+                .push(told);
         }
-    }
-
-    /// Sends one request per user, `concurrency` at a time; a user told 503 tries again after
-    /// `retry_after` up to `tries` times in all, as a persistent person would.
-    pub async fn drive(
-        &self,
-        running: &Running,
-        coupon: CouponId,
-        users: &[String],
-        concurrency: usize,
-        tries: u32,
-        retry_after: Duration,
-    ) {
-        futures::stream::iter(users)
-            .for_each_concurrent(concurrency, |user| async move {
-                for _ in 0..tries {
-                    let Ok((status, body)) = running.issue(coupon, user).await else {
-                        tokio::time::sleep(retry_after).await;
-                        continue;
-                    };
-                    self.record(user, status, &body);
-                    if status != 503 {
-                        return;
-                    }
-                    tokio::time::sleep(retry_after).await;
-                }
-            })
-            .await;
     }
 
     /// Waits until the pipeline settled (nothing unresolved in the API, nothing pending in
@@ -103,7 +80,9 @@ impl Ledger {
             .told
             .lock()
             .map_err(|_| anyhow::anyhow!("ledger poisoned"))?
-            .clone();
+            .get(&coupon)
+            .cloned()
+            .unwrap_or_default();
         settle(running, env, coupon).await?;
         let db = Database::new(&env.settings.mysql)?;
         let issuances = IssuanceStore::new(db);

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use couponrush_domain::CouponId;
 use couponrush_testkit::TestEnv;
+use futures::StreamExt;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -18,6 +19,8 @@ pub struct Running {
     pub client: reqwest::Client,
     pub api: issuer_api::RunningApi,
     pub consumer: Option<coupon_consumer::RunningConsumer>,
+    /// Every answer to an issue request made through [`Self::issue`].
+    pub ledger: ledger::Ledger,
 }
 
 impl Running {
@@ -39,7 +42,15 @@ impl Running {
                 .build()?,
             api,
             consumer: None,
+            ledger: ledger::Ledger::default(),
         })
+    }
+
+    /// Starts this test's consumer (for tests that ran the API alone through a fault).
+    pub async fn start_consumer(&mut self, env: &TestEnv) -> anyhow::Result<()> {
+        anyhow::ensure!(self.consumer.is_none(), "a consumer is already running");
+        self.consumer = Some(coupon_consumer::start(env.settings.clone()).await?);
+        Ok(())
     }
 
     /// Creates an event open from a minute ago for an hour, with `total` coupons.
@@ -120,6 +131,7 @@ impl Running {
         Ok(sample(&self.metrics().await?, series).unwrap_or(0.0))
     }
 
+    /// One issue request; its answer goes into the ledger.
     pub async fn issue(&self, coupon: CouponId, user: &str) -> anyhow::Result<(u16, Value)> {
         let response = self
             .client
@@ -128,7 +140,42 @@ impl Running {
             .send()
             .await?;
         let status = response.status().as_u16();
-        Ok((status, response.json().await?))
+        let body: Value = response.json().await?;
+        self.ledger.record(coupon, user, status, &body);
+        Ok((status, body))
+    }
+
+    /// Sends one request per user, `concurrency` at a time; a user told 503 tries again after
+    /// `retry_after` up to `tries` times in all, as a persistent person would.
+    pub async fn drive(
+        &self,
+        coupon: CouponId,
+        users: &[String],
+        concurrency: usize,
+        tries: u32,
+        retry_after: Duration,
+    ) {
+        futures::stream::iter(users)
+            .for_each_concurrent(concurrency, |user| async move {
+                for _ in 0..tries {
+                    match self.issue(coupon, user).await {
+                        Ok((status, _)) if status != 503 => return,
+                        _ => tokio::time::sleep(retry_after).await,
+                    }
+                }
+            })
+            .await;
+    }
+
+    /// The ledger's invariants for `coupon` once the pipeline settled (see
+    /// [`ledger::Ledger::verify`]); needs a consumer.
+    pub async fn verify(
+        &self,
+        env: &TestEnv,
+        coupon: CouponId,
+        stock: u32,
+    ) -> anyhow::Result<ledger::Verdict> {
+        self.ledger.verify(self, env, coupon, stock).await
     }
 
     /// Like [`Self::issue`], but retries `503 STOCK_HELD` as a client honouring `Retry-After`

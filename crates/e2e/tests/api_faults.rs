@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use couponrush_cache::ReservationStore;
 use couponrush_domain::{CouponId, UserId};
-use couponrush_e2e::Running;
+use couponrush_e2e::{Running, batch};
 use couponrush_testkit::{PrivateServer, TestEnv, eventually};
 use serde_json::{Value, json};
 
@@ -35,7 +35,7 @@ async fn env_on(broker: &PrivateServer) -> anyhow::Result<TestEnv> {
 async fn an_unacknowledged_publish_keeps_its_place_and_is_published_later() -> anyhow::Result<()> {
     let broker = PrivateServer::tansu().await?;
     let env = env_on(&broker).await?;
-    let running = Running::api_only(&env).await?;
+    let mut running = Running::api_only(&env).await?;
     let coupon = running.create_coupon(3).await?;
     let redis = ReservationStore::new(&env.settings.redis)?;
 
@@ -118,7 +118,7 @@ async fn an_unacknowledged_publish_keeps_its_place_and_is_published_later() -> a
 
     // A consumer issues it under that request id (the topic may hold it twice: the stalled
     // broker may have written the first copy too).
-    let consumer = coupon_consumer::start(env.settings.clone()).await?;
+    running.start_consumer(&env).await?;
     let issued = eventually(
         Duration::from_secs(20),
         "the unconfirmed request issued",
@@ -129,21 +129,25 @@ async fn an_unacknowledged_publish_keeps_its_place_and_is_published_later() -> a
     )
     .await?;
     assert_eq!(issued["requestId"], json!(request_id), "{issued}");
-    consumer.stop().await?;
+    running.verify(&env, coupon, 3).await?;
     running.stop().await?;
     env.cleanup().await
 }
 
 /// A broker restarted (empty, its topic recreated by the operator) does not know the API's
 /// idempotent producer any more (UNKNOWN_PRODUCER_ID, fenced): the API replaces its producer
-/// and serves 202 again within seconds, without a restart.
+/// and serves 202 again within seconds, without a restart. What the empty broker lost (an
+/// accepted request and its participation record, published before the restart) is the
+/// runbook's: `reconcile --repair` publishes the request again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_broker_is_served_again_without_restarting_the_api() -> anyhow::Result<()> {
     let mut broker = PrivateServer::tansu().await?;
     let env = env_on(&broker).await?;
-    let running = Running::api_only(&env).await?;
+    let mut running = Running::api_only(&env).await?;
+    // Before the restart on one coupon, after it on another: the ledger checks the second.
+    let lost = running.create_coupon(1).await?;
     let coupon = running.create_coupon(100).await?;
-    assert_eq!(running.issue(coupon, "before").await?.0, 202);
+    assert_eq!(running.issue(lost, "before").await?.0, 202);
 
     broker.kill();
     broker.resume().await?;
@@ -174,6 +178,25 @@ async fn a_restarted_broker_is_served_again_without_restarting_the_api() -> anyh
         (running.get("/health/ready").await.ok()?.0 == 200).then_some(())
     })
     .await?;
+    running.start_consumer(&env).await?;
+    running.verify(&env, coupon, 100).await?;
+
+    let id = lost.to_string();
+    batch(
+        &env,
+        &["reconcile", "--coupon", &id, "--grace-ms", "0", "--repair"],
+    )
+    .await?;
+    let issued = eventually(
+        Duration::from_secs(20),
+        "the lost request issued",
+        async || {
+            let status = status_of(&running, lost, "before").await.ok()?;
+            (status["status"] == "ISSUED").then_some(status)
+        },
+    )
+    .await?;
+    eprintln!("lost with the broker, repaired: {issued}");
     running.stop().await?;
     env.cleanup().await
 }
@@ -215,10 +238,10 @@ async fn stock_held_by_an_undecided_publish_is_not_sold_out() -> anyhow::Result<
         "{body}"
     );
     broker.thaw()?;
-    std::sync::Arc::into_inner(running)
-        .context("no other handle")?
-        .stop()
-        .await?;
+    let mut running = std::sync::Arc::into_inner(running).context("no other handle")?;
+    running.start_consumer(&env).await?;
+    running.verify(&env, coupon, 1).await?;
+    running.stop().await?;
     env.cleanup().await
 }
 
@@ -232,7 +255,7 @@ async fn a_redis_call_without_answer_is_voided_once_redis_answers() -> anyhow::R
     env.settings.redis.url =
         couponrush_config::Secret::new(format!("redis://{}", redis_server.address()));
     env.settings.redis.timeout_ms = 300;
-    let running = Running::api_only(&env).await?;
+    let mut running = Running::api_only(&env).await?;
     let coupon = running.create_coupon(2).await?;
     let redis = ReservationStore::new(&env.settings.redis)?;
 
@@ -267,6 +290,8 @@ async fn a_redis_call_without_answer_is_voided_once_redis_answers() -> anyhow::R
     assert_eq!(status["status"], json!("NOT_REQUESTED"), "{status}");
     let (code, body) = running.issue(coupon, "patient").await?;
     assert_eq!(code, 202, "{body}");
+    running.start_consumer(&env).await?;
+    running.verify(&env, coupon, 2).await?;
     running.stop().await?;
     env.cleanup().await
 }
@@ -278,7 +303,7 @@ async fn a_redis_call_without_answer_is_voided_once_redis_answers() -> anyhow::R
 async fn no_client_creates_the_topic_on_an_empty_broker() -> anyhow::Result<()> {
     let mut broker = PrivateServer::tansu().await?;
     let env = env_on(&broker).await?;
-    let running = Running::api_only(&env).await?;
+    let mut running = Running::api_only(&env).await?;
     let coupon = running.create_coupon(1000).await?;
 
     broker.kill();
@@ -306,6 +331,12 @@ async fn no_client_creates_the_topic_on_an_empty_broker() -> anyhow::Result<()> 
     let probe =
         couponrush_messaging::probe_topic(kafka, &kafka.topic, Duration::from_secs(2)).await;
     assert!(probe.is_err(), "the topic came back by itself: {probe:?}");
+
+    // The operator recreates the topic: the refusals' participation records, held by the API
+    // meanwhile, reach the log, and nobody told 503 holds anything.
+    env.ensure_topic(1).await?;
+    running.start_consumer(&env).await?;
+    running.verify(&env, coupon, 1000).await?;
     running.stop().await?;
     env.cleanup().await
 }

@@ -5,8 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use couponrush_e2e::Running;
-use couponrush_e2e::ledger::Ledger;
+use anyhow::Context;
+
+use couponrush_e2e::{Running, ops_get};
 use couponrush_testkit::{PrivateServer, TestEnv, eventually};
 
 /// A broker frozen for 6 s in the middle of a rush: users are told the truth during the stall
@@ -22,19 +23,16 @@ async fn a_broker_stall_in_a_rush_is_survived_truthfully() -> anyhow::Result<()>
     env.settings.kafka.publish_timeout_ms = 1500;
     let running = Running::start(&env).await?;
     let coupon = running.create_coupon(STOCK).await?;
-    let ledger = Ledger::default();
 
     let before: Vec<String> = (0..60).map(|i| format!("early-{i}")).collect();
-    ledger
-        .drive(&running, coupon, &before, 16, 1, Duration::ZERO)
-        .await;
+    running.drive(coupon, &before, 16, 1, Duration::ZERO).await;
 
     // The stall, with people pressing the button (and pressing again on a 503) throughout.
     broker.freeze()?;
     let during: Vec<String> = (0..120).map(|i| format!("during-{i}")).collect();
     let stalled = async {
-        ledger
-            .drive(&running, coupon, &during, 8, 40, Duration::from_millis(250))
+        running
+            .drive(coupon, &during, 8, 40, Duration::from_millis(250))
             .await;
     };
     let resume = async {
@@ -53,17 +51,16 @@ async fn a_broker_stall_in_a_rush_is_survived_truthfully() -> anyhow::Result<()>
             probes += 1;
             let user = format!("after-{probes}");
             let (status, body) = running.issue(coupon, &user).await.ok()?;
-            ledger.record(&user, status, &body);
             (status == 202 || body["status"] == "SOLD_OUT").then(|| thawed.elapsed())
         },
     )
     .await?;
     let after: Vec<String> = (0..200).map(|i| format!("late-{i}")).collect();
-    ledger
-        .drive(&running, coupon, &after, 16, 20, Duration::from_millis(200))
+    running
+        .drive(coupon, &after, 16, 20, Duration::from_millis(200))
         .await;
 
-    let verdict = ledger.verify(&running, &env, coupon, STOCK).await?;
+    let verdict = running.verify(&env, coupon, STOCK).await?;
     eprintln!("stall: recovered {recovered:?} after the broker resumed; {verdict:?}");
     assert_eq!(verdict.issued, usize::try_from(STOCK)?, "{verdict:?}");
     running.stop().await?;
@@ -82,21 +79,13 @@ async fn fifty_thousand_people_three_consumers() -> anyhow::Result<()> {
         others.push(coupon_consumer::start(env.settings.clone()).await?);
     }
     let coupon = running.create_coupon(STOCK).await?;
-    let ledger = Ledger::default();
     let users: Vec<String> = (0..USERS).map(|i| format!("fan-{i}")).collect();
     let started = Instant::now();
-    ledger
-        .drive(
-            &running,
-            coupon,
-            &users,
-            128,
-            30,
-            Duration::from_millis(200),
-        )
+    running
+        .drive(coupon, &users, 128, 30, Duration::from_millis(200))
         .await;
     let answered = started.elapsed();
-    let verdict = ledger.verify(&running, &env, coupon, STOCK).await?;
+    let verdict = running.verify(&env, coupon, STOCK).await?;
     eprintln!(
         "burst: {USERS} people answered in {answered:?}, settled after {:?}; {verdict:?}",
         started.elapsed()
@@ -110,11 +99,10 @@ async fn fifty_thousand_people_three_consumers() -> anyhow::Result<()> {
     env.cleanup().await
 }
 
-/// A stall longer than the consumers' session timeout: their sessions expire and they rejoin
-/// the group without a restart. Issue 10 asks for recovery within 10 s of the fault ending;
-/// measured 0.2–8.9 s here (and 12.3 s once in the chaos drill, docs/reliability.md), so the
-/// bound asserted is 15 s, which catches a consumer that does not come back, while the 10 s
-/// target stays open.
+/// A stall longer than the consumers' session timeout, hitting a formed group: the members
+/// leave while the broker is silent and join again once it answers, so a request is issued
+/// within 10 s of the broker resuming, without a restart. (Members that stayed rejoined into
+/// ghosts of their own queued joins and took 10–12 s.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn consumers_recover_without_a_restart_after_a_stall_longer_than_their_session()
 -> anyhow::Result<()> {
@@ -124,11 +112,22 @@ async fn consumers_recover_without_a_restart_after_a_stall_longer_than_their_ses
     let running = Running::start(&env).await?;
     let second = coupon_consumer::start(env.settings.clone()).await?;
     let coupon = running.create_coupon(100).await?;
-    let ledger = Ledger::default();
     let before: Vec<String> = (0..10).map(|i| format!("before-{i}")).collect();
-    ledger
-        .drive(&running, coupon, &before, 4, 1, Duration::ZERO)
-        .await;
+    running.drive(coupon, &before, 4, 1, Duration::ZERO).await;
+    // The stall must hit a formed group: both members hold partitions.
+    let client = reqwest::Client::new();
+    let first = running.consumer.as_ref().context("the first consumer")?;
+    for consumer in [first, &second] {
+        eventually(
+            Duration::from_secs(30),
+            "both consumers ready",
+            async || {
+                let (status, _) = ops_get(&client, consumer, "/health/ready").await?;
+                (status == 200).then_some(())
+            },
+        )
+        .await?;
+    }
 
     broker.freeze()?;
     tokio::time::sleep(Duration::from_secs(9)).await;
@@ -142,8 +141,7 @@ async fn consumers_recover_without_a_restart_after_a_stall_longer_than_their_ses
         async || {
             tries += 1;
             let user = format!("after-{tries}");
-            let (status, body) = running.issue(coupon, &user).await.ok()?;
-            ledger.record(&user, status, &body);
+            running.issue(coupon, &user).await.ok()?;
             let issued = eventually(Duration::from_secs(1), "issued", async || {
                 let (_, text) = running
                     .get(&format!("/coupons/{coupon}/issuances/{user}"))
@@ -158,10 +156,10 @@ async fn consumers_recover_without_a_restart_after_a_stall_longer_than_their_ses
     .await?;
     eprintln!("long stall: a request issued {recovered:?} after the broker resumed");
     anyhow::ensure!(
-        recovered <= Duration::from_secs(15),
+        recovered <= Duration::from_secs(10),
         "recovered {recovered:?} after the broker resumed"
     );
-    ledger.verify(&running, &env, coupon, 100).await?;
+    running.verify(&env, coupon, 100).await?;
     second.stop().await?;
     running.stop().await?;
     env.cleanup().await
