@@ -103,13 +103,6 @@ impl ConsumerContext for GroupContext {
         let Rebalance::Revoke(list) = rebalance else {
             return;
         };
-        if !self.health.broker_answered.load(Ordering::Relaxed) {
-            // The group is being left because the broker stopped answering (see
-            // `watch::watch_broker`): a synchronous commit would wait on the hung broker, and
-            // what it would commit is re-delivered harmlessly.
-            tracing::debug!(partitions = ?partitions(list), "no commit before revocation: the broker does not answer");
-            return;
-        }
         match consumer.commit_consumer_state(CommitMode::Sync) {
             Ok(()) => {
                 tracing::info!(partitions = ?partitions(list), "offsets committed before revocation");

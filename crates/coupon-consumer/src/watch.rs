@@ -1,8 +1,7 @@
 //! The probes behind readiness, once a second each: MySQL answers `SELECT 1`; the broker
 //! answers a metadata request (and, while this member holds no partition, the group's
 //! committed offsets and the partitions' ends, to tell whether others consume them).
-//! Readiness as a whole is logged once per change of state. A member whose broker stops
-//! answering leaves the group until it answers again.
+//! Readiness as a whole is logged once per change of state.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -58,30 +57,21 @@ pub fn watch_broker(
         let mut ticker = every_second();
         let mut was_ready = None;
         let mut progress = Progress::default();
-        // Whether this member left the group because the broker stopped answering.
-        let mut left = false;
         loop {
             ticker.tick().await;
-            let (prober, probed) = (consumer.clone(), topic.clone());
+            let (consumer, topic) = (consumer.clone(), topic.clone());
             let idle = health.assigned() == Some(0);
-            let answer = tokio::task::spawn_blocking(move || probe(&prober, &probed, idle)).await;
+            let answer = tokio::task::spawn_blocking(move || probe(&consumer, &topic, idle)).await;
             dead_letters.maintain(matches!(answer, Ok(Ok(_))));
             match answer {
                 Ok(Ok((partitions, offsets))) => {
                     health.broker_answered.store(true, Ordering::Relaxed);
-                    if left {
-                        left = !join(&consumer, &topic);
-                    }
                     let stalled = offsets.map(|o| progress.stalled(&o, progress_window));
                     health.set_topic(partitions, stalled);
                 }
                 Ok(Err(error)) => {
                     if health.broker_answered.swap(false, Ordering::Relaxed) {
                         tracing::debug!(%error, "the broker did not answer its probe");
-                    }
-                    if !left {
-                        leave(&consumer).await;
-                        left = true;
                     }
                 }
                 Err(error) => tracing::error!(%error, "the broker probe failed to run"),
@@ -96,39 +86,6 @@ pub fn watch_broker(
             }
         }
     })
-}
-
-/// Leaves the group while the broker does not answer. Staying would let librdkafka's session
-/// timer (no heartbeat answered for `session.timeout.ms`) forget this member's id and send
-/// JoinGroup requests into the hung broker's socket; once the broker resumes it reads them
-/// all. tansu then keeps a member for each join with an empty id (Kafka keeps them pending)
-/// and keeps an expired leader as the group's leader, so the group hands partitions to
-/// members nobody heartbeats for, or waits for a leader that is gone, until they expire in
-/// turn: 10 s and more of nothing consumed after the broker is back. Leaving while the id is
-/// still known sends one LeaveGroup instead, which the broker reads first on resuming, and
-/// [`join`] follows with one clean join. Revocation commits nothing meanwhile (see
-/// `GroupContext`); what it would have committed is re-delivered harmlessly.
-async fn leave(consumer: &Arc<GroupConsumer>) {
-    let consumer = consumer.clone();
-    // `unsubscribe` waits for librdkafka's own thread to take the request.
-    if let Err(error) = tokio::task::spawn_blocking(move || consumer.unsubscribe()).await {
-        tracing::error!(%error, "leaving the group failed to run");
-    }
-    tracing::warn!("the broker does not answer: left the group until it answers");
-}
-
-/// Joins the group again once the broker answers; whether the subscription was taken.
-fn join(consumer: &GroupConsumer, topic: &str) -> bool {
-    match consumer.subscribe(&[topic]) {
-        Ok(()) => {
-            tracing::info!("the broker answers again: joining the group");
-            true
-        }
-        Err(error) => {
-            tracing::error!(%error, "cannot subscribe to the topic again; retrying");
-            false
-        }
-    }
 }
 
 /// Per partition: the group's committed offset and the partition's end.

@@ -1,6 +1,7 @@
 //! Three consumer processes share a three-partition topic; one is SIGKILLed mid-stream. The
 //! survivors take its partitions over, its uncommitted batch is re-delivered, and MySQL ends
-//! exact: every request issued once, none twice, stock decremented by exactly that.
+//! exact: every request issued once, none twice, stock decremented by exactly that; with the
+//! API in front, everything users were told holds (the ledger's invariants).
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -133,5 +134,44 @@ async fn a_killed_member_loses_nothing_and_duplicates_nothing() -> anyhow::Resul
         let status = terminate(&mut consumer.0, Duration::from_secs(20))?;
         assert!(status.success(), "{status}");
     }
+    env.cleanup().await
+}
+
+/// The same kill with people in front: 3,000 of them through the API for 2,000 coupons, one
+/// of three consumer processes SIGKILLed mid-drain, and every answer they got still true.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_killed_mid_drain_contradicts_no_answer() -> anyhow::Result<()> {
+    const STOCK: u32 = 2_000;
+    let env = TestEnv::new(3).await?;
+    let running = couponrush_e2e::Running::api_only(&env).await?;
+    let coupon = running.create_coupon(STOCK).await?;
+    let coupons = CouponStore::new(Database::new(&env.settings.mysql)?);
+    let mut consumers = vec![
+        spawn_consumer(&env, "k1")?,
+        spawn_consumer(&env, "k2")?,
+        spawn_consumer(&env, "k3")?,
+    ];
+    let users: Vec<String> = (0..3_000).map(|i| format!("fan-{i}")).collect();
+    let (first, second) = users.split_at(1_500);
+    running
+        .drive(coupon, first, 32, 20, Duration::from_millis(200))
+        .await;
+    eventually(Duration::from_secs(60), "consumers at work", async || {
+        (coupons.issued_count(coupon).await.ok()? >= 300).then_some(())
+    })
+    .await?;
+    drop(consumers.remove(0));
+    running
+        .drive(coupon, second, 32, 20, Duration::from_millis(200))
+        .await;
+
+    let verdict = running.verify(&env, coupon, STOCK).await?;
+    eprintln!("killed mid-drain: {verdict:?}");
+    assert_eq!(verdict.issued, usize::try_from(STOCK)?, "{verdict:?}");
+    for consumer in &mut consumers {
+        let status = terminate(&mut consumer.0, Duration::from_secs(20))?;
+        assert!(status.success(), "{status}");
+    }
+    running.stop().await?;
     env.cleanup().await
 }

@@ -146,6 +146,7 @@ async fn a_frozen_mysql_fails_the_batch_within_its_deadline_and_recovers() -> an
         metric(&running, "coupon_consumer_dead_letters_total").await?,
         Some(0.0)
     );
+    running.verify(&env, coupon, 100).await?;
     running.stop().await?;
     env.cleanup().await
 }
@@ -187,6 +188,7 @@ async fn a_batch_stuck_behind_a_lock_turns_the_consumer_not_ready() -> anyhow::R
         "stuck batch: not ready {unready_after:.1?} after the lock, ready {:.1?} after its release",
         released.elapsed()
     );
+    running.verify(&env, coupon, 10).await?;
     running.stop().await?;
     env.cleanup().await
 }

@@ -53,6 +53,7 @@ async fn a_message_too_large_for_the_dead_letter_topic_goes_truncated() -> anyho
         "{:?}",
         letter.headers
     );
+    running.verify(&env, coupon, 5).await?;
     running.stop().await?;
     env.cleanup().await
 }
@@ -97,6 +98,7 @@ async fn a_garbage_flood_is_dead_lettered_in_batches() -> anyhow::Result<()> {
         drained_after
     );
     assert_eq!(letters, 2000.0);
+    running.verify(&env, coupon, 10).await?;
     running.stop().await?;
     env.cleanup().await
 }
@@ -158,6 +160,7 @@ async fn unknown_schemas_and_reused_request_ids_issue_nothing() -> anyhow::Resul
         ]
         .map(|(k, r)| (k.to_owned(), r.to_owned()))
     );
+    // No ledger check: every message here was written around the API and Redis on purpose.
     running.stop().await?;
     env.cleanup().await
 }

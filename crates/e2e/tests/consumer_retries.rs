@@ -140,6 +140,7 @@ async fn a_locked_batch_is_retried_with_its_partitions_kept() -> anyhow::Result<
         consumer_metric(client, consumer, "kafka_consumer_paused_partitions").await,
         Some(0.0)
     );
+    running.verify(&env, coupon, 100).await?;
     running.stop().await?;
     env.cleanup().await
 }
@@ -205,6 +206,7 @@ async fn offsets_are_committed_before_partitions_move() -> anyhow::Result<()> {
     assert_eq!(rows_and_available(&env, coupon).await?, (60, 40));
 
     second.stop().await?;
+    running.verify(&env, coupon, 100).await?;
     running.stop().await?;
     env.cleanup().await
 }
