@@ -1,7 +1,9 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
+use couponrush_cache::CacheError;
 use couponrush_domain::{CouponSpecError, IdError, RequestId};
+use couponrush_storage::StorageError;
 use serde::Serialize;
 
 /// Every error answer of the API: JSON with a stable machine-readable `code` and a message.
@@ -95,6 +97,33 @@ impl ApiError {
             Self::StockHeld { .. } => "STOCK_HELD",
             Self::Unconfirmed { .. } => "UNCONFIRMED",
         }
+    }
+}
+
+impl ApiError {
+    /// `what` cannot serve the request now: 503 with a retry hint.
+    pub fn unavailable(what: &'static str) -> Self {
+        Self::Unavailable {
+            what,
+            retry_after_secs: 1,
+        }
+    }
+}
+
+/// A failed Redis read or load: 503, the cause logged. Not for the reserve call, whose failure
+/// may hide a reservation made (`routes::issue` decides what its user is told).
+impl From<CacheError> for ApiError {
+    fn from(error: CacheError) -> Self {
+        tracing::error!(%error, "request failed on Redis");
+        Self::unavailable("Redis")
+    }
+}
+
+/// A failed MySQL call: 503, the cause logged.
+impl From<StorageError> for ApiError {
+    fn from(error: StorageError) -> Self {
+        tracing::error!(%error, "request failed on MySQL");
+        Self::unavailable("MySQL")
     }
 }
 

@@ -30,8 +30,11 @@ pub fn acked_producer_config(settings: &KafkaSettings) -> ClientConfig {
     config
 }
 
-/// Consumer-group settings: manual offset commits (after MySQL commits), start from the
-/// earliest offset when the group has none, and a session timeout from config.
+/// What every group consumer of the project shares: nothing committed or stored unless the
+/// reader does it itself, the earliest offset when the group has none, and the session timeout
+/// from config. The issue consumer (`coupon-consumer`'s worker) turns on background commits of
+/// the offsets it stored once MySQL committed; the in-flight scan commits nothing, and the
+/// dead-letter replay commits explicitly after its re-publishes are acknowledged.
 pub fn consumer_config(settings: &KafkaSettings) -> ClientConfig {
     let mut config = client_config(settings);
     config

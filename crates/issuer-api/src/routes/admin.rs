@@ -8,16 +8,6 @@ use crate::admin_auth::Admin;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-fn unavailable(what: &'static str) -> impl Fn(&dyn std::fmt::Display) -> ApiError {
-    move |error| {
-        tracing::error!(%error, "admin request failed on {what}");
-        ApiError::Unavailable {
-            what,
-            retry_after_secs: 1,
-        }
-    }
-}
-
 /// `POST /admin/coupons`: creates the coupon in MySQL and loads its stock into Redis.
 pub async fn create(
     _admin: Admin,
@@ -26,11 +16,7 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let spec = body.into_inner();
     spec.validate()?;
-    let record = state
-        .coupons
-        .create(&spec)
-        .await
-        .map_err(|e| unavailable("MySQL")(&e))?;
+    let record = state.coupons.create(&spec).await?;
     tracing::info!(coupon.id = %record.id, total = spec.total_quantity, "coupon created");
     state.presence.remember(record.id);
     // The coupon exists from here on: a failed Redis load must not invite a retry that would
@@ -73,13 +59,7 @@ pub async fn warm_up(
 ) -> Result<HttpResponse, ApiError> {
     let id = coupon_id(&path)?;
     let coupon = find(&state, id).await?;
-    let redis = unavailable("Redis");
-    if let Some(snapshot) = state
-        .reservations
-        .stock_snapshot(id)
-        .await
-        .map_err(|e| redis(&e))?
-    {
+    if let Some(snapshot) = state.reservations.stock_snapshot(id).await? {
         state.presence.loaded(id);
         return Ok(HttpResponse::Ok().json(json!({
             "couponId": id,
@@ -93,22 +73,20 @@ pub async fn warm_up(
         tracing::error!(%error, coupon.id = %id, "warm-up refused: requests in flight unknown");
         ApiError::InFlightUnknown(id.to_string())
     })?;
-    let mysql = unavailable("MySQL");
     let record = state
         .issuances
         .holders(id)
-        .await
-        .map_err(|e| mysql(&e))?
+        .await?
         .ok_or_else(|| ApiError::CouponNotFound(id.to_string()))?;
-    let holders = record
-        .states()
-        .map_err(|e| mysql(&format!("unreadable user id in coupon_user: {e}")))?;
+    let holders = record.states().map_err(|error| {
+        tracing::error!(%error, coupon.id = %id, "unreadable user id in coupon_user");
+        ApiError::unavailable("MySQL")
+    })?;
     let pending = in_flight.pending(id, |user| record.holders.contains_key(user.as_str()));
     let rebuilt = state
         .reservations
         .rebuild_lost(id, &coupon.spec, &holders, &pending)
-        .await
-        .map_err(|e| redis(&e))?;
+        .await?;
     state.presence.loaded(id);
     tracing::info!(
         coupon.id = %id,
@@ -135,16 +113,8 @@ pub async fn stats(
 ) -> Result<HttpResponse, ApiError> {
     let id = coupon_id(&path)?;
     let record = find(&state, id).await?;
-    let counters = state
-        .reservations
-        .counters(id)
-        .await
-        .map_err(|e| unavailable("Redis")(&e))?;
-    let issued = state
-        .coupons
-        .issued_count(id)
-        .await
-        .map_err(|e| unavailable("MySQL")(&e))?;
+    let counters = state.reservations.counters(id).await?;
+    let issued = state.coupons.issued_count(id).await?;
     Ok(HttpResponse::Ok().json(json!({
         "couponId": id,
         "totalQuantity": record.spec.total_quantity,
@@ -169,8 +139,7 @@ async fn find(
     state
         .coupons
         .find(id)
-        .await
-        .map_err(|e| unavailable("MySQL")(&e))?
+        .await?
         .inspect(|record| state.presence.remember(record.id))
         .ok_or_else(|| ApiError::CouponNotFound(id.to_string()))
 }

@@ -66,14 +66,6 @@ impl StatusAnswer {
     }
 }
 
-fn unavailable(error: &dyn std::fmt::Display) -> ApiError {
-    tracing::error!(%error, "status lookup failed on MySQL");
-    ApiError::Unavailable {
-        what: "MySQL",
-        retry_after_secs: 1,
-    }
-}
-
 pub async fn status(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -91,11 +83,7 @@ pub async fn status(
         }
     };
     let persisted = |answer: StatusAnswer| async {
-        let found = state
-            .issuances
-            .find(coupon, &user)
-            .await
-            .map_err(|e| unavailable(&e))?;
+        let found = state.issuances.find(coupon, &user).await?;
         Ok::<_, ApiError>(match found {
             Some(coupon) => Ok(answer.issued(coupon)),
             None => Err(answer),
@@ -140,8 +128,7 @@ pub async fn status(
                 let record = state
                     .coupons
                     .find(coupon)
-                    .await
-                    .map_err(|e| unavailable(&e))?
+                    .await?
                     .ok_or_else(|| ApiError::CouponNotFound(coupon.to_string()))?;
                 state.presence.remember(coupon);
                 if record.available_quantity <= 0 {
