@@ -57,21 +57,6 @@ pub enum Reservation {
     UnknownCoupon,
 }
 
-impl Reservation {
-    /// The outcome recorded in the participation log.
-    pub fn participation(&self) -> Option<ParticipationOutcome> {
-        match self {
-            Self::Accepted { .. } => Some(ParticipationOutcome::Accepted),
-            Self::AlreadyRequested(_) => Some(ParticipationOutcome::Duplicate),
-            Self::SoldOut => Some(ParticipationOutcome::SoldOut),
-            Self::Held => Some(ParticipationOutcome::Unavailable),
-            Self::NotOpen => Some(ParticipationOutcome::NotOpen),
-            Self::Closed => Some(ParticipationOutcome::Closed),
-            Self::UnknownCoupon | Self::Void => None,
-        }
-    }
-}
-
 /// Outcome of one attempt, as stored in `event_participation_log`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

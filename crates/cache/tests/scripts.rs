@@ -1,0 +1,292 @@
+//! Every Lua script of the reservation store, run on the real Redis the configuration points
+//! at (`scripts/stack.sh up`), each test under a key prefix of its own: the issuance window,
+//! duplicates, sold out versus held, release's and void's compare-and-set on the request id,
+//! confirmation, and restore's idempotence.
+
+use std::time::Duration;
+
+use couponrush_cache::{LoadOutcome, ReservationStore};
+use couponrush_config::ConfigArgs;
+use couponrush_domain::{CouponId, CouponSpec, ParticipantState, RequestId, Reservation, UserId};
+use time::OffsetDateTime;
+
+/// How long a reservation's publish may take to be decided, in these tests.
+const HOLD: Duration = Duration::from_secs(5);
+
+/// A store on its own key prefix; its keys are deleted by [`Scratch::done`].
+struct Scratch(ReservationStore);
+
+impl Scratch {
+    fn new() -> anyhow::Result<Self> {
+        let mut settings = ConfigArgs::default().load()?.redis;
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        settings.key_prefix = format!("test:cache:{}:", &id[20..]);
+        Ok(Self(ReservationStore::new(&settings)?))
+    }
+
+    /// A store with coupon 1 loaded: `total` units, its window open now.
+    async fn with_coupon(total: u32) -> anyhow::Result<(Self, CouponId)> {
+        let scratch = Self::new()?;
+        let id = coupon(1)?;
+        scratch.0.load(id, &open(total)).await?;
+        Ok((scratch, id))
+    }
+
+    /// (stock, participants) of `id`, `None` when it is not loaded.
+    async fn taken(&self, id: CouponId) -> anyhow::Result<Option<(u64, u64)>> {
+        let counters = self.0.counters(id).await?;
+        Ok(counters.map(|c| (c.stock, c.participants)))
+    }
+
+    async fn done(self) -> anyhow::Result<()> {
+        self.0.delete_all().await?;
+        Ok(())
+    }
+}
+
+fn coupon(id: u64) -> anyhow::Result<CouponId> {
+    Ok(CouponId::new(id)?)
+}
+
+fn user(name: &str) -> anyhow::Result<UserId> {
+    Ok(UserId::parse(name)?)
+}
+
+/// A coupon of `total` whose window is open now.
+fn open(total: u32) -> CouponSpec {
+    let now = OffsetDateTime::now_utc();
+    CouponSpec {
+        name: "script test".into(),
+        discount_amount: 1000,
+        total_quantity: total,
+        issue_starts_at: now - time::Duration::hours(1),
+        issue_ends_at: now + time::Duration::hours(1),
+        expiry_days: 7,
+    }
+}
+
+async fn reserve(
+    store: &ReservationStore,
+    id: CouponId,
+    name: &str,
+    request: RequestId,
+) -> anyhow::Result<Reservation> {
+    Ok(store
+        .reserve(id, &user(name)?, request, OffsetDateTime::now_utc(), HOLD)
+        .await?)
+}
+
+#[tokio::test]
+async fn load_is_idempotent_and_keeps_live_counters() -> anyhow::Result<()> {
+    let scratch = Scratch::new()?;
+    let store = &scratch.0;
+    let id = coupon(1)?;
+    assert_eq!(
+        store.load(id, &open(3)).await?,
+        LoadOutcome::Loaded { stock: 3 }
+    );
+    reserve(store, id, "alice", RequestId::generate()).await?;
+    // Loading again must never reset a live event.
+    assert_eq!(
+        store.load(id, &open(3)).await?,
+        LoadOutcome::AlreadyLoaded { stock: 2 }
+    );
+    scratch.done().await
+}
+
+#[tokio::test]
+async fn reserve_honours_the_window_and_unknown_coupons() -> anyhow::Result<()> {
+    let scratch = Scratch::new()?;
+    let store = &scratch.0;
+    let now = OffsetDateTime::now_utc();
+    let later = CouponSpec {
+        issue_starts_at: now + time::Duration::hours(1),
+        issue_ends_at: now + time::Duration::hours(2),
+        ..open(5)
+    };
+    let over = CouponSpec {
+        issue_starts_at: now - time::Duration::hours(2),
+        issue_ends_at: now - time::Duration::hours(1),
+        ..open(5)
+    };
+    store.load(coupon(1)?, &later).await?;
+    store.load(coupon(2)?, &over).await?;
+    let request = RequestId::generate();
+    assert_eq!(
+        reserve(store, coupon(1)?, "alice", request).await?,
+        Reservation::NotOpen
+    );
+    assert_eq!(
+        reserve(store, coupon(2)?, "alice", request).await?,
+        Reservation::Closed
+    );
+    assert_eq!(
+        reserve(store, coupon(3)?, "alice", request).await?,
+        Reservation::UnknownCoupon
+    );
+    // Nothing was taken by the refusals.
+    assert_eq!(scratch.taken(coupon(1)?).await?, Some((5, 0)));
+    scratch.done().await
+}
+
+#[tokio::test]
+async fn a_second_request_names_the_first_and_takes_nothing() -> anyhow::Result<()> {
+    let (scratch, id) = Scratch::with_coupon(5).await?;
+    let store = &scratch.0;
+    let first = RequestId::generate();
+    assert_eq!(
+        reserve(store, id, "alice", first).await?,
+        Reservation::Accepted { remaining: 4 }
+    );
+    match reserve(store, id, "alice", RequestId::generate()).await? {
+        Reservation::AlreadyRequested(ParticipantState::Pending { request_id, .. }) => {
+            assert_eq!(request_id, first);
+        }
+        other => anyhow::bail!("a duplicate answered {other:?}"),
+    }
+    assert_eq!(scratch.taken(id).await?, Some((4, 1)));
+    scratch.done().await
+}
+
+#[tokio::test]
+async fn stock_held_by_an_undecided_publish_is_held_then_sold_out() -> anyhow::Result<()> {
+    let (scratch, id) = Scratch::with_coupon(1).await?;
+    let store = &scratch.0;
+    let last = RequestId::generate();
+    assert_eq!(
+        reserve(store, id, "alice", last).await?,
+        Reservation::Accepted { remaining: 0 }
+    );
+    // alice's publish is not decided yet: the unit may come back.
+    assert_eq!(
+        reserve(store, id, "bob", RequestId::generate()).await?,
+        Reservation::Held
+    );
+    store.settle(id, &[last]).await?;
+    assert_eq!(
+        reserve(store, id, "bob", RequestId::generate()).await?,
+        Reservation::SoldOut
+    );
+    scratch.done().await
+}
+
+#[tokio::test]
+async fn release_gives_back_only_the_request_it_names_and_only_once() -> anyhow::Result<()> {
+    let (scratch, id) = Scratch::with_coupon(2).await?;
+    let store = &scratch.0;
+    let alice = user("alice")?;
+    let request = RequestId::generate();
+    reserve(store, id, "alice", request).await?;
+
+    assert!(
+        !store.release(id, &alice, RequestId::generate()).await?,
+        "another id"
+    );
+    assert!(store.state(id, &alice).await?.is_some(), "left untouched");
+    assert!(store.release(id, &alice, request).await?);
+    assert!(store.state(id, &alice).await?.is_none());
+    assert!(
+        !store.release(id, &alice, request).await?,
+        "a second release"
+    );
+    assert_eq!(scratch.taken(id).await?, Some((2, 0)));
+    scratch.done().await
+}
+
+#[tokio::test]
+async fn a_voided_request_takes_nothing_when_its_reserve_runs_late() -> anyhow::Result<()> {
+    let (scratch, id) = Scratch::with_coupon(2).await?;
+    let store = &scratch.0;
+    let alice = user("alice")?;
+    let request = RequestId::generate();
+    // The API gave the call up before Redis ran it: nothing to give back yet.
+    assert!(!store.void(id, &alice, request).await?);
+    assert_eq!(
+        reserve(store, id, "alice", request).await?,
+        Reservation::Void
+    );
+    assert!(store.state(id, &alice).await?.is_none());
+    // Voided after it ran: the unit comes back.
+    let bob = user("bob")?;
+    let late = RequestId::generate();
+    reserve(store, id, "bob", late).await?;
+    assert!(store.void(id, &bob, late).await?);
+    assert_eq!(scratch.taken(id).await?, Some((2, 0)));
+    scratch.done().await
+}
+
+#[tokio::test]
+async fn confirmation_moves_only_the_matching_request_to_issued() -> anyhow::Result<()> {
+    let (scratch, id) = Scratch::with_coupon(5).await?;
+    let store = &scratch.0;
+    let (alice, bob) = (user("alice")?, user("bob")?);
+    let (first, second) = (RequestId::generate(), RequestId::generate());
+    reserve(store, id, "alice", first).await?;
+    reserve(store, id, "bob", second).await?;
+    let at = OffsetDateTime::now_utc();
+    // bob's confirmation carries another request id (a replayed stranger): not his.
+    let moved = store
+        .mark_issued_many(&[
+            (id, &alice, first, at),
+            (id, &bob, RequestId::generate(), at),
+        ])
+        .await?;
+    assert_eq!(moved, 1);
+    assert!(matches!(
+        store.state(id, &alice).await?,
+        Some(ParticipantState::Issued { request_id, .. }) if request_id == first
+    ));
+    assert!(matches!(
+        store.state(id, &bob).await?,
+        Some(ParticipantState::Pending { request_id, .. }) if request_id == second
+    ));
+    // Repeating a confirmation changes nothing.
+    assert_eq!(store.mark_issued_many(&[(id, &alice, first, at)]).await?, 0);
+    assert_eq!(store.counters(id).await?.map(|c| c.issued), Some(1));
+    scratch.done().await
+}
+
+#[tokio::test]
+async fn restore_rebuilds_a_lost_coupon_once() -> anyhow::Result<()> {
+    let scratch = Scratch::new()?;
+    let store = &scratch.0;
+    let id = coupon(1)?;
+    let spec = open(10);
+    let at = OffsetDateTime::now_utc();
+    let holders = [(
+        user("alice")?,
+        ParticipantState::Issued {
+            request_id: RequestId::generate(),
+            at,
+        },
+    )];
+    let pending = [(
+        user("carol")?,
+        ParticipantState::Pending {
+            request_id: RequestId::generate(),
+            at,
+        },
+    )];
+    let rebuilt = store.rebuild_lost(id, &spec, &holders, &pending).await?;
+    assert!(rebuilt.restored.loaded);
+    assert_eq!((rebuilt.stock, rebuilt.restored.holders), (8, 2));
+    // Again: the coupon is live now, everyone is known, nothing changes.
+    let again = store.rebuild_lost(id, &spec, &holders, &pending).await?;
+    assert!(!again.restored.loaded);
+    assert_eq!(again.restored.holders, 0);
+    let counters = store.counters(id).await?;
+    assert_eq!(
+        counters.map(|c| (c.stock, c.participants, c.issued)),
+        Some((8, 2, 1))
+    );
+    // carol is pending (her request is still in flight), alice is issued: neither accepted again.
+    assert!(matches!(
+        reserve(store, id, "carol", RequestId::generate()).await?,
+        Reservation::AlreadyRequested(ParticipantState::Pending { .. })
+    ));
+    assert!(matches!(
+        reserve(store, id, "alice", RequestId::generate()).await?,
+        Reservation::AlreadyRequested(ParticipantState::Issued { .. })
+    ));
+    scratch.done().await
+}
