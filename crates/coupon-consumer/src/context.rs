@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use couponrush_messaging::noise;
 use rdkafka::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::error::KafkaError;
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::TopicPartitionList;
@@ -17,6 +19,9 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use crate::metrics::{ConsumerMetrics, PartitionLabels, RebalanceLabels};
 use crate::readiness::Health;
+
+/// The issue topic's group consumer, with these callbacks.
+pub(crate) type GroupConsumer = StreamConsumer<GroupContext>;
 
 #[derive(Debug)]
 pub struct GroupContext {

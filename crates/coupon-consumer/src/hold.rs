@@ -10,8 +10,8 @@ use rdkafka::consumer::Consumer;
 use rdkafka::message::BorrowedMessage;
 
 use crate::batch::RetryWait;
+use crate::context::GroupConsumer;
 use crate::metrics::ConsumerMetrics;
-use crate::worker::GroupConsumer;
 
 /// Holds the consumer's partitions while one batch is retried; resumes them when dropped.
 pub struct Hold<'c, 'w, S> {

@@ -14,8 +14,8 @@ use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::context::GroupConsumer;
 use crate::readiness::{BROKER_ANSWER, Health};
-use crate::worker::GroupConsumer;
 
 fn every_second() -> tokio::time::Interval {
     let mut ticker = tokio::time::interval(Duration::from_secs(1));

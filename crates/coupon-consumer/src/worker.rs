@@ -7,20 +7,18 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use couponrush_config::Settings;
 use couponrush_messaging::{DeadLetter, Delivered, SCHEMA_VERSION_HEADER, consumer_config, noise};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::batch::{BatchReport, Incoming, MAX_BACKOFF, Rejected, RetryWait, confirm, persist};
-use crate::context::GroupContext;
+use crate::context::{GroupConsumer, GroupContext};
 use crate::hold::Hold;
 use crate::metrics::{ConsumerMetrics, ReasonLabels};
 use crate::ops::{self, OpsState};
 use crate::readiness::Health;
 use crate::startup::{Dependencies, connect};
 use crate::watch::{watch_broker, watch_mysql};
-
-pub(crate) type GroupConsumer = StreamConsumer<GroupContext>;
 
 /// A started consumer: where its ops port listens and how to stop it.
 #[derive(Debug)]

@@ -2,8 +2,10 @@ use std::time::Duration;
 
 use couponrush_config::KafkaSettings;
 use couponrush_domain::{IssueRequested, ParticipationRecorded};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
+use rdkafka::types::RDKafkaErrorCode;
 
 use crate::SCHEMA_VERSION_HEADER;
 use crate::error::MessagingError;
@@ -79,6 +81,14 @@ impl IssuePublisher {
         &self,
         record: &ParticipationRecorded,
     ) -> Result<(), DeliveryFailure> {
+        // While the issue producer knows it cannot publish (the topic gone in an empty broker
+        // restart, failures without a success), the record waits: tansu acknowledges writes to
+        // a topic its metadata no longer lists, and such a record would be lost to the log.
+        if self.producer.can_publish().is_err() {
+            return Err(DeliveryFailure::NotSent(KafkaError::MessageProduction(
+                RDKafkaErrorCode::UnknownTopicOrPartition,
+            )));
+        }
         let payload = record.encode();
         let message = FutureRecord::to(&self.topic)
             .key(record.user_id.as_str())

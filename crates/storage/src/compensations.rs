@@ -15,9 +15,9 @@ use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
 use time::OffsetDateTime;
 
 use crate::coupons::{CouponRecord, CouponStore};
-use crate::database::Database;
+use crate::database::{Database, ROWS_PER_INSERT, last_insert_id};
 use crate::error::StorageError;
-use crate::issuances::{NewCouponUser, ROWS_PER_INSERT};
+use crate::issuances::NewCouponUser;
 use crate::schema::{compensation, coupon, coupon_user};
 use crate::time::{from_db, to_db};
 
@@ -421,12 +421,4 @@ fn check_matches(
             name: existing.spec.name,
         })
     }
-}
-
-/// The id our own connection inserted last, inside the same transaction.
-pub(crate) async fn last_insert_id(conn: &mut AsyncMysqlConnection) -> Result<i64, StorageError> {
-    let id: u64 = diesel::select(diesel::dsl::sql::<Unsigned<BigInt>>("LAST_INSERT_ID()"))
-        .get_result(conn)
-        .await?;
-    i64::try_from(id).map_err(|_| StorageError::Conflict(format!("coupon id {id} out of range")))
 }

@@ -3,8 +3,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use time::OffsetDateTime;
 
-use crate::compensations::last_insert_id;
-use crate::database::Database;
+use crate::database::{Database, last_insert_id};
 use crate::error::StorageError;
 use crate::schema::{coupon, coupon_user};
 use crate::time::{from_db, to_db};

@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use couponrush_config::{MysqlSettings, Secret};
 use diesel::ConnectionError;
+use diesel::sql_types::{BigInt, Unsigned};
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncMysqlConnection, RunQueryDsl};
@@ -13,6 +14,10 @@ use crate::error::StorageError;
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
 
 pub(crate) type Connection = Object<AsyncMysqlConnection>;
+
+/// Rows per INSERT statement with bound values: well under MySQL's placeholder and packet
+/// limits.
+pub(crate) const ROWS_PER_INSERT: usize = 1000;
 
 /// A pool of MySQL connections plus where it points, for error messages.
 #[derive(Clone)]
@@ -237,6 +242,14 @@ async fn establish(
         tracing::debug!(%error, "server-side statement and idle-transaction bounds not set");
     }
     Ok(conn)
+}
+
+/// The id our own connection inserted last, inside the same transaction.
+pub(crate) async fn last_insert_id(conn: &mut AsyncMysqlConnection) -> Result<i64, StorageError> {
+    let id: u64 = diesel::select(diesel::dsl::sql::<Unsigned<BigInt>>("LAST_INSERT_ID()"))
+        .get_result(conn)
+        .await?;
+    i64::try_from(id).map_err(|_| StorageError::Conflict(format!("coupon id {id} out of range")))
 }
 
 #[cfg(test)]

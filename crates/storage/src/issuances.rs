@@ -71,10 +71,6 @@ impl<'a> NewParticipation<'a> {
     }
 }
 
-/// Rows per INSERT statement with bound values: well under MySQL's placeholder and packet
-/// limits.
-pub(crate) const ROWS_PER_INSERT: usize = 1000;
-
 /// Rows per INSERT with inline values: ~140 bytes each, so a statement stays far below even
 /// an old 1 MiB `max_allowed_packet`, and a consumer batch of up to 4,000 is one statement.
 const INLINE_ROWS_PER_INSERT: usize = 4000;

@@ -12,8 +12,8 @@ use couponrush_domain::IssueRequested;
 use diesel::prelude::*;
 use diesel_async::{AsyncMysqlConnection, RunQueryDsl};
 
+use crate::database::ROWS_PER_INSERT;
 use crate::error::StorageError;
-use crate::issuances::ROWS_PER_INSERT;
 use crate::schema::event_participation_log;
 
 /// Indices of the `requests` whose id the log gives to another user or coupon. Run after the
