@@ -13,6 +13,5 @@ mod views;
 pub use error::CacheError;
 pub use keys::KeySpace;
 pub use repair::{Rebuilt, Restored};
-pub use state::{decode_state, encode_state};
 pub use store::{LoadOutcome, ReservationStore};
 pub use views::{CouponCounters, StockSnapshot, UserView};

@@ -125,10 +125,13 @@ impl ReservationStore {
         }))
     }
 
-    /// Every participant's raw state, read with `HSCAN` a page at a time (each page its own
-    /// bounded call), never one blocking `HGETALL` over a large hash. A user may appear twice
-    /// if the hash is rehashed meanwhile; the map keeps one.
-    pub async fn participants(&self, id: CouponId) -> Result<HashMap<String, String>, CacheError> {
+    /// Every participant's state (`None`: a value this build cannot read), read with `HSCAN` a
+    /// page at a time (each page its own bounded call), never one blocking `HGETALL` over a
+    /// large hash. A user may appear twice if the hash is rehashed meanwhile; the map keeps one.
+    pub async fn participants(
+        &self,
+        id: CouponId,
+    ) -> Result<HashMap<String, Option<ParticipantState>>, CacheError> {
         let key = self.keys.participants(id);
         let mut states = HashMap::new();
         let mut cursor: u64 = 0;
@@ -144,7 +147,10 @@ impl ReservationStore {
                         .await
                 })
                 .await?;
-            states.extend(page);
+            states.extend(
+                page.into_iter()
+                    .map(|(user, raw)| (user, decode_state(&raw))),
+            );
             if next == 0 {
                 return Ok(states);
             }

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
 use anyhow::Context;
-use couponrush_cache::{ReservationStore, decode_state};
+use couponrush_cache::ReservationStore;
 use couponrush_config::Settings;
 use couponrush_domain::CouponId;
 use couponrush_domain::reconciliation::{
@@ -216,8 +216,8 @@ async fn reconcile_coupon(
     let mut users: BTreeMap<Finding, Vec<&str>> = BTreeMap::new();
     let mut lost_requests = Vec::new();
     let mut unreadable = 0u64;
-    for (user, raw) in &states {
-        let Some(state) = decode_state(raw) else {
+    for (user, state) in &states {
+        let Some(state) = *state else {
             unreadable += 1;
             continue;
         };
