@@ -77,7 +77,13 @@ pub async fn run(command: &Command, settings: &Settings) -> anyhow::Result<Compl
                 summary,
             }
         }
-        Command::ReplayDlq(args) => done(replay_dlq::run(args, settings).await?),
+        Command::ReplayDlq(args) => {
+            let (summary, left_for_a_person) = replay_dlq::run(args, settings).await?;
+            Completion {
+                needs_attention: left_for_a_person,
+                summary,
+            }
+        }
     })
 }
 

@@ -45,6 +45,8 @@ struct Summary {
     read: u64,
     replayed: u64,
     skipped: u64,
+    /// Truncated letters, never replayed: each needs a person.
+    truncated: u64,
     by_reason: std::collections::BTreeMap<String, u64>,
     elapsed_ms: u128,
 }
@@ -67,6 +69,14 @@ impl fmt::Display for Summary {
         writeln!(f, "  read        {}", self.read)?;
         writeln!(f, "  {verb:<11} {}", self.replayed)?;
         writeln!(f, "  skipped     {}", self.skipped)?;
+        if self.truncated > 0 {
+            writeln!(
+                f,
+                "  truncated   {} (not replayable: the letter holds only the payload's first bytes; \
+                 its dlq-source names the original)",
+                self.truncated
+            )?;
+        }
         for (reason, n) in &self.by_reason {
             writeln!(f, "    {reason:<18} {n}")?;
         }
@@ -74,7 +84,11 @@ impl fmt::Display for Summary {
     }
 }
 
-pub async fn run(args: &ReplayDlqArgs, settings: &Settings) -> anyhow::Result<serde_json::Value> {
+/// Replays one pass; the summary, and whether truncated letters were left for a person.
+pub async fn run(
+    args: &ReplayDlqArgs,
+    settings: &Settings,
+) -> anyhow::Result<(serde_json::Value, bool)> {
     let started = Instant::now();
     let kafka = &settings.kafka;
     let probe = settings.startup.probe_timeout();
@@ -99,7 +113,8 @@ pub async fn run(args: &ReplayDlqArgs, settings: &Settings) -> anyhow::Result<se
     if let Some(progress) = &progress {
         progress.finish();
     }
-    args.output.emit(&Summary {
+    let truncated = report.truncated;
+    let summary = args.output.emit(&Summary {
         dry_run: args.dry_run,
         dlq_topic: kafka.dlq_topic.clone(),
         topic: kafka.topic.clone(),
@@ -108,7 +123,9 @@ pub async fn run(args: &ReplayDlqArgs, settings: &Settings) -> anyhow::Result<se
         read: report.read,
         replayed: report.replayed,
         skipped: report.skipped,
+        truncated,
         by_reason: report.by_reason,
         elapsed_ms: started.elapsed().as_millis(),
-    })
+    })?;
+    Ok((summary, truncated > 0))
 }

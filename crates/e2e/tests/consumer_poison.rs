@@ -53,6 +53,19 @@ async fn a_message_too_large_for_the_dead_letter_topic_goes_truncated() -> anyho
         "{:?}",
         letter.headers
     );
+    // A truncated letter holds only the first bytes: replaying it would re-send a cut
+    // message. It is counted, not replayed, and left for a person.
+    let replay = couponrush_e2e::batch(&env, &["replay-dlq", "--output", "json"]).await?;
+    assert_eq!(
+        (
+            &replay.summary["truncated"],
+            &replay.summary["replayed"],
+            replay.needs_attention
+        ),
+        (&serde_json::json!(1), &serde_json::json!(0), true),
+        "{}",
+        replay.summary
+    );
     running.verify(&env, coupon, 5).await?;
     running.stop().await?;
     env.cleanup().await

@@ -22,7 +22,7 @@ use rdkafka::message::{BorrowedHeaders, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::dead_letter::DLQ_REASON_HEADER;
+use crate::dead_letter::{DLQ_REASON_HEADER, DLQ_SHA256_HEADER, DLQ_SOURCE_HEADER};
 use crate::error::MessagingError;
 use crate::settings::{acked_producer_config, consumer_config};
 
@@ -54,6 +54,9 @@ pub struct ReplayReport {
     pub replayed: u64,
     /// Read but not matching the reasons asked for.
     pub skipped: u64,
+    /// Matching, but truncated letters (payload cut, `dlq-sha256` set): not replayable, since
+    /// the original is not in them. Each needs a person (the source offset is in the letter).
+    pub truncated: u64,
     /// Letters read, by reason.
     pub by_reason: BTreeMap<String, u64>,
 }
@@ -158,8 +161,16 @@ pub async fn replay_dead_letters(
         let reason = header(message.headers(), DLQ_REASON_HEADER).unwrap_or_default();
         *report.by_reason.entry(reason.clone()).or_insert(0) += 1;
         let wanted = request.reasons.is_empty() || request.reasons.contains(&reason);
+        let truncated = header(message.headers(), DLQ_SHA256_HEADER).is_some();
         if !wanted {
             report.skipped += 1;
+        } else if truncated {
+            // Re-publishing the first bytes of a message would only dead-letter it again.
+            report.truncated += 1;
+            tracing::warn!(
+                source = header(message.headers(), DLQ_SOURCE_HEADER).unwrap_or_default(),
+                "a truncated dead letter cannot be replayed: the original is not in it"
+            );
         } else if !request.dry_run {
             let source = format!("{}/{partition}@{offset}", settings.dlq_topic);
             let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&settings.topic)
@@ -175,7 +186,7 @@ pub async fn replay_dead_letters(
                 .map_err(|(error, _)| MessagingError::PublishRejected(error))?;
             in_flight.push(delivery);
         }
-        if wanted {
+        if wanted && !truncated {
             report.replayed += 1;
         }
         to_commit.insert(partition, offset + 1);
