@@ -230,6 +230,23 @@ pub async fn ops_get(
     Some((status, response.text().await.ok()?))
 }
 
+/// Polls a consumer's `/health/ready` until it answers `status`, for at most `within`; the
+/// body of that answer.
+pub async fn consumer_ready_is(
+    client: &reqwest::Client,
+    consumer: &coupon_consumer::RunningConsumer,
+    status: u16,
+    within: Duration,
+) -> anyhow::Result<String> {
+    couponrush_testkit::eventually(within, "consumer readiness", async || {
+        ops_get(client, consumer, "/health/ready")
+            .await
+            .filter(|(got, _)| *got == status)
+            .map(|(_, body)| body)
+    })
+    .await
+}
+
 /// One sample of a consumer's `/metrics`; a series it has not exported yet reads 0.
 pub async fn consumer_metric(
     client: &reqwest::Client,

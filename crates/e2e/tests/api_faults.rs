@@ -18,6 +18,15 @@ async fn status_of(running: &Running, coupon: CouponId, user: &str) -> anyhow::R
     Ok(serde_json::from_str(&body)?)
 }
 
+/// Polls the status endpoint until `user` is ISSUED (20 s at most); that answer.
+async fn until_issued(running: &Running, coupon: CouponId, user: &str) -> anyhow::Result<Value> {
+    eventually(Duration::from_secs(20), "the request issued", async || {
+        let status = status_of(running, coupon, user).await.ok()?;
+        (status["status"] == "ISSUED").then_some(status)
+    })
+    .await
+}
+
 /// A test on a private broker (so it can be frozen) with a short publish timeout.
 async fn env_on(broker: &PrivateServer) -> anyhow::Result<TestEnv> {
     let mut env = TestEnv::new(1).await?;
@@ -119,15 +128,7 @@ async fn an_unacknowledged_publish_keeps_its_place_and_is_published_later() -> a
     // A consumer issues it under that request id (the topic may hold it twice: the stalled
     // broker may have written the first copy too).
     running.start_consumer(&env).await?;
-    let issued = eventually(
-        Duration::from_secs(20),
-        "the unconfirmed request issued",
-        async || {
-            let status = status_of(&running, coupon, "unlucky").await.ok()?;
-            (status["status"] == "ISSUED").then_some(status)
-        },
-    )
-    .await?;
+    let issued = until_issued(&running, coupon, "unlucky").await?;
     assert_eq!(issued["requestId"], json!(request_id), "{issued}");
     running.verify(&env, coupon, 3).await?;
     running.stop().await?;
@@ -187,15 +188,7 @@ async fn a_restarted_broker_is_served_again_without_restarting_the_api() -> anyh
         &["reconcile", "--coupon", &id, "--grace-ms", "0", "--repair"],
     )
     .await?;
-    let issued = eventually(
-        Duration::from_secs(20),
-        "the lost request issued",
-        async || {
-            let status = status_of(&running, lost, "before").await.ok()?;
-            (status["status"] == "ISSUED").then_some(status)
-        },
-    )
-    .await?;
+    let issued = until_issued(&running, lost, "before").await?;
     eprintln!("lost with the broker, repaired: {issued}");
     running.stop().await?;
     env.cleanup().await

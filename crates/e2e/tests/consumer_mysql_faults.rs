@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use couponrush_domain::CouponId;
-use couponrush_e2e::{RowLock, Running, consumer_metric, ops_get};
+use couponrush_e2e::{RowLock, Running, consumer_metric, consumer_ready_is};
 use couponrush_testkit::{FaultProxy, TestEnv, eventually};
 
 async fn issue_users(
@@ -47,13 +47,7 @@ async fn metric_until(
 
 async fn ready_is(running: &Running, status: u16, within: Duration) -> anyhow::Result<String> {
     let consumer = running.consumer.as_ref().context("a consumer")?;
-    eventually(within, "consumer readiness", async || {
-        ops_get(&running.client, consumer, "/health/ready")
-            .await
-            .filter(|(s, _)| *s == status)
-            .map(|(_, body)| body)
-    })
-    .await
+    consumer_ready_is(&running.client, consumer, status, within).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use coupon_consumer::RunningConsumer;
-use couponrush_e2e::ops_get;
+use couponrush_e2e::consumer_ready_is;
 use couponrush_testkit::{PrivateServer, TestEnv, eventually};
 use serde_json::Value;
 
@@ -16,11 +16,8 @@ async fn ready_is(
     status: u16,
     within: Duration,
 ) -> anyhow::Result<Value> {
-    eventually(within, "consumer readiness", async || {
-        let (got, body) = ops_get(client, consumer, "/health/ready").await?;
-        (got == status).then(|| serde_json::from_str(&body).ok())?
-    })
-    .await
+    let body = consumer_ready_is(client, consumer, status, within).await?;
+    Ok(serde_json::from_str(&body)?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

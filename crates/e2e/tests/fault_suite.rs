@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use couponrush_e2e::{Running, ops_get};
+use couponrush_e2e::{Running, consumer_ready_is};
 use couponrush_testkit::{PrivateServer, TestEnv, eventually};
 
 /// A broker frozen for 6 s in the middle of a rush: users are told the truth during the stall
@@ -120,15 +120,7 @@ async fn consumers_recover_without_a_restart_after_a_stall_longer_than_their_ses
     let client = reqwest::Client::new();
     let first = running.consumer.as_ref().context("the first consumer")?;
     for consumer in [first, &second] {
-        eventually(
-            Duration::from_secs(30),
-            "both consumers ready",
-            async || {
-                let (status, _) = ops_get(&client, consumer, "/health/ready").await?;
-                (status == 200).then_some(())
-            },
-        )
-        .await?;
+        consumer_ready_is(&client, consumer, 200, Duration::from_secs(30)).await?;
     }
 
     broker.freeze()?;
