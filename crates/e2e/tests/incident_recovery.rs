@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use couponrush_cache::{KeySpace, ReservationStore};
 use couponrush_domain::{CouponId, UserId};
-use couponrush_e2e::{Running, batch};
+use couponrush_e2e::{Running, batch, consumer_metric};
 use couponrush_storage::{CouponStore, Database, IssuanceStore};
 use couponrush_testkit::{TestEnv, eventually};
 use serde_json::Value;
@@ -97,6 +97,19 @@ async fn the_incident_is_detected_repaired_and_compensated() -> anyhow::Result<(
             (issued == 50 && confirmed == 50).then_some(())
         },
     )
+    .await?;
+    // Every copy drains too (50 issued, 50 re-deliveries that change nothing): a copy confirmed
+    // after Redis is wiped below would put its holder back and spoil the ORPHAN count.
+    let client = reqwest::Client::new();
+    let consumer = running
+        .consumer
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("consumer started above"))?;
+    eventually(Duration::from_secs(60), "both copies drained", async || {
+        let issued = consumer_metric(&client, consumer, "coupon_consumer_issued_total").await?;
+        let copies = consumer_metric(&client, consumer, "coupon_consumer_duplicates_total").await?;
+        (issued == 50.0 && copies == 50.0).then_some(())
+    })
     .await?;
     let (attention, consistent) = reconcile(&env, coupon, &["--grace-ms", "0"]).await?;
     assert!(!attention, "{consistent}");
@@ -200,8 +213,8 @@ async fn the_incident_is_detected_repaired_and_compensated() -> anyhow::Result<(
 
     // Redis's stock drifts up by 5 (the incident's kind of fault): OVER_ISSUED, and --repair
     // cannot make that go away.
-    let client = redis::Client::open(env.settings.redis.url.expose())?;
-    let mut conn = client.get_multiplexed_async_connection().await?;
+    let redis = redis::Client::open(env.settings.redis.url.expose())?;
+    let mut conn = redis.get_multiplexed_async_connection().await?;
     let stock_key = KeySpace::new(env.settings.redis.key_prefix.clone()).stock(coupon);
     redis::cmd("INCRBY")
         .arg(&stock_key)
