@@ -100,12 +100,15 @@ impl ApiError {
     }
 }
 
+/// Seconds a client should wait before retrying after a transient failure.
+pub const RETRY_AFTER_SECS: u32 = 1;
+
 impl ApiError {
     /// `what` cannot serve the request now: 503 with a retry hint.
     pub fn unavailable(what: &'static str) -> Self {
         Self::Unavailable {
             what,
-            retry_after_secs: 1,
+            retry_after_secs: RETRY_AFTER_SECS,
         }
     }
 }

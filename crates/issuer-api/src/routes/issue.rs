@@ -14,14 +14,11 @@ use time::OffsetDateTime;
 use tracing::Instrument;
 
 use crate::coupon_presence::Presence;
-use crate::error::ApiError;
+use crate::error::{ApiError, RETRY_AFTER_SECS};
 use crate::state::AppState;
 
 /// Header carrying the caller's user id, as in the system this replaces.
 pub const USER_ID_HEADER: &str = "userId";
-
-/// Seconds a client should wait before retrying after a transient failure.
-const RETRY_AFTER_SECS: u32 = 1;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -159,22 +156,13 @@ impl Decision {
             Self::UnknownCoupon => return Err(ApiError::CouponNotFound(coupon.to_string())),
             Self::NotLoaded => return Err(ApiError::CouponNotLoaded(coupon.to_string())),
             Self::RecordDown => {
-                return Err(ApiError::Unavailable {
-                    what: "MySQL",
-                    retry_after_secs: RETRY_AFTER_SECS,
-                });
+                return Err(ApiError::unavailable("MySQL"));
             }
             Self::CacheDown => {
-                return Err(ApiError::Unavailable {
-                    what: "Redis",
-                    retry_after_secs: RETRY_AFTER_SECS,
-                });
+                return Err(ApiError::unavailable("Redis"));
             }
             Self::BrokerDown => {
-                return Err(ApiError::Unavailable {
-                    what: "the message broker",
-                    retry_after_secs: RETRY_AFTER_SECS,
-                });
+                return Err(ApiError::unavailable("the message broker"));
             }
             Self::Held => {
                 return Err(ApiError::StockHeld {
