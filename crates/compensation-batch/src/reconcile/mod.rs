@@ -16,18 +16,18 @@ use anyhow::Context;
 use couponrush_cache::ReservationStore;
 use couponrush_config::Settings;
 use couponrush_domain::CouponId;
-use couponrush_domain::reconciliation::{
-    CouponCounts, Finding, RedisCounts, Verdict, classify, judge,
-};
+use couponrush_domain::reconciliation::{CouponCounts, Finding, RedisCounts, Verdict, judge};
 use couponrush_messaging::{InFlight, InFlightScan, IssuePublisher};
 use couponrush_storage::{CompensationStore, CouponRecord, CouponStore, IssuanceStore};
 use time::{Duration, OffsetDateTime};
 
 use crate::connect_mysql;
 use crate::output::OutputArgs;
+use compare::Comparison;
 use repair::apply_repairs;
-use report::{Counts, CouponReport, Kind, Samples, Summary};
+use report::{CouponReport, Kind, Summary};
 
+mod compare;
 mod repair;
 mod report;
 
@@ -212,70 +212,8 @@ async fn reconcile_coupon(
     let (total, available, holders) = (mysql.total, mysql.available, &mysql.holders);
 
     let rows = u64::try_from(holders.len()).unwrap_or(u64::MAX);
-    let mut counts = Counts::default();
-    let mut users: BTreeMap<Finding, Vec<&str>> = BTreeMap::new();
-    let mut lost_requests = Vec::new();
-    let mut unreadable = 0u64;
-    for (user, state) in &states {
-        let Some(state) = *state else {
-            unreadable += 1;
-            continue;
-        };
-        let Some(finding) = classify(Some(&state), holders.contains_key(user), now, grace) else {
-            continue;
-        };
-        if finding == Finding::Lost {
-            lost_requests.push((user.as_str(), state));
-        }
-        users.entry(finding).or_default().push(user);
-    }
-    if kind == Kind::Event {
-        let unseen: Vec<&str> = holders
-            .keys()
-            .filter(|user| !states.contains_key(*user))
-            .map(String::as_str)
-            .collect();
-        let again = sources.cache.states_of(id, &unseen).await?;
-        for (user, state) in unseen.into_iter().zip(again) {
-            // Reserved and persisted after our scan passed: consistent.
-            let finding = if state.is_some() {
-                Finding::Issued
-            } else {
-                Finding::Orphan
-            };
-            users.entry(finding).or_default().push(user);
-        }
-    } else {
-        users
-            .entry(Finding::Issued)
-            .or_default()
-            .extend(holders.keys().map(String::as_str));
-    }
-    for (finding, list) in &mut users {
-        list.sort_unstable();
-        let n = u64::try_from(list.len()).unwrap_or(u64::MAX);
-        match finding {
-            Finding::Issued => counts.issued = n,
-            Finding::Pending => counts.pending = n,
-            Finding::Lost => counts.lost = n,
-            Finding::Orphan => counts.orphan = n,
-            Finding::Unconfirmed => counts.unconfirmed = n,
-        }
-    }
-    let sample = |finding: Finding| -> Vec<String> {
-        users.get(&finding).map_or_else(Vec::new, |list| {
-            list.iter()
-                .take(args.samples)
-                .map(|u| (*u).to_owned())
-                .collect()
-        })
-    };
-    let samples = Samples {
-        pending: sample(Finding::Pending),
-        lost: sample(Finding::Lost),
-        orphan: sample(Finding::Orphan),
-        unconfirmed: sample(Finding::Unconfirmed),
-    };
+    let compared = Comparison::make(&sources.cache, id, kind, &states, holders, now, grace).await?;
+    let counts = compared.counts();
 
     let redis = snapshot.map(|s| RedisCounts {
         total: s.total,
@@ -291,9 +229,10 @@ async fn reconcile_coupon(
         lost: counts.lost,
         orphans: counts.orphan,
     });
-    let verdict = if unreadable > 0 {
+    let verdict = if compared.unreadable > 0 {
         reasons.push(format!(
-            "{unreadable} participant states in Redis are unreadable"
+            "{} participant states in Redis are unreadable",
+            compared.unreadable
         ));
         Verdict::OverIssued
     } else {
@@ -312,19 +251,14 @@ async fn reconcile_coupon(
     let repair = if let Some(in_flight) = in_flight {
         Some(repair::rebuild_lost(sources, coupon, &mysql, in_flight).await?)
     } else if args.repair && kind == Kind::Event {
-        let orphans: Vec<&str> = users.get(&Finding::Orphan).cloned().unwrap_or_default();
-        let unconfirmed: Vec<&str> = users
-            .get(&Finding::Unconfirmed)
-            .cloned()
-            .unwrap_or_default();
         Some(
             apply_repairs(
                 sources,
                 coupon,
                 available,
-                &lost_requests,
-                &orphans,
-                &unconfirmed,
+                &compared.lost,
+                compared.users(Finding::Orphan),
+                compared.users(Finding::Unconfirmed),
                 holders,
             )
             .await?,
@@ -347,7 +281,7 @@ async fn reconcile_coupon(
         redis_stock: snapshot.map(|s| s.stock),
         redis_participants: snapshot.map(|s| s.participants),
         counts,
-        samples,
+        samples: compared.samples(args.samples),
         repair,
     })
 }
