@@ -17,9 +17,9 @@ use couponrush_storage::{
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use crate::connect;
 use crate::output::OutputArgs;
 use crate::progress::Progress;
-use crate::{connect_mysql, parse_time};
 
 /// Attempts per batch through transient MySQL failures (deadlock, restart) before giving up.
 const ATTEMPTS: u32 = 5;
@@ -187,7 +187,7 @@ pub async fn run(args: &CompensateArgs, settings: &Settings) -> anyhow::Result<s
     let started = Instant::now();
     let window = args.window()?;
     let wanted = args.wanted()?;
-    let db = connect_mysql(settings).await?;
+    let db = connect::mysql(settings).await?;
     let store = CompensationStore::new(db.clone());
     let mut summary = Summary {
         status: if args.dry_run {
@@ -332,4 +332,10 @@ async fn grant_with_retry(
             other => return other,
         }
     }
+}
+
+/// An RFC 3339 time from the command line.
+fn parse_time(raw: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("{e}; expected RFC 3339, e.g. 2025-12-25T10:00:00+09:00"))
 }
