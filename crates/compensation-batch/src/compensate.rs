@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use couponrush_config::Settings;
 use couponrush_domain::{CouponId, CouponSpec};
+use couponrush_ops::Backoff;
 use couponrush_storage::{
     CompensationCoupon, CompensationStore, CompensationWindow, CouponStore, StorageError,
 };
@@ -23,6 +24,8 @@ use crate::progress::Progress;
 
 /// Attempts per batch through transient MySQL failures (deadlock, restart) before giving up.
 const ATTEMPTS: u32 = 5;
+/// Between those attempts: 400 ms, 800 ms, 1.6 s, 3.2 s.
+const BACKOFF: Backoff = Backoff::new(Duration::from_millis(400), Duration::from_secs(5));
 
 #[derive(Debug, clap::Args)]
 pub struct CompensateArgs {
@@ -321,10 +324,11 @@ async fn grant_with_retry(
     users: &[String],
 ) -> Result<u64, StorageError> {
     let mut attempt = 1;
+    let mut backoff = BACKOFF;
     loop {
         match store.grant(granted, users, OffsetDateTime::now_utc()).await {
             Err(error) if error.is_transient() && attempt < ATTEMPTS => {
-                let backoff = Duration::from_millis(200 << attempt);
+                let backoff = backoff.next_wait();
                 tracing::warn!(%error, attempt, ?backoff, "grant failed; retrying");
                 tokio::time::sleep(backoff).await;
                 attempt += 1;
