@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use couponrush_config::Settings;
-use couponrush_messaging::{DeadLetter, Delivered, SCHEMA_VERSION_HEADER, consumer_config, noise};
+use couponrush_messaging::{
+    DeadLetter, Delivered, SCHEMA_VERSION_HEADER, issue_consumer_config, noise,
+};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -54,20 +56,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningConsumer> {
         + MAX_BACKOFF;
     let health = Arc::new(Health::new(stuck_after));
     let consumer: Arc<GroupConsumer> = Arc::new(
-        consumer_config(&settings.kafka)
-            // Statistics feed lag, connection count and readiness once a second.
-            .set("statistics.interval.ms", "1000")
-            .set(
-                "max.poll.interval.ms",
-                settings.consumer.max_poll_interval_ms.to_string(),
-            )
-            // librdkafka commits in the background only what `store` stored: batches whose
-            // MySQL transaction committed. The rebalance callback and shutdown commit the rest.
-            .set("enable.auto.commit", "true")
-            .set(
-                "auto.commit.interval.ms",
-                settings.consumer.commit_interval_ms.to_string(),
-            )
+        issue_consumer_config(&settings.kafka, &settings.consumer)
             .create_with_context(GroupContext::new(metrics.clone(), health.clone()))
             .context("cannot create the Kafka consumer")?,
     );

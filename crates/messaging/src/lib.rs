@@ -26,7 +26,7 @@ pub use publisher::IssuePublisher;
 pub use replay::{
     REPLAYED_FROM_HEADER, ReplayReport, ReplayRequest, replay_dead_letters, replay_group,
 };
-pub use settings::{client_config, consumer_config};
+pub use settings::{client_config, consumer_config, issue_consumer_config};
 
 /// Header carrying the payload's schema version, readable without decoding the payload.
 pub const SCHEMA_VERSION_HEADER: &str = "schema-version";
