@@ -9,6 +9,7 @@ use couponrush_config::Settings;
 use couponrush_messaging::{
     DeadLetter, Delivered, SCHEMA_VERSION_HEADER, issue_consumer_config, noise,
 };
+use couponrush_ops::OpsPort;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -17,7 +18,7 @@ use crate::batch::{BatchReport, Incoming, MAX_BACKOFF, Rejected, RetryWait, conf
 use crate::context::{GroupConsumer, GroupContext};
 use crate::hold::Hold;
 use crate::metrics::{ConsumerMetrics, ReasonLabels};
-use crate::ops::{self, OpsState};
+use crate::ops::OpsState;
 use crate::readiness::Health;
 use crate::startup::{Dependencies, connect};
 use crate::watch::{watch_broker, watch_mysql};
@@ -63,13 +64,15 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningConsumer> {
     consumer
         .subscribe(&[&settings.kafka.topic])
         .context("cannot subscribe to the topic")?;
-    let (ops_addr, ops, ops_task) = ops::serve(
+    let ops = OpsPort::serve(
         &settings.consumer.ops_bind,
+        "consumer.ops_bind",
         OpsState {
             metrics: metrics.clone(),
             health: health.clone(),
         },
     )?;
+    let ops_addr = ops.addr;
     let watches = [
         watch_mysql(deps.db.clone(), health.clone()),
         // A member at work on a partition commits at least once per batch bound plus a
@@ -98,8 +101,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningConsumer> {
         for watch in watches {
             watch.abort();
         }
-        ops.stop(true).await;
-        ops_task.abort();
+        ops.stop().await;
         result
     });
     Ok(RunningConsumer {
