@@ -11,18 +11,21 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use couponrush_config::Settings;
 use couponrush_domain::{CouponId, CouponSpec};
+use couponrush_ops::Backoff;
 use couponrush_storage::{
     CompensationCoupon, CompensationStore, CompensationWindow, CouponStore, StorageError,
 };
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use crate::connect;
 use crate::output::OutputArgs;
 use crate::progress::Progress;
-use crate::{connect_mysql, parse_time};
 
 /// Attempts per batch through transient MySQL failures (deadlock, restart) before giving up.
 const ATTEMPTS: u32 = 5;
+/// Between those attempts: 400 ms, 800 ms, 1.6 s, 3.2 s.
+const BACKOFF: Backoff = Backoff::new(Duration::from_millis(400), Duration::from_secs(5));
 
 #[derive(Debug, clap::Args)]
 pub struct CompensateArgs {
@@ -187,7 +190,7 @@ pub async fn run(args: &CompensateArgs, settings: &Settings) -> anyhow::Result<s
     let started = Instant::now();
     let window = args.window()?;
     let wanted = args.wanted()?;
-    let db = connect_mysql(settings).await?;
+    let db = connect::mysql(settings).await?;
     let store = CompensationStore::new(db.clone());
     let mut summary = Summary {
         status: if args.dry_run {
@@ -321,10 +324,11 @@ async fn grant_with_retry(
     users: &[String],
 ) -> Result<u64, StorageError> {
     let mut attempt = 1;
+    let mut backoff = BACKOFF;
     loop {
         match store.grant(granted, users, OffsetDateTime::now_utc()).await {
             Err(error) if error.is_transient() && attempt < ATTEMPTS => {
-                let backoff = Duration::from_millis(200 << attempt);
+                let backoff = backoff.next_wait();
                 tracing::warn!(%error, attempt, ?backoff, "grant failed; retrying");
                 tokio::time::sleep(backoff).await;
                 attempt += 1;
@@ -332,4 +336,10 @@ async fn grant_with_retry(
             other => return other,
         }
     }
+}
+
+/// An RFC 3339 time from the command line.
+fn parse_time(raw: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("{e}; expected RFC 3339, e.g. 2025-12-25T10:00:00+09:00"))
 }

@@ -1,16 +1,14 @@
 //! `compensation-batch`: one-shot operational jobs, each safe to run twice.
 
 mod compensate;
+mod connect;
 mod migrate;
 mod output;
 mod progress;
 mod reconcile;
 mod replay_dlq;
 
-use anyhow::Context;
 use couponrush_config::Settings;
-use couponrush_storage::Database;
-use time::OffsetDateTime;
 
 pub use compensate::CompensateArgs;
 pub use output::OutputFormat;
@@ -85,19 +83,4 @@ pub async fn run(command: &Command, settings: &Settings) -> anyhow::Result<Compl
             }
         }
     })
-}
-
-/// A MySQL pool that answered within the start-up bound.
-async fn connect_mysql(settings: &Settings) -> anyhow::Result<Database> {
-    let db = Database::new(&settings.mysql)?;
-    db.probe(settings.startup.probe_timeout())
-        .await
-        .context("start-up check failed for MySQL")?;
-    Ok(db)
-}
-
-/// An RFC 3339 time from the command line.
-fn parse_time(raw: &str) -> Result<OffsetDateTime, String> {
-    OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
-        .map_err(|e| format!("{e}; expected RFC 3339, e.g. 2025-12-25T10:00:00+09:00"))
 }

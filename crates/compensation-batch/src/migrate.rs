@@ -1,13 +1,17 @@
-use anyhow::Context;
 use couponrush_config::Settings;
+use couponrush_ops::{Dependency, StartupProbes};
 use couponrush_storage::Database;
+
+use crate::connect;
 
 /// Creates the database if needed and applies the embedded migrations.
 pub async fn run(settings: &Settings) -> anyhow::Result<()> {
-    Database::create_database_if_missing(&settings.mysql)
-        .await
-        .context("start-up check failed for MySQL")?;
-    let db = crate::connect_mysql(settings).await?;
+    // The first contact with the MySQL server: refused like any start-up probe.
+    let created = Database::create_database_if_missing(&settings.mysql);
+    StartupProbes::new(&settings.startup)
+        .check(Dependency::MySql, created)
+        .await?;
+    let db = connect::mysql(settings).await?;
     let applied = db.migrate().await?;
     if applied.is_empty() {
         tracing::info!(mysql = db.address(), "schema is up to date");

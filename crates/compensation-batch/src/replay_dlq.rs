@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use couponrush_config::Settings;
 use couponrush_messaging::{ReplayRequest, replay_dead_letters};
+use couponrush_ops::StartupProbes;
 use serde::Serialize;
 
 use crate::output::OutputArgs;
@@ -91,11 +92,9 @@ pub async fn run(
 ) -> anyhow::Result<(serde_json::Value, bool)> {
     let started = Instant::now();
     let kafka = &settings.kafka;
-    let probe = settings.startup.probe_timeout();
+    let probes = StartupProbes::new(&settings.startup);
     for topic in [&kafka.dlq_topic, &kafka.topic] {
-        couponrush_messaging::probe_topic(kafka, topic, probe)
-            .await
-            .context("start-up check failed for Kafka")?;
+        probes.kafka(kafka, topic).await?;
     }
     let request = ReplayRequest {
         reasons: args.reasons.clone(),

@@ -1,17 +1,15 @@
-//! One batch of messages: decode, persist in one MySQL transaction (retrying transient
-//! failures); what was issued is then confirmed in Redis.
+//! Persisting one batch of messages: decode, then one MySQL transaction (retrying transient
+//! failures); what it issued is then confirmed in Redis (`confirm`), what it cannot issue is
+//! dead-lettered (`dead_letters`).
 
-use std::time::Duration;
-
-use couponrush_cache::ReservationStore;
 use couponrush_domain::{
     CouponId, EventDecodeError, IssueRequested, ParticipationRecorded, RequestId, TopicMessage,
     UserId,
 };
-use couponrush_storage::Persisted;
+use couponrush_storage::{IssuanceStore, Persisted};
 use time::OffsetDateTime;
 
-use crate::startup::Dependencies;
+use crate::retry::{RETRY_BACKOFF, RetryWait};
 
 /// Counts of what a batch did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +20,16 @@ pub struct BatchReport {
     /// Dead-lettered: bad payload or schema, unknown coupon, no stock left in MySQL, a request
     /// id of another user's, retries exhausted.
     pub rejected: u64,
+}
+
+impl BatchReport {
+    /// Adds another batch's counts (the totals logged at shutdown).
+    pub fn add(&mut self, other: &Self) {
+        self.issued += other.issued;
+        self.duplicates += other.duplicates;
+        self.logged += other.logged;
+        self.rejected += other.rejected;
+    }
 }
 
 /// What persisting needs of a message: its payload and the schema version its
@@ -53,21 +61,12 @@ pub struct BatchResult {
     pub confirmed: Vec<Confirmed>,
 }
 
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(5);
-
-/// How a batch waits out a backoff before its next attempt.
-pub trait RetryWait {
-    /// Waits `backoff`; `false` when shutdown came first.
-    async fn wait(&mut self, backoff: Duration) -> bool;
-}
-
 /// Persists a batch. MySQL failures are retried with exponential backoff, without committing
 /// offsets, up to `max_attempts`; then the batch's messages are dead-lettered. Messages that
 /// can never be issued are dead-lettered at once, so they never block a partition. `None`
 /// means shutdown came first (nothing committed, the batch will be re-delivered).
 pub async fn persist(
-    deps: &Dependencies,
+    issuances: &IssuanceStore,
     payloads: &[Incoming<'_>],
     max_attempts: u32,
     retry: &mut impl RetryWait,
@@ -92,12 +91,11 @@ pub async fn persist(
         }
     }
 
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff = RETRY_BACKOFF;
     let mut attempt = 1u32;
     let outcomes = loop {
         let now = OffsetDateTime::now_utc();
-        match deps
-            .issuances
+        match issuances
             .persist_batch(&requests, &participation, now)
             .await
         {
@@ -113,15 +111,15 @@ pub async fn persist(
                 return Some(result);
             }
             Err(error) => {
+                let wait = backoff.next_wait();
                 tracing::error!(
                     %error, attempt, transient = error.is_transient(),
-                    batch = payloads.len(), retry_in_ms = backoff.as_millis(),
+                    batch = payloads.len(), retry_in_ms = wait.as_millis(),
                     "batch not persisted; retrying"
                 );
-                if !retry.wait(backoff).await {
+                if !retry.wait(wait).await {
                     return None;
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
                 attempt += 1;
             }
         }
@@ -198,17 +196,5 @@ impl BatchResult {
             error,
             attempts,
         });
-    }
-}
-
-/// Marks persisted requests issued in Redis. Best effort: MySQL is the record, and the API
-/// answers from it whenever Redis does not say ISSUED.
-pub async fn confirm(reservations: &ReservationStore, confirmed: &[Confirmed]) {
-    let issued: Vec<_> = confirmed
-        .iter()
-        .map(|(coupon, user, request, at)| (*coupon, user, *request, *at))
-        .collect();
-    if let Err(error) = reservations.mark_issued_many(&issued).await {
-        tracing::warn!(%error, users = issued.len(), "could not mark issued in Redis");
     }
 }

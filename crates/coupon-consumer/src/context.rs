@@ -1,12 +1,13 @@
 //! librdkafka callbacks of the consumer: group membership in the logs and metrics, offsets
 //! committed before partitions are revoked, partitions assigned while a batch is retried kept
 //! paused, statistics into metrics, and the broker connection and assignment as readiness
-//! signals, the connection logged once per change.
+//! signals, the connection logged once per change of state.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use couponrush_messaging::noise;
+use couponrush_ops::Check;
 use rdkafka::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{
@@ -28,7 +29,7 @@ pub struct GroupContext {
     metrics: Arc<ConsumerMetrics>,
     health: Arc<Health>,
     /// Whether the broker was connected and answering at the last statistics, to log changes.
-    was_up: AtomicBool,
+    kafka: Check,
     /// Set while a batch is being retried: partitions assigned meanwhile start paused too.
     holding: AtomicBool,
 }
@@ -38,7 +39,7 @@ impl GroupContext {
         Self {
             metrics,
             health,
-            was_up: AtomicBool::new(true),
+            kafka: Check::new("kafka"),
             holding: AtomicBool::new(false),
         }
     }
@@ -70,16 +71,14 @@ impl ClientContext for GroupContext {
         self.health
             .kafka_connected
             .store(connected, Ordering::Relaxed);
-        let up = self.health.kafka_up();
-        if self.was_up.swap(up, Ordering::Relaxed) != up {
-            if up {
-                tracing::info!("the Kafka broker is connected and answers again");
-            } else if connected {
-                tracing::error!("the Kafka broker does not answer: consuming nothing");
-            } else {
-                tracing::error!("no connection to any Kafka broker: consuming nothing");
-            }
-        }
+        let state = if self.health.kafka_up() {
+            Ok(())
+        } else if connected {
+            Err("the Kafka broker does not answer: consuming nothing".to_owned())
+        } else {
+            Err("no connection to any Kafka broker: consuming nothing".to_owned())
+        };
+        self.kafka.record(state);
     }
 }
 

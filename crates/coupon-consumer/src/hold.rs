@@ -9,9 +9,9 @@ use couponrush_messaging::noise;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::BorrowedMessage;
 
-use crate::batch::RetryWait;
 use crate::context::GroupConsumer;
 use crate::metrics::ConsumerMetrics;
+use crate::retry::RetryWait;
 
 /// Holds the consumer's partitions while one batch is retried; resumes them when dropped.
 pub struct Hold<'c, 'w, S> {

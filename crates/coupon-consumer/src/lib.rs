@@ -7,11 +7,16 @@
 //! re-delivery harmless. Transient failures are retried with the partitions paused, not lost.
 
 mod batch;
+mod confirm;
 mod context;
+mod dead_letters;
 mod hold;
+mod intake;
 mod metrics;
+mod offsets;
 mod ops;
 mod readiness;
+mod retry;
 mod shutdown;
 mod startup;
 mod watch;

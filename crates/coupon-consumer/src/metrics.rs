@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -12,6 +13,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use rdkafka::statistics::Statistics;
+
+use crate::batch::BatchResult;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PartitionLabels {
@@ -181,12 +184,26 @@ impl ConsumerMetrics {
         }
     }
 
-    pub fn encode(&self) -> String {
-        let mut out = String::new();
-        if let Err(error) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
-            tracing::error!(%error, "metrics encoding failed");
+    /// What one settled batch did: its size, how long its MySQL transaction took (retries
+    /// included), what it issued, and what it dead-lettered, by reason.
+    pub fn record_batch(&self, size: usize, result: &BatchResult, transaction: Duration) {
+        self.transaction_duration.observe(transaction.as_secs_f64());
+        let size = u32::try_from(size).unwrap_or(u32::MAX);
+        self.batch_size.observe(f64::from(size));
+        self.records_consumed.inc_by(u64::from(size));
+        self.issued.inc_by(result.report.issued);
+        self.duplicates.inc_by(result.report.duplicates);
+        for rejection in &result.rejected {
+            self.dead_letters
+                .get_or_create(&ReasonLabels {
+                    reason: rejection.reason,
+                })
+                .inc();
         }
-        out
+    }
+
+    pub fn encode(&self) -> String {
+        couponrush_ops::health::encode(&self.registry)
     }
 }
 

@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use couponrush_ops::Check;
+use couponrush_ops::readiness::status;
 use serde_json::{Value, json};
 
 /// How long the broker probe waits for an answer.
@@ -29,7 +31,8 @@ pub struct Health {
     pub kafka_connected: AtomicBool,
     /// The broker answered the last probe.
     pub broker_answered: AtomicBool,
-    pub mysql_up: AtomicBool,
+    /// MySQL answered the last `SELECT 1`; a change is logged once.
+    pub mysql: Check,
     group: Mutex<Group>,
     batch_started: Mutex<Option<Instant>>,
     stuck_after: Duration,
@@ -52,17 +55,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn status(up: bool) -> &'static str {
-    if up { "UP" } else { "DOWN" }
-}
-
 impl Health {
     /// `stuck_after`: how long a batch may be in progress before it counts as stuck.
     pub fn new(stuck_after: Duration) -> Self {
         Self {
             kafka_connected: AtomicBool::new(true),
             broker_answered: AtomicBool::new(true),
-            mysql_up: AtomicBool::new(true),
+            mysql: Check::new("mysql"),
             group: Mutex::new(Group::default()),
             batch_started: Mutex::new(None),
             stuck_after,
@@ -100,7 +99,7 @@ impl Health {
     /// Ready or not, and the JSON body that says why.
     pub fn verdict(&self) -> (bool, Value) {
         let kafka = self.kafka_up();
-        let mysql = self.mysql_up.load(Ordering::Relaxed);
+        let mysql = self.mysql.is_up();
         let (assignment, assignment_body) = self.assignment();
         let in_progress = lock(&self.batch_started).map(|started| started.elapsed());
         let stuck = in_progress.is_some_and(|d| d > self.stuck_after);

@@ -1,7 +1,9 @@
-use anyhow::Context;
+//! Start-up: build the clients of the consumer's dependencies and prove each answers.
+
 use couponrush_cache::ReservationStore;
 use couponrush_config::Settings;
-use couponrush_messaging::{DeadLetterPublisher, probe_topic};
+use couponrush_messaging::DeadLetterPublisher;
+use couponrush_ops::StartupProbes;
 use couponrush_storage::{Database, IssuanceStore};
 
 /// Clients of the consumer's dependencies, each proven to answer.
@@ -13,27 +15,18 @@ pub struct Dependencies {
     pub dead_letters: DeadLetterPublisher,
 }
 
-/// Probes Kafka, MySQL and Redis within `startup.probe_timeout_ms` and refuses to start,
+/// Probes Kafka (the issue and dead-letter topics), MySQL and Redis, and refuses to start,
 /// naming the dependency and address, if one does not answer. The incident's consumer pointed
 /// at a broker that did not exist and said nothing for 45 minutes.
 pub async fn connect(settings: &Settings) -> anyhow::Result<Dependencies> {
-    let timeout = settings.startup.probe_timeout();
-    let partitions = probe_topic(&settings.kafka, &settings.kafka.topic, timeout)
-        .await
-        .context("start-up check failed for Kafka")?;
-    probe_topic(&settings.kafka, &settings.kafka.dlq_topic, timeout)
-        .await
-        .context("start-up check failed for Kafka (dead-letter topic)")?;
+    let probes = StartupProbes::new(&settings.startup);
+    let partitions = probes.kafka(&settings.kafka, &settings.kafka.topic).await?;
+    probes.dead_letter_topic(&settings.kafka).await?;
     let dead_letters = DeadLetterPublisher::new(&settings.kafka)?;
     let db = Database::new(&settings.mysql)?;
-    db.probe(timeout)
-        .await
-        .context("start-up check failed for MySQL")?;
+    probes.mysql(&db).await?;
     let reservations = ReservationStore::new(&settings.redis)?;
-    reservations
-        .probe(timeout)
-        .await
-        .context("start-up check failed for Redis")?;
+    probes.redis(&reservations).await?;
     tracing::info!(
         kafka = %settings.kafka.bootstrap_servers,
         topic = %settings.kafka.topic,

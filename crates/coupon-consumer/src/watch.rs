@@ -1,7 +1,7 @@
 //! The probes behind readiness, once a second each: MySQL answers `SELECT 1`; the broker
 //! answers a metadata request (and, while this member holds no partition, the group's
 //! committed offsets and the partitions' ends, to tell whether others consume them).
-//! Readiness as a whole is logged once per change of state.
+//! Readiness as a whole, and MySQL, are each logged once per change of state.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,6 +9,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use couponrush_messaging::DeadLetterPublisher;
+use couponrush_ops::ReadinessLog;
+use couponrush_ops::readiness::ticker;
 use couponrush_storage::Database;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
@@ -17,26 +19,14 @@ use rdkafka::{Offset, TopicPartitionList};
 use crate::context::GroupConsumer;
 use crate::readiness::{BROKER_ANSWER, Health};
 
-fn every_second() -> tokio::time::Interval {
-    let mut ticker = tokio::time::interval(Duration::from_secs(1));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticker
-}
-
 /// Checks MySQL every second; logs once per change of state.
 pub fn watch_mysql(db: Database, health: Arc<Health>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut ticker = every_second();
+        let mut ticker = ticker();
         loop {
             ticker.tick().await;
             let result = db.probe(Duration::from_secs(1)).await;
-            let now_up = result.is_ok();
-            if health.mysql_up.swap(now_up, Ordering::Relaxed) != now_up {
-                match result {
-                    Ok(()) => tracing::info!("MySQL answers again"),
-                    Err(error) => tracing::error!(%error, "MySQL lost"),
-                }
-            }
+            health.mysql.record(result.map_err(|e| e.to_string()));
         }
     })
 }
@@ -54,8 +44,8 @@ pub fn watch_broker(
     dead_letters: DeadLetterPublisher,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut ticker = every_second();
-        let mut was_ready = None;
+        let mut ticker = ticker();
+        let mut log = ReadinessLog::default();
         let mut progress = Progress::default();
         loop {
             ticker.tick().await;
@@ -77,13 +67,7 @@ pub fn watch_broker(
                 Err(error) => tracing::error!(%error, "the broker probe failed to run"),
             }
             let (ready, body) = health.verdict();
-            match (was_ready.replace(ready), ready) {
-                (Some(before), now) if before == now => {}
-                (_, true) => tracing::info!(checks = %body["checks"], "ready"),
-                // Starting up (joining the group) is not an incident.
-                (None, false) => tracing::info!(checks = %body["checks"], "not ready yet"),
-                (Some(_), false) => tracing::error!(checks = %body["checks"], "not ready"),
-            }
+            log.record(ready, &body["checks"]);
         }
     })
 }

@@ -226,10 +226,6 @@ impl ApiMetrics {
 
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        if let Err(error) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
-            tracing::error!(%error, "metrics encoding failed");
-        }
-        out
+        couponrush_ops::health::encode(&self.registry)
     }
 }

@@ -13,14 +13,15 @@ use std::time::Duration;
 
 use couponrush_domain::ParticipationRecorded;
 use couponrush_messaging::IssuePublisher;
+use couponrush_ops::Backoff;
 use tokio::sync::mpsc;
 
 use crate::metrics::ApiMetrics;
 
 /// Records held at most (≈ 200 bytes each: ~40 MB), minutes of a sold-out flood.
 pub const MAX_PENDING: usize = 200_000;
-const FIRST_BACKOFF: Duration = Duration::from_millis(200);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Between attempts at one record.
+const BACKOFF: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
 
 /// Queues participation records for delivery. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -103,13 +104,13 @@ async fn deliver(
     pending: Arc<AtomicUsize>,
     metrics: Arc<ApiMetrics>,
 ) {
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff = BACKOFF;
     while let Err(error) = publisher.send_participation(&record).await {
         metrics.participation_failures.inc();
-        tracing::debug!(%error, request.id = %record.request_id, retry_in_ms = backoff.as_millis(),
+        let wait = backoff.next_wait();
+        tracing::debug!(%error, request.id = %record.request_id, retry_in_ms = wait.as_millis(),
             "participation record not delivered; retrying");
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        tokio::time::sleep(wait).await;
     }
     pending.fetch_sub(1, Ordering::Relaxed);
     metrics.participation_pending.dec();

@@ -3,77 +3,28 @@
 //! when the dependency returns. Kafka is ready when the broker answers the issue producer's
 //! metadata request AND that producer can publish (its last deliveries went through, no fatal
 //! error); a producer that cannot while the broker answers is replaced here, without a restart.
-//! Each change of state is logged once (ERROR when lost, INFO when
-//! back), not once per check.
+//! Each change of state is logged once (ERROR when lost, INFO when back) by
+//! `couponrush_ops::Check`, not once per check.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use couponrush_cache::ReservationStore;
 use couponrush_messaging::IssuePublisher;
+use couponrush_ops::Check;
+use couponrush_ops::readiness::ticker;
 
 use crate::metrics::{ApiMetrics, DependencyLabels, ProducerLabels};
-
-const INTERVAL: Duration = Duration::from_secs(1);
-
-/// Last known state of one dependency.
-#[derive(Debug)]
-pub struct Dependency {
-    pub name: &'static str,
-    up: AtomicBool,
-    last_error: std::sync::Mutex<Option<String>>,
-}
-
-impl Dependency {
-    fn new(name: &'static str) -> Self {
-        Self {
-            name,
-            // Start-up probed every dependency before serving.
-            up: AtomicBool::new(true),
-            last_error: std::sync::Mutex::new(None),
-        }
-    }
-
-    pub fn is_up(&self) -> bool {
-        self.up.load(Ordering::Relaxed)
-    }
-
-    pub fn last_error(&self) -> Option<String> {
-        self.last_error.lock().ok().and_then(|e| e.clone())
-    }
-
-    fn record(&self, result: Result<(), String>, metrics: &ApiMetrics) {
-        let up = result.is_ok();
-        let was_up = self.up.swap(up, Ordering::Relaxed);
-        metrics
-            .dependency_up
-            .get_or_create(&DependencyLabels {
-                dependency: self.name,
-            })
-            .set(i64::from(up));
-        match (&result, was_up) {
-            (Err(error), true) => {
-                tracing::error!(dependency = self.name, %error, "dependency lost: not ready");
-            }
-            (Ok(()), false) => tracing::info!(dependency = self.name, "dependency back: ready"),
-            _ => {}
-        }
-        if let Ok(mut last) = self.last_error.lock() {
-            *last = result.err();
-        }
-    }
-}
 
 /// The dependencies readiness depends on.
 #[derive(Debug)]
 pub struct Readiness {
-    pub redis: Dependency,
-    pub kafka: Dependency,
+    pub redis: Check,
+    pub kafka: Check,
 }
 
 impl Readiness {
-    pub fn dependencies(&self) -> [&Dependency; 2] {
+    pub fn dependencies(&self) -> [&Check; 2] {
         [&self.redis, &self.kafka]
     }
 
@@ -89,14 +40,13 @@ impl Readiness {
         timeout: Duration,
     ) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
         let readiness = Arc::new(Self {
-            redis: Dependency::new("redis"),
-            kafka: Dependency::new("kafka"),
+            redis: Check::new("redis"),
+            kafka: Check::new("kafka"),
         });
         let watched = readiness.clone();
         let mut rebuilds = RebuildCount::default();
         let task = tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(INTERVAL);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut ticker = ticker();
             loop {
                 ticker.tick().await;
                 let (redis, kafka) =
@@ -108,14 +58,23 @@ impl Readiness {
                 let kafka = kafka
                     .map_err(|e| e.to_string())
                     .and_then(|()| publisher.can_publish());
-                watched
-                    .redis
-                    .record(redis.map_err(|e| e.to_string()), &metrics);
-                watched.kafka.record(kafka, &metrics);
+                record(&watched.redis, redis.map_err(|e| e.to_string()), &metrics);
+                record(&watched.kafka, kafka, &metrics);
             }
         });
         (readiness, task)
     }
+}
+
+/// Records a check's result, and in `dependency_up`.
+fn record(check: &Check, result: Result<(), String>, metrics: &ApiMetrics) {
+    let up = check.record(result);
+    metrics
+        .dependency_up
+        .get_or_create(&DependencyLabels {
+            dependency: check.name(),
+        })
+        .set(i64::from(up));
 }
 
 /// Producer replacements already counted in the metric.

@@ -19,13 +19,15 @@ use std::time::Duration;
 use couponrush_cache::ReservationStore;
 use couponrush_domain::{CouponId, IssueRequested, RequestId, UserId};
 use couponrush_messaging::IssuePublisher;
+use couponrush_ops::Backoff;
 use futures::future::join_all;
 use tokio::sync::mpsc;
 
 use crate::metrics::{ApiMetrics, OutcomeLabels};
 
-const FIRST_BACKOFF: Duration = Duration::from_millis(200);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Between rounds that resolve nothing; a round that resolves something, or a new arrival,
+/// starts it over.
+const BACKOFF: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
 /// Attempts run at once per round; more wait for the next round.
 const ROUND_SIZE: usize = 512;
 
@@ -117,7 +119,7 @@ impl Work {
         mut stopped: tokio::sync::oneshot::Receiver<Duration>,
     ) {
         let mut pending: Vec<Unresolved> = Vec::new();
-        let mut backoff = FIRST_BACKOFF;
+        let mut backoff = BACKOFF;
         let mut stop_at: Option<tokio::time::Instant> = None;
         loop {
             if let Some(at) = stop_at
@@ -136,23 +138,23 @@ impl Work {
                     Some(job) => {
                         pending.push(job);
                         // A new arrival is tried at once, not after a long backoff.
-                        backoff = FIRST_BACKOFF;
+                        backoff.reset();
                     }
                     None if pending.is_empty() => return,
-                    None => tokio::time::sleep(backoff).await,
+                    None => tokio::time::sleep(backoff.current()).await,
                 },
                 deadline = &mut stopped, if stop_at.is_none() => {
                     stop_at = Some(tokio::time::Instant::now() + deadline.unwrap_or_default());
                     rx.close();
                 }
-                () = tokio::time::sleep(backoff), if !pending.is_empty() => {
+                () = tokio::time::sleep(backoff.current()), if !pending.is_empty() => {
                     let before = pending.len();
                     pending = self.round(std::mem::take(&mut pending)).await;
-                    backoff = if pending.len() < before {
-                        FIRST_BACKOFF
+                    if pending.len() < before {
+                        backoff.reset();
                     } else {
-                        (backoff * 2).min(MAX_BACKOFF)
-                    };
+                        backoff.grow();
+                    }
                 }
             }
         }

@@ -1,14 +1,13 @@
 //! Start-up: build the clients and prove each dependency answers, or refuse to start.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::Context;
 use couponrush_cache::ReservationStore;
 use couponrush_config::Settings;
-use couponrush_messaging::{InFlightScan, IssuePublisher, probe_topic};
+use couponrush_messaging::{InFlightScan, IssuePublisher};
+use couponrush_ops::StartupProbes;
 use couponrush_storage::{CouponStore, Database, IssuanceStore};
-
-use std::time::Duration;
 
 use crate::coupon_presence::CouponPresence;
 use crate::holds::HoldSettler;
@@ -24,23 +23,17 @@ use crate::state::AppState;
 /// Also starts the background tasks (readiness watch, resolver, participation outbox); stop
 /// them with [`Background::stop`] at shutdown.
 pub async fn connect(settings: &Settings) -> anyhow::Result<(AppState, Background)> {
-    let timeout = settings.startup.probe_timeout();
+    let probes = StartupProbes::new(&settings.startup);
+    let timeout = probes.timeout();
 
     let reservations = ReservationStore::new(&settings.redis)?;
-    reservations
-        .probe(timeout)
-        .await
-        .context("start-up check failed for Redis")?;
+    probes.redis(&reservations).await?;
 
-    probe_topic(&settings.kafka, &settings.kafka.topic, timeout)
-        .await
-        .context("start-up check failed for Kafka")?;
+    probes.kafka(&settings.kafka, &settings.kafka.topic).await?;
     let publisher = IssuePublisher::new(&settings.kafka)?;
 
     let db = Database::new(&settings.mysql)?;
-    db.probe(timeout)
-        .await
-        .context("start-up check failed for MySQL")?;
+    probes.mysql(&db).await?;
 
     tracing::info!(
         redis = reservations.address(),

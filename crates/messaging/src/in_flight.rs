@@ -92,7 +92,8 @@ fn scan_blocking(settings: &KafkaSettings, timeout: Duration) -> Result<InFlight
         });
     }
     // `client_config` (under `consumer_config`) already forbids creating topics.
-    let consumer: BaseConsumer = consumer_config(settings).create()?;
+    // The issue consumers' group: its committed offsets are where in-flight requests start.
+    let consumer: BaseConsumer = consumer_config(settings, &settings.consumer_group).create()?;
     let ends = plan(&consumer, topic, timeout)?;
     let mut remaining: HashMap<i32, i64> = ends
         .iter()

@@ -22,11 +22,8 @@ pub use error::MessagingError;
 pub use in_flight::{InFlight, InFlightScan};
 pub use probe::probe_topic;
 pub use producer::{DeliveryFailure, ManagedProducer, connected_brokers};
-pub use publisher::IssuePublisher;
+pub use publisher::{IssuePublisher, SCHEMA_VERSION_HEADER};
 pub use replay::{
     REPLAYED_FROM_HEADER, ReplayReport, ReplayRequest, replay_dead_letters, replay_group,
 };
-pub use settings::{client_config, consumer_config};
-
-/// Header carrying the payload's schema version, readable without decoding the payload.
-pub const SCHEMA_VERSION_HEADER: &str = "schema-version";
+pub use settings::{client_config, consumer_config, issue_consumer_config};

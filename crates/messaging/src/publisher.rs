@@ -7,10 +7,12 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::SCHEMA_VERSION_HEADER;
 use crate::error::MessagingError;
 use crate::producer::{DeliveryFailure, ManagedProducer};
 use crate::settings::acked_producer_config;
+
+/// Header carrying the payload's schema version, readable without decoding the payload.
+pub const SCHEMA_VERSION_HEADER: &str = "schema-version";
 
 /// How long past `message.timeout.ms` a caller waits for the delivery report before calling
 /// the outcome uncertain: librdkafka scans for timed-out messages about once a second.

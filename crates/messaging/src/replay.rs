@@ -24,7 +24,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::dead_letter::{DLQ_REASON_HEADER, DLQ_SHA256_HEADER, DLQ_SOURCE_HEADER};
 use crate::error::MessagingError;
-use crate::settings::{acked_producer_config, consumer_config};
+use crate::settings::{acked_producer_config, replay_consumer_config};
 
 /// Header on a re-published message: `topic/partition@offset` of the dead letter it came from.
 pub const REPLAYED_FROM_HEADER: &str = "dlq-replayed-from";
@@ -82,10 +82,7 @@ pub async fn replay_dead_letters(
     mut progress: impl FnMut(u64),
 ) -> Result<ReplayReport, MessagingError> {
     let group = replay_group(settings, &request.reasons);
-    let consumer: StreamConsumer = consumer_config(settings)
-        .set("group.id", &group)
-        .set("enable.partition.eof", "true")
-        .create()?;
+    let consumer: StreamConsumer = replay_consumer_config(settings, &group).create()?;
     let began = now_millis();
     let producer: FutureProducer = acked_producer_config(settings).create()?;
 

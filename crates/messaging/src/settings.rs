@@ -1,4 +1,4 @@
-use couponrush_config::KafkaSettings;
+use couponrush_config::{ConsumerSettings, KafkaSettings};
 use rdkafka::ClientConfig;
 
 /// Settings every client shares: where the brokers are and who we are.
@@ -30,16 +30,51 @@ pub fn acked_producer_config(settings: &KafkaSettings) -> ClientConfig {
     config
 }
 
-/// What every group consumer of the project shares: nothing committed or stored unless the
-/// reader does it itself, the earliest offset when the group has none, and the session timeout
-/// from config. The issue consumer (`coupon-consumer`'s worker) turns on background commits of
-/// the offsets it stored once MySQL committed; the in-flight scan commits nothing, and the
-/// dead-letter replay commits explicitly after its re-publishes are acknowledged.
-pub fn consumer_config(settings: &KafkaSettings) -> ClientConfig {
+/// A group consumer that commits only when its reader says so: the in-flight scan (reads the
+/// issue group's committed offsets, commits nothing) and test readers. `group`: its consumer
+/// group.
+pub fn consumer_config(settings: &KafkaSettings, group: &str) -> ClientConfig {
+    let mut config = group_config(settings, group);
+    config.set("enable.auto.commit", "false");
+    config
+}
+
+/// The dead-letter replay's consumer: commits explicitly, once the re-publishes of what it read
+/// are acknowledged, and is told when it reached a partition's end (a pass stops there).
+pub fn replay_consumer_config(settings: &KafkaSettings, group: &str) -> ClientConfig {
+    let mut config = consumer_config(settings, group);
+    config.set("enable.partition.eof", "true");
+    config
+}
+
+/// The issue consumer (`coupon-consumer`), member of `kafka.consumer_group`. librdkafka commits
+/// in the background, every `consumer.commit_interval_ms`, only what the worker stored: the
+/// offsets of batches whose MySQL transaction committed (the rebalance callback and shutdown
+/// commit the rest). Statistics every second feed lag, connection count and readiness.
+pub fn issue_consumer_config(kafka: &KafkaSettings, consumer: &ConsumerSettings) -> ClientConfig {
+    let mut config = group_config(kafka, &kafka.consumer_group);
+    config
+        .set("enable.auto.commit", "true")
+        .set(
+            "auto.commit.interval.ms",
+            consumer.commit_interval_ms.to_string(),
+        )
+        .set(
+            "max.poll.interval.ms",
+            consumer.max_poll_interval_ms.to_string(),
+        )
+        .set("statistics.interval.ms", "1000");
+    config
+}
+
+/// What every group consumer shares, whatever it commits: no offset stored unless the reader
+/// stores it (so nothing it has not finished is ever committed), the earliest offset when the
+/// group has none, and the session timeout from config. Each consumer above adds its own
+/// commit policy; no key is set twice.
+fn group_config(settings: &KafkaSettings, group: &str) -> ClientConfig {
     let mut config = client_config(settings);
     config
-        .set("group.id", &settings.consumer_group)
-        .set("enable.auto.commit", "false")
+        .set("group.id", group)
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set(

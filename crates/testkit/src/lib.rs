@@ -404,12 +404,9 @@ impl TestEnv {
         use rdkafka::Message;
         use rdkafka::consumer::{Consumer, StreamConsumer};
         use rdkafka::message::Headers;
-        let mut config = couponrush_messaging::consumer_config(&self.settings.kafka);
-        config.set(
-            "group.id",
-            format!("reader-{}-{}", self.id, uuid::Uuid::now_v7().simple()),
-        );
-        let consumer: StreamConsumer = config.create()?;
+        let group = format!("reader-{}-{}", self.id, uuid::Uuid::now_v7().simple());
+        let consumer: StreamConsumer =
+            couponrush_messaging::consumer_config(&self.settings.kafka, &group).create()?;
         consumer.subscribe(&[topic])?;
         let mut read = Vec::new();
         let work = async {

@@ -18,10 +18,11 @@ use couponrush_config::Settings;
 use couponrush_domain::CouponId;
 use couponrush_domain::reconciliation::{CouponCounts, Finding, RedisCounts, Verdict, judge};
 use couponrush_messaging::{InFlight, InFlightScan, IssuePublisher};
+use couponrush_ops::StartupProbes;
 use couponrush_storage::{CompensationStore, CouponRecord, CouponStore, IssuanceStore};
 use time::{Duration, OffsetDateTime};
 
-use crate::connect_mysql;
+use crate::connect;
 use crate::output::OutputArgs;
 use compare::Comparison;
 use repair::apply_repairs;
@@ -82,17 +83,11 @@ pub async fn run(
     settings: &Settings,
 ) -> anyhow::Result<(serde_json::Value, bool)> {
     let started = Instant::now();
-    let db = connect_mysql(settings).await?;
-    let cache = ReservationStore::new(&settings.redis)?;
-    cache
-        .probe(settings.startup.probe_timeout())
-        .await
-        .context("start-up check failed for Redis")?;
+    let db = connect::mysql(settings).await?;
+    let cache = connect::redis(settings).await?;
+    let probes = StartupProbes::new(&settings.startup);
     let publisher = if args.repair {
-        let kafka = &settings.kafka;
-        couponrush_messaging::probe_topic(kafka, &kafka.topic, settings.startup.probe_timeout())
-            .await
-            .context("start-up check failed for Kafka")?;
+        probes.kafka(&settings.kafka, &settings.kafka.topic).await?;
         Some(IssuePublisher::new(&settings.kafka)?)
     } else {
         None
@@ -104,7 +99,7 @@ pub async fn run(
         publisher,
         in_flight_scan: args
             .repair
-            .then(|| InFlightScan::new(&settings.kafka, settings.startup.probe_timeout())),
+            .then(|| InFlightScan::new(&settings.kafka, probes.timeout())),
         in_flight: tokio::sync::OnceCell::new(),
     };
     let granted: HashSet<CouponId> = CompensationStore::new(db)

@@ -6,8 +6,10 @@ mod issue;
 mod status;
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use couponrush_ops::health::{live, metrics, ready};
 
 use crate::error::ApiError;
+use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
@@ -31,12 +33,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(
         resource("/health/live")
-            .route(web::get().to(health::live))
+            .route(web::get().to(live))
             .default_service(only("GET")),
     )
     .service(
         resource("/health/ready")
-            .route(web::get().to(health::ready))
+            .route(web::get().to(ready::<AppState>))
             .default_service(only("GET")),
     )
     .service(
@@ -46,7 +48,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(
         resource("/metrics")
-            .route(web::get().to(health::metrics))
+            .route(web::get().to(metrics::<AppState>))
             .default_service(only("GET")),
     )
     .service(
