@@ -6,13 +6,17 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod apps;
 mod bench;
 mod binaries;
 mod check;
 mod cli;
 mod demo;
+mod lock;
 mod process;
 mod report;
+mod run_env;
+mod signals;
 mod stack;
 mod tools;
 

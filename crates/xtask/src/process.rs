@@ -52,6 +52,9 @@ impl Service {
             .stdout(out.try_clone()?)
             .stderr(out)
             .kill_on_drop(true)
+            // Its own process group: a Ctrl-C in the terminal reaches the task only, which then
+            // stops its services in order (and cleans up) instead of all of them at once.
+            .process_group(0)
             .spawn()
             .with_context(|| format!("start {name} ({})", program.display()))?;
         eprintln!("[xtask] started {name} (log {})", log.display());
@@ -116,6 +119,11 @@ impl Service {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// Its exit status if it has exited, without waiting (a load run polled while it runs).
+    pub fn try_wait(&mut self) -> anyhow::Result<Option<ExitStatus>> {
+        Ok(self.child.try_wait()?)
     }
 
     /// Waits for it to exit on its own (k6, wrk: a load run that ends by itself).

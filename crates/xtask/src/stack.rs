@@ -62,6 +62,16 @@ impl Stack {
         &self.vars
     }
 
+    /// Sets (or replaces) one `COUPON__*` variable: a run's own names on top of what
+    /// `stack.sh up` printed. [`Stack::vars`] and [`Stack::settings`] then include it.
+    pub fn set(&mut self, key: &str, value: impl Into<String>) {
+        let value = value.into();
+        match self.vars.iter_mut().find(|(k, _)| k == key) {
+            Some(entry) => entry.1 = value,
+            None => self.vars.push((key.to_owned(), value)),
+        }
+    }
+
     /// The settings those variables make, through the binaries' own loader (each variable
     /// becomes a `--set` override, so they win over this process's environment).
     pub fn settings(&self) -> anyhow::Result<Settings> {
@@ -77,7 +87,7 @@ impl Stack {
             overrides,
             ..ConfigArgs::default()
         };
-        Ok(args.load().context("settings from scripts/stack.sh")?)
+        args.load().context("settings from scripts/stack.sh")
     }
 
     /// `scripts/stack.sh down` for this state directory: stops only what `up` started here.
