@@ -225,17 +225,49 @@ impl Apps {
         Ok(())
     }
 
-    /// Waits until every started binary answers 200 on `/health/ready`, all within `within`;
-    /// fails at once, with the end of its log, when one exits.
+    /// Waits until every started binary answers 200 on `/health/ready`, all within `within`.
+    /// All are watched at once, so the first one to exit fails the wait at once, with the end
+    /// of its log (a consumer that refuses its settings is not hidden behind a slow API).
     pub async fn wait_ready(&mut self, within: Duration) -> anyhow::Result<()> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()?;
         let started = Instant::now();
-        if let Some(api) = &mut self.api {
+        let api = self.api.as_mut().map(|api| {
             let url = format!("{}/health/ready", api.base_url);
-            api.service.wait_ok(&url, within).await?;
-        }
-        for (service, url) in &mut self.consumers {
-            let left = within.saturating_sub(started.elapsed());
-            service.wait_ok(url, left).await?;
+            (&mut api.service, url)
+        });
+        let consumers = self
+            .consumers
+            .iter_mut()
+            .map(|(service, url)| (service, url.clone()));
+        let mut waiting: Vec<(&mut Service, String)> = api.into_iter().chain(consumers).collect();
+        while !waiting.is_empty() {
+            for (service, _) in &mut waiting {
+                service.check_alive()?;
+            }
+            let mut still = Vec::with_capacity(waiting.len());
+            for (service, url) in waiting {
+                let ready = client
+                    .get(&url)
+                    .send()
+                    .await
+                    .is_ok_and(|response| response.status().is_success());
+                if !ready {
+                    still.push((service, url));
+                }
+            }
+            waiting = still;
+            if let Some((service, url)) = waiting.first() {
+                anyhow::ensure!(
+                    started.elapsed() < within,
+                    "{} did not answer 200 on {url} within {within:?}; last lines of {}:\n{}",
+                    service.name(),
+                    service.log().display(),
+                    service.tail(20)
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
         }
         Ok(())
     }
