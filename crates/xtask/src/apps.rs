@@ -3,11 +3,11 @@
 //! answers 200, and stopped the way Kubernetes stops them.
 //!
 //! ```text
-//! let mut apps = Apps::default();
+//! let mut apps = Apps::new(Some("info".into()));   // RUST_LOG of what it starts
 //! apps.start_consumers(&env, 3, &log_dir)?;
 //! apps.start_api(&env, "127.0.0.1:18080", &log_dir)?;
 //! apps.wait_ready(Duration::from_secs(60)).await?;
-//! let id = apps.api()?.create_coupon(&NewCoupon::open_now("demo", 5000, 5000, 30)).await?;
+//! let id = apps.api()?.create_coupon(&NewCoupon::open_now("demo".into(), 5000, 5000, 30)).await?;
 //! ...
 //! apps.stop_all().await;
 //! ```
@@ -133,7 +133,7 @@ impl Api {
         Ok(response.json().await?)
     }
 
-    /// The last lines of its log, for an error message.
+    /// The process (its log, e.g. to look for panics after a run).
     pub fn service(&self) -> &Service {
         &self.service
     }
