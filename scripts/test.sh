@@ -70,4 +70,4 @@ else
 fi
 
 step "OpenAPI document vs the running API (schemathesis)"
-scripts/check-openapi.sh
+cargo xtask check openapi

@@ -3,9 +3,11 @@ use std::time::Duration;
 use couponrush_config::KafkaSettings;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::error::MessagingError;
+use crate::probe::off_runtime;
 use crate::settings::client_config;
 
 /// Creates `topic` with `partitions` unless it exists already.
@@ -36,4 +38,50 @@ pub async fn ensure_topic(
         }
     }
     Ok(())
+}
+
+/// Deletes `topics`; a topic that does not exist counts as deleted. Used to clean up after
+/// runs that create topics of their own (demo, benchmarks, checks): the broker may keep them
+/// otherwise.
+pub async fn delete_topics(
+    settings: &KafkaSettings,
+    topics: &[&str],
+    timeout: Duration,
+) -> Result<(), MessagingError> {
+    if topics.is_empty() {
+        return Ok(());
+    }
+    let admin: AdminClient<DefaultClientContext> = client_config(settings).create()?;
+    let options = AdminOptions::new().operation_timeout(Some(timeout));
+    for result in admin.delete_topics(topics, &options).await? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+            Err((name, code)) => {
+                return Err(MessagingError::Refused {
+                    address: settings.bootstrap_servers.clone(),
+                    reason: format!("deleting topic {name}: {code}"),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Names of every topic the broker has, read from its metadata within `timeout` (finding a
+/// run's leftovers by their name's stem).
+pub async fn list_topics(
+    settings: &KafkaSettings,
+    timeout: Duration,
+) -> Result<Vec<String>, MessagingError> {
+    let settings = settings.clone();
+    off_runtime(timeout, move || {
+        let client: BaseConsumer = client_config(&settings).create()?;
+        let metadata = client.fetch_metadata(None, timeout)?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .map(|topic| topic.name().to_owned())
+            .collect())
+    })
+    .await
 }

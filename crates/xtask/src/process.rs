@@ -1,0 +1,158 @@
+//! Processes a task starts (the project's binaries, k6, wrk, ...): each logs to its own file,
+//! is waited for until it answers, and is stopped with SIGTERM, then SIGKILL. A `Service`
+//! dropped on an error path is killed (`kill_on_drop`), so a failed task leaves nothing behind.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use couponrush_config::ENV_PREFIX;
+use tokio::process::{Child, Command};
+
+/// A started process and where its output goes.
+#[derive(Debug)]
+pub struct Service {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Service {
+    /// Starts `program args` with `env` on top of this process's environment minus its
+    /// `COUPON__*` variables (only what the task sets applies), stdout and stderr to
+    /// `log_dir/<name>.log`.
+    pub fn spawn<I, S>(
+        name: &str,
+        program: &Path,
+        args: I,
+        env: &[(String, String)],
+        log_dir: &Path,
+    ) -> anyhow::Result<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        std::fs::create_dir_all(log_dir)
+            .with_context(|| format!("create {}", log_dir.display()))?;
+        let log = log_dir.join(format!("{name}.log"));
+        let out =
+            std::fs::File::create(&log).with_context(|| format!("create {}", log.display()))?;
+        let mut command = Command::new(program);
+        command.args(args);
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with(ENV_PREFIX) {
+                command.env_remove(key);
+            }
+        }
+        let child = command
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .kill_on_drop(true)
+            // Its own process group: a Ctrl-C in the terminal reaches the task only, which then
+            // stops its services in order (and cleans up) instead of all of them at once.
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("start {name} ({})", program.display()))?;
+        eprintln!("[xtask] started {name} (log {})", log.display());
+        Ok(Self {
+            name: name.to_owned(),
+            child,
+            log,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The process id (for CPU accounting); `None` once it was reaped.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    pub fn log(&self) -> &Path {
+        &self.log
+    }
+
+    /// The last `lines` lines of its log (for an error message).
+    pub fn tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// An error if it has exited (with its status and the end of its log).
+    pub fn check_alive(&mut self) -> anyhow::Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            anyhow::bail!(
+                "{} exited ({status}); last lines of {}:\n{}",
+                self.name,
+                self.log.display(),
+                self.tail(20)
+            );
+        }
+        Ok(())
+    }
+
+    /// Polls `url` until it answers 200, for at most `within`; fails early if the process dies.
+    pub async fn wait_ok(&mut self, url: &str, within: Duration) -> anyhow::Result<()> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()?;
+        let started = Instant::now();
+        loop {
+            self.check_alive()?;
+            if let Ok(response) = client.get(url).send().await
+                && response.status().is_success()
+            {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                started.elapsed() < within,
+                "{} did not answer 200 on {url} within {within:?} (log {})",
+                self.name,
+                self.log.display()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Its exit status if it has exited, without waiting (a load run polled while it runs).
+    pub fn try_wait(&mut self) -> anyhow::Result<Option<ExitStatus>> {
+        Ok(self.child.try_wait()?)
+    }
+
+    /// Waits for it to exit on its own (k6, wrk: a load run that ends by itself).
+    pub async fn wait(mut self) -> anyhow::Result<ExitStatus> {
+        Ok(self.child.wait().await?)
+    }
+
+    /// SIGTERM (what Kubernetes sends), then SIGKILL after `grace`; its exit status.
+    pub async fn stop(mut self, grace: Duration) -> anyhow::Result<ExitStatus> {
+        if let Some(status) = self.child.try_wait()? {
+            return Ok(status);
+        }
+        if let Some(pid) = self.child.id() {
+            // `kill` the command: the workspace forbids the unsafe a signal call would need.
+            Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .await?;
+        }
+        match tokio::time::timeout(grace, self.child.wait()).await {
+            Ok(status) => Ok(status?),
+            Err(_) => {
+                eprintln!(
+                    "[xtask] {} ignored SIGTERM for {grace:?}; killing it",
+                    self.name
+                );
+                self.child.kill().await?;
+                Ok(self.child.wait().await?)
+            }
+        }
+    }
+}
