@@ -29,7 +29,7 @@ PROFILE=${CHAOS_PROFILE:-debug}
 export STACK_STATE_DIR=$CHAOS_DIR/stack STACK_MYSQL_PORT=${CHAOS_MYSQL_PORT:-23306}
 export STACK_REDIS_PORT=${CHAOS_REDIS_PORT:-26379} STACK_KAFKA_PORT=${CHAOS_KAFKA_PORT:-29092}
 export CHAOS_STATE_DIR=$CHAOS_DIR/run
-STACK_DIR=$STACK_STATE_DIR LOG_DIR=$CHAOS_STATE_DIR/logs TANSU="" PIDS=() CHAOS_PID=""
+LOG_DIR=$CHAOS_STATE_DIR/logs PIDS=() CHAOS_PID=""
 for p in "$STACK_MYSQL_PORT" "$STACK_REDIS_PORT"; do # the faults kill these: never the shared ones
     [[ $p != 3306 && $p != 6379 ]] || die "CHAOS_MYSQL_PORT/CHAOS_REDIS_PORT must not be the shared 3306/6379"
 done
@@ -44,7 +44,7 @@ cleanup() {
     fi
     [[ ${CHAOS_KEEP:-0} == 1 ]] && { log "CHAOS_KEEP=1: stack and apps left running"; exit "$rc"; }
     for f in "$CHAOS_STATE_DIR"/*.pid; do [[ -s $f ]] && PIDS+=("$(<"$f")"); done
-    ((${#PIDS[@]} == 0)) || stop_pids 10
+    ((${#PIDS[@]} == 0)) || stop_pids 10 "${PIDS[@]}"
     for f in "$STACK_STATE_DIR"/{kafka,mysql}.pid; do # a stopped (SIGSTOP) server ignores TERM
         [[ -s $f ]] && kill -CONT "$(<"$f")" 2>/dev/null
     done
@@ -54,14 +54,10 @@ cleanup() {
 trap cleanup EXIT
 
 ensure_cmds curl:curl jq:jq setsid:util-linux
-VENV=$CHAOS_DIR/venv
-if ! "$VENV/bin/chaos" --version 2>/dev/null | grep -q 1.19.0; then
-    log "installing chaostoolkit 1.19.0 into $VENV"
-    python3 -m venv "$VENV" && "$VENV/bin/pip" install -q --disable-pip-version-check chaostoolkit==1.19.0 >&2
-fi
+CHAOS=$("$ROOT/scripts/stack.sh" tool chaos) # chaostoolkit 1.19.0, what the experiments are written for
+"$CHAOS" --version 2>/dev/null | grep -q 1.19.0 || log "warning: $CHAOS is not chaostoolkit 1.19.0"
 
 rm -rf "$CHAOS_STATE_DIR" && mkdir -p "$LOG_DIR" "$CHAOS_DIR/journals"
-if [[ -z ${STACK_TANSU_BIN:-} ]] && find_tansu; then export STACK_TANSU_BIN=$TANSU; fi
 eval "$("$ROOT/scripts/stack.sh" up)"
 for svc in mysql redis kafka; do # a reused (external) service has no pid file: refuse to fault it
     [[ -s $STACK_STATE_DIR/$svc.pid ]] || die "$svc on the chaos ports is not this script's; stop it or pick other CHAOS_*_PORT"
@@ -105,7 +101,7 @@ cd "$ROOT"
 for e in $EXPERIMENTS; do
     log "experiment $e"
     rm -f "$CHAOS_STATE_DIR"/{answers,observe.log,fault-start,fault-end} # what the audit judges
-    "$VENV/bin/chaos" --no-version-check --log-file "$CHAOS_DIR/journals/$e.log" run \
+    "$CHAOS" --no-version-check --log-file "$CHAOS_DIR/journals/$e.log" run \
         --rollback-strategy always --journal-path "$CHAOS_DIR/journals/$e.json" \
         "deploy/chaos/$e.json" >&2 &
     CHAOS_PID=$!

@@ -11,8 +11,15 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+LOG_TAG="test"
+# shellcheck source=scripts/lib/tools.sh
+source scripts/lib/tools.sh
 
 step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "toolchain and build dependencies"
+ensure_cargo
+ensure_build_deps
 
 step "toolchain components"
 for component in rustfmt clippy; do
@@ -38,14 +45,14 @@ for dep in actix-web rdkafka diesel diesel-async deadpool-redis redis mysql_asyn
 done
 echo "ok: no actix, rdkafka, diesel, redis or tokio in couponrush-domain"
 
-if command -v shellcheck >/dev/null 2>&1; then
+if command -v shellcheck >/dev/null 2>&1 || { command -v apt-get >/dev/null && apt_install shellcheck; }; then
     step "shellcheck scripts"
     mapfile -t shell_files < <(git ls-files 'scripts/*.sh' 'deploy/*.sh' '.ci/run')
     shellcheck -x "${shell_files[@]}"
 fi
 
-step "deploy manifests (kubernetes-validate, offline)"
-scripts/check-deploy.sh
+step "deploy manifests (kubernetes-validate, the config loader; offline)"
+cargo xtask check deploy
 
 step "stack up"
 stack_was_up=0

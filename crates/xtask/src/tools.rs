@@ -35,7 +35,8 @@ pub async fn require(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-fn on_path(name: &str) -> Option<PathBuf> {
+/// `name` on `PATH`, if it is there (nothing is installed).
+pub fn on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(name))

@@ -2,21 +2,22 @@
 
 use std::process::ExitCode;
 
+mod deploy;
 mod openapi;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// The OpenAPI document against the running API (schemathesis).
     Openapi(openapi::Args),
-    /// The deploy manifests, offline (kubernetes-validate, hadolint, the config loader).
-    Deploy,
+    /// The deploy manifests, offline (kubernetes-validate, consistency, the config loader).
+    Deploy(deploy::Args),
 }
 
 impl Command {
     pub async fn run(self) -> anyhow::Result<ExitCode> {
         match self {
             Self::Openapi(args) => openapi::run(args).await,
-            Self::Deploy => anyhow::bail!("{self:?} is being moved here from scripts/check-*.sh"),
+            Self::Deploy(args) => deploy::run(args).await,
         }
     }
 }
