@@ -1,17 +1,19 @@
 //! One test's private slice of the stack.
 
 use anyhow::Context;
-use couponrush_cache::ReservationStore;
 use couponrush_config::{ConfigArgs, Secret, Settings};
 use couponrush_storage::Database;
 
-use crate::TEST_DATABASE_PREFIX;
+use crate::{RedisKeys, TEST_DATABASE_PREFIX, TEST_KEY_PREFIX};
 
-/// One test's private slice of the stack.
+/// One test's private slice of the stack. Dropping it deletes its Redis keys, where they were
+/// made even if the test pointed `settings` elsewhere since, and also when the test failed or
+/// panicked.
 #[derive(Debug)]
 pub struct TestEnv {
     pub settings: Settings,
     pub id: String,
+    _keys: RedisKeys,
 }
 
 impl TestEnv {
@@ -23,7 +25,7 @@ impl TestEnv {
         // The tail of a UUIDv7 is random (its head is the clock, shared by parallel tests).
         let id = uuid::Uuid::now_v7().simple().to_string()[20..].to_owned();
         settings.mysql.database = format!("{TEST_DATABASE_PREFIX}{id}");
-        settings.redis.key_prefix = format!("test:{id}:");
+        settings.redis.key_prefix = format!("{TEST_KEY_PREFIX}{id}:");
         settings.kafka.topic = format!("coupon-issue-{id}");
         settings.kafka.dlq_topic = format!("coupon-issue-{id}.dlq");
         settings.kafka.consumer_group = format!("coupon-issue-group-{id}");
@@ -42,17 +44,19 @@ impl TestEnv {
                 )
             })?;
         Database::new(&settings.mysql)?.migrate().await?;
-        let env = Self { settings, id };
+        let env = Self {
+            _keys: RedisKeys::new(&settings.redis)?,
+            settings,
+            id,
+        };
         env.create_topic(partitions).await?;
         Ok(env)
     }
 
-    /// Removes the database and Redis keys (the broker keeps topics in memory only).
+    /// Removes the database (the Redis keys go when `self` is dropped, the broker keeps
+    /// topics in memory only).
     pub async fn cleanup(self) -> anyhow::Result<()> {
         Database::drop_database(&self.settings.mysql).await?;
-        ReservationStore::new(&self.settings.redis)?
-            .delete_all()
-            .await?;
         Ok(())
     }
 

@@ -6,20 +6,26 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 mod binaries;
+mod cleanup;
 mod env;
 mod fault_proxy;
 mod gate;
 mod kafka;
 mod private_server;
+mod redis_keys;
 pub use binaries::{Refusal, run_binary};
 pub use env::TestEnv;
 pub use fault_proxy::{FaultProxy, Mode as FaultMode};
 pub use gate::GatedBroker;
 pub use kafka::ReadMessage;
 pub use private_server::PrivateServer;
+pub use redis_keys::{RedisKeys, delete_keys};
 
 /// Name prefix of test databases; `scripts/test.sh` drops leftovers of interrupted runs.
 pub const TEST_DATABASE_PREFIX: &str = "crt_";
+
+/// Prefix of every Redis key a test writes; only keys under it are ever deleted.
+pub const TEST_KEY_PREFIX: &str = "test:";
 
 /// Polls `check` every 50 ms until it yields a value or `deadline` passes.
 pub async fn eventually<T>(
