@@ -1,25 +1,29 @@
-//! One test's private slice of the stack.
+//! One test's private slice of the stack, removed again when the test ends.
 
 use anyhow::Context;
 use couponrush_config::{ConfigArgs, Secret, Settings};
-use couponrush_storage::Database;
 
+use crate::database_template::TestDatabase;
 use crate::{RedisKeys, TEST_DATABASE_PREFIX, TEST_KEY_PREFIX};
 
-/// One test's private slice of the stack. Dropping it deletes its Redis keys, where they were
-/// made even if the test pointed `settings` elsewhere since, and also when the test failed or
-/// panicked.
+/// One test's private slice of the stack. Dropping it drops its database and deletes its
+/// Redis keys, where they were made even if the test pointed `settings` elsewhere since, and
+/// also when the test failed or panicked. The broker's topics stay: tansu keeps them in memory
+/// only, and deleting a topic under one of the test's clients that is still shutting down
+/// risks librdkafka's crash on a forgotten topic (see `gate.rs`).
 #[derive(Debug)]
 pub struct TestEnv {
     pub settings: Settings,
     pub id: String,
+    // Each removes what it owns when dropped.
+    _database: TestDatabase,
     _keys: RedisKeys,
 }
 
 impl TestEnv {
     /// Base settings from the process environment (so CI can point at other hosts), then
-    /// made private to this test: a migrated database, a key prefix, a topic with
-    /// `partitions` partitions and a consumer group.
+    /// made private to this test: a migrated database (a clone of the template), a key prefix,
+    /// a topic with `partitions` partitions and a consumer group.
     pub async fn new(partitions: i32) -> anyhow::Result<Self> {
         let mut settings = ConfigArgs::default().load().context("test configuration")?;
         // The tail of a UUIDv7 is random (its head is the clock, shared by parallel tests).
@@ -35,29 +39,16 @@ impl TestEnv {
         settings.admin.token = Secret::new(format!("admin-token-{id}"));
         settings.kafka.session_timeout_ms = 6000;
 
-        Database::create_database_if_missing(&settings.mysql)
-            .await
-            .with_context(|| {
-                format!(
-                    "MySQL at {} (is scripts/stack.sh up?)",
-                    settings.mysql.address()
-                )
-            })?;
-        Database::new(&settings.mysql)?.migrate().await?;
+        let keys = RedisKeys::new(&settings.redis)?;
+        let database = TestDatabase::create(&settings.mysql).await?;
         let env = Self {
-            _keys: RedisKeys::new(&settings.redis)?,
             settings,
             id,
+            _database: database,
+            _keys: keys,
         };
         env.create_topic(partitions).await?;
         Ok(env)
-    }
-
-    /// Removes the database (the Redis keys go when `self` is dropped, the broker keeps
-    /// topics in memory only).
-    pub async fn cleanup(self) -> anyhow::Result<()> {
-        Database::drop_database(&self.settings.mysql).await?;
-        Ok(())
     }
 
     /// The environment variables that point a binary at this test's slice of the stack.

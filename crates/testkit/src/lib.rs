@@ -1,12 +1,15 @@
 //! Test support against the real services (`scripts/stack.sh up`): every test gets its own
-//! MySQL database, Redis key prefix, Kafka topic and consumer group, so tests run in parallel
-//! and re-runs start clean. No mocks: if a service is down, the test fails saying which.
+//! MySQL database (cloned from a migrated template), Redis key prefix, Kafka topic and
+//! consumer group, so tests run in parallel and re-runs start clean; what a test made is
+//! removed when its [`TestEnv`] is dropped. No mocks: if a service is down, the test fails
+//! saying which.
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 mod binaries;
 mod cleanup;
+mod database_template;
 mod env;
 mod fault_proxy;
 mod gate;
@@ -21,7 +24,8 @@ pub use kafka::ReadMessage;
 pub use private_server::PrivateServer;
 pub use redis_keys::{RedisKeys, delete_keys};
 
-/// Name prefix of test databases; `scripts/test.sh` drops leftovers of interrupted runs.
+/// Name prefix of test databases and their templates; `scripts/test.sh` drops leftovers of
+/// interrupted runs (the first test of the next run builds the template again).
 pub const TEST_DATABASE_PREFIX: &str = "crt_";
 
 /// Prefix of every Redis key a test writes; only keys under it are ever deleted.
