@@ -62,7 +62,9 @@ if [ "$stack_was_up" = 0 ] && [ "${KEEP_STACK:-0}" != 1 ]; then
 fi
 eval "$(scripts/stack.sh up)"
 
-step "drop test databases left by interrupted runs"
+# Templates (crt_template_*) go too: the first test of this run builds the current one again
+# (one migration run), and templates of other migration sets do not pile up.
+step "drop test databases and templates left by earlier runs"
 mysql_args=(-h "$COUPON__MYSQL__HOST" -P "$COUPON__MYSQL__PORT" -u "$COUPON__MYSQL__USER")
 [ -n "${COUPON__MYSQL__PASSWORD:-}" ] && mysql_args+=("-p$COUPON__MYSQL__PASSWORD")
 mysql "${mysql_args[@]}" -N -e "SHOW DATABASES LIKE 'crt\\_%'" | while read -r db; do

@@ -51,7 +51,7 @@ impl KeySpace {
         self.key(coupon, &format!("void:{request}"))
     }
 
-    /// Pattern matching every key under this prefix (clean-up of tests).
+    /// Pattern matching every key under this prefix (testkit deletes a test's keys with it).
     pub fn all_pattern(&self) -> String {
         format!("{}coupon:issue:*", self.prefix)
     }

@@ -370,31 +370,4 @@ impl ReservationStore {
             .try_into()
             .unwrap_or(0))
     }
-
-    /// Deletes every key under this store's prefix (test clean-up). Uses SCAN, never KEYS.
-    pub async fn delete_all(&self) -> Result<u64, CacheError> {
-        let pattern = self.keys.all_pattern();
-        self.run_within(Duration::from_secs(30), async |conn| {
-            let mut cursor: u64 = 0;
-            let mut deleted = 0u64;
-            loop {
-                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query_async(conn)
-                    .await?;
-                if !batch.is_empty() {
-                    deleted += conn.del::<_, u64>(&batch).await?;
-                }
-                if next == 0 {
-                    return Ok(deleted);
-                }
-                cursor = next;
-            }
-        })
-        .await
-    }
 }

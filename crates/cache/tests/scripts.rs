@@ -8,39 +8,41 @@ use std::time::Duration;
 use couponrush_cache::{LoadOutcome, ReservationStore};
 use couponrush_config::ConfigArgs;
 use couponrush_domain::{CouponId, CouponSpec, ParticipantState, RequestId, Reservation, UserId};
+use couponrush_testkit::{RedisKeys, TEST_KEY_PREFIX};
 use time::OffsetDateTime;
 
 /// How long a reservation's publish may take to be decided, in these tests.
 const HOLD: Duration = Duration::from_secs(5);
 
-/// A store on its own key prefix; its keys are deleted by [`Scratch::done`].
-struct Scratch(ReservationStore);
+/// A store on its own key prefix, whose keys are deleted when it is dropped.
+struct Scratch {
+    store: ReservationStore,
+    _keys: RedisKeys,
+}
 
 impl Scratch {
     fn new() -> anyhow::Result<Self> {
         let mut settings = ConfigArgs::default().load()?.redis;
         let id = uuid::Uuid::now_v7().simple().to_string();
-        settings.key_prefix = format!("test:cache:{}:", &id[20..]);
-        Ok(Self(ReservationStore::new(&settings)?))
+        settings.key_prefix = format!("{TEST_KEY_PREFIX}cache:{}:", &id[20..]);
+        Ok(Self {
+            store: ReservationStore::new(&settings)?,
+            _keys: RedisKeys::new(&settings)?,
+        })
     }
 
     /// A store with coupon 1 loaded: `total` units, its window open now.
     async fn with_coupon(total: u32) -> anyhow::Result<(Self, CouponId)> {
         let scratch = Self::new()?;
         let id = coupon(1)?;
-        scratch.0.load(id, &open(total)).await?;
+        scratch.store.load(id, &open(total)).await?;
         Ok((scratch, id))
     }
 
     /// (stock, participants) of `id`, `None` when it is not loaded.
     async fn taken(&self, id: CouponId) -> anyhow::Result<Option<(u64, u64)>> {
-        let counters = self.0.counters(id).await?;
+        let counters = self.store.counters(id).await?;
         Ok(counters.map(|c| (c.stock, c.participants)))
-    }
-
-    async fn done(self) -> anyhow::Result<()> {
-        self.0.delete_all().await?;
-        Ok(())
     }
 }
 
@@ -79,7 +81,7 @@ async fn reserve(
 #[tokio::test]
 async fn load_is_idempotent_and_keeps_live_counters() -> anyhow::Result<()> {
     let scratch = Scratch::new()?;
-    let store = &scratch.0;
+    let store = &scratch.store;
     let id = coupon(1)?;
     assert_eq!(
         store.load(id, &open(3)).await?,
@@ -91,13 +93,13 @@ async fn load_is_idempotent_and_keeps_live_counters() -> anyhow::Result<()> {
         store.load(id, &open(3)).await?,
         LoadOutcome::AlreadyLoaded { stock: 2 }
     );
-    scratch.done().await
+    Ok(())
 }
 
 #[tokio::test]
 async fn reserve_honours_the_window_and_unknown_coupons() -> anyhow::Result<()> {
     let scratch = Scratch::new()?;
-    let store = &scratch.0;
+    let store = &scratch.store;
     let now = OffsetDateTime::now_utc();
     let later = CouponSpec {
         issue_starts_at: now + time::Duration::hours(1),
@@ -126,13 +128,13 @@ async fn reserve_honours_the_window_and_unknown_coupons() -> anyhow::Result<()> 
     );
     // Nothing was taken by the refusals.
     assert_eq!(scratch.taken(coupon(1)?).await?, Some((5, 0)));
-    scratch.done().await
+    Ok(())
 }
 
 #[tokio::test]
 async fn a_second_request_names_the_first_and_takes_nothing() -> anyhow::Result<()> {
     let (scratch, id) = Scratch::with_coupon(5).await?;
-    let store = &scratch.0;
+    let store = &scratch.store;
     let first = RequestId::generate();
     assert_eq!(
         reserve(store, id, "alice", first).await?,
@@ -145,13 +147,13 @@ async fn a_second_request_names_the_first_and_takes_nothing() -> anyhow::Result<
         other => anyhow::bail!("a duplicate answered {other:?}"),
     }
     assert_eq!(scratch.taken(id).await?, Some((4, 1)));
-    scratch.done().await
+    Ok(())
 }
 
 #[tokio::test]
 async fn stock_held_by_an_undecided_publish_is_held_then_sold_out() -> anyhow::Result<()> {
     let (scratch, id) = Scratch::with_coupon(1).await?;
-    let store = &scratch.0;
+    let store = &scratch.store;
     let last = RequestId::generate();
     assert_eq!(
         reserve(store, id, "alice", last).await?,
@@ -167,13 +169,13 @@ async fn stock_held_by_an_undecided_publish_is_held_then_sold_out() -> anyhow::R
         reserve(store, id, "bob", RequestId::generate()).await?,
         Reservation::SoldOut
     );
-    scratch.done().await
+    Ok(())
 }
 
 #[tokio::test]
 async fn release_gives_back_only_the_request_it_names_and_only_once() -> anyhow::Result<()> {
     let (scratch, id) = Scratch::with_coupon(2).await?;
-    let store = &scratch.0;
+    let store = &scratch.store;
     let alice = user("alice")?;
     let request = RequestId::generate();
     reserve(store, id, "alice", request).await?;
@@ -190,13 +192,13 @@ async fn release_gives_back_only_the_request_it_names_and_only_once() -> anyhow:
         "a second release"
     );
     assert_eq!(scratch.taken(id).await?, Some((2, 0)));
-    scratch.done().await
+    Ok(())
 }
 
 #[tokio::test]
 async fn a_voided_request_takes_nothing_when_its_reserve_runs_late() -> anyhow::Result<()> {
     let (scratch, id) = Scratch::with_coupon(2).await?;
-    let store = &scratch.0;
+    let store = &scratch.store;
     let alice = user("alice")?;
     let request = RequestId::generate();
     // The API gave the call up before Redis ran it: nothing to give back yet.
@@ -212,13 +214,13 @@ async fn a_voided_request_takes_nothing_when_its_reserve_runs_late() -> anyhow::
     reserve(store, id, "bob", late).await?;
     assert!(store.void(id, &bob, late).await?);
     assert_eq!(scratch.taken(id).await?, Some((2, 0)));
-    scratch.done().await
+    Ok(())
 }
 
 #[tokio::test]
 async fn confirmation_moves_only_the_matching_request_to_issued() -> anyhow::Result<()> {
     let (scratch, id) = Scratch::with_coupon(5).await?;
-    let store = &scratch.0;
+    let store = &scratch.store;
     let (alice, bob) = (user("alice")?, user("bob")?);
     let (first, second) = (RequestId::generate(), RequestId::generate());
     reserve(store, id, "alice", first).await?;
@@ -243,13 +245,13 @@ async fn confirmation_moves_only_the_matching_request_to_issued() -> anyhow::Res
     // Repeating a confirmation changes nothing.
     assert_eq!(store.mark_issued_many(&[(id, &alice, first, at)]).await?, 0);
     assert_eq!(store.counters(id).await?.map(|c| c.issued), Some(1));
-    scratch.done().await
+    Ok(())
 }
 
 #[tokio::test]
 async fn restore_rebuilds_a_lost_coupon_once() -> anyhow::Result<()> {
     let scratch = Scratch::new()?;
-    let store = &scratch.0;
+    let store = &scratch.store;
     let id = coupon(1)?;
     let spec = open(10);
     let at = OffsetDateTime::now_utc();
@@ -288,5 +290,5 @@ async fn restore_rebuilds_a_lost_coupon_once() -> anyhow::Result<()> {
         reserve(store, id, "alice", RequestId::generate()).await?,
         Reservation::AlreadyRequested(ParticipantState::Issued { .. })
     ));
-    scratch.done().await
+    Ok(())
 }

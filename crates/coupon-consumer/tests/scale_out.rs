@@ -134,7 +134,7 @@ async fn a_killed_member_loses_nothing_and_duplicates_nothing() -> anyhow::Resul
         let status = terminate(&mut consumer.0, Duration::from_secs(20))?;
         assert!(status.success(), "{status}");
     }
-    env.cleanup().await
+    Ok(())
 }
 
 /// The same kill with people in front: 3,000 of them through the API for 2,000 coupons, one
@@ -173,5 +173,5 @@ async fn a_member_killed_mid_drain_contradicts_no_answer() -> anyhow::Result<()>
         assert!(status.success(), "{status}");
     }
     running.stop().await?;
-    env.cleanup().await
+    Ok(())
 }

@@ -25,7 +25,7 @@ async fn refuses_to_start_without_each_dependency() -> anyhow::Result<()> {
             "{dependency} refused after {took:?}"
         );
     }
-    env.cleanup().await
+    Ok(())
 }
 
 #[test]

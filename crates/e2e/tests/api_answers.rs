@@ -192,7 +192,7 @@ async fn bad_input_and_unknown_things_get_clear_json_errors() -> anyhow::Result<
     assert_eq!(body["checks"]["kafka"]["status"], "UP", "{body}");
 
     running.stop().await?;
-    env.cleanup().await
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,7 +263,7 @@ async fn admin_validates_events_and_warm_up_never_resets_a_live_event() -> anyho
     assert_eq!(status, 404);
 
     running.stop().await?;
-    env.cleanup().await
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -295,5 +295,5 @@ async fn the_issuance_window_is_enforced() -> anyhow::Result<()> {
         assert_eq!((counters.stock, counters.participants), (5, 0));
     }
     running.stop().await?;
-    env.cleanup().await
+    Ok(())
 }

@@ -101,7 +101,7 @@ async fn metrics_and_readiness_follow_a_broker_outage() -> anyhow::Result<()> {
     wait_ready(&running, 200, "ready again after the broker returned").await?;
 
     running.stop().await?;
-    env.cleanup().await
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,5 +150,5 @@ async fn readiness_follows_a_redis_outage_and_requests_fail_cleanly() -> anyhow:
     assert_eq!(running.issue(coupon, "u1").await?.0, 202);
 
     running.stop().await?;
-    env.cleanup().await
+    Ok(())
 }

@@ -125,5 +125,5 @@ async fn first_come_first_served_exactly_once_end_to_end() -> anyhow::Result<()>
     assert_eq!(stats["redis"]["pending"], 0, "{stats}");
 
     running.stop().await?;
-    env.cleanup().await
+    Ok(())
 }

@@ -147,7 +147,7 @@ impl Database {
     }
 
     /// Creates the configured database if the server does not have it yet (first deployment,
-    /// a test's own database). Connects without selecting a database.
+    /// the test template). Connects without selecting a database.
     pub async fn create_database_if_missing(settings: &MysqlSettings) -> Result<(), StorageError> {
         let mut server = settings.clone();
         server.database = String::new();
@@ -171,23 +171,6 @@ impl Database {
         ))
         .execute(&mut conn)
         .await?;
-        Ok(())
-    }
-
-    /// Drops the configured database (test clean-up).
-    pub async fn drop_database(settings: &MysqlSettings) -> Result<(), StorageError> {
-        let mut server = settings.clone();
-        server.database = String::new();
-        let mut conn =
-            AsyncMysqlConnection::establish(connection_url(&server, deadline(settings)).expose())
-                .await
-                .map_err(|e| StorageError::Unavailable {
-                    address: settings.address(),
-                    reason: e.to_string(),
-                })?;
-        diesel::sql_query(format!("DROP DATABASE IF EXISTS `{}`", settings.database))
-            .execute(&mut conn)
-            .await?;
         Ok(())
     }
 }

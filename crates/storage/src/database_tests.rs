@@ -96,5 +96,5 @@ async fn work_that_misses_its_deadline_is_cut_and_its_session_ended() -> anyhow:
         "MySQL frozen mid-work: cut after {cut_after:.1?}, session gone {:.1?} after the thaw",
         released.elapsed()
     );
-    env.cleanup().await
+    Ok(())
 }

@@ -20,7 +20,7 @@ pub use compensations::{
     ResolvedCompensation,
 };
 pub use coupons::{CouponRecord, CouponStore};
-pub use database::Database;
+pub use database::{Database, MIGRATIONS};
 pub use error::StorageError;
 pub use issuance_reads::{Holders, IssuedCoupon};
 pub use issuances::{IssuanceStore, Persisted};

@@ -18,7 +18,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use couponrush_cache::ReservationStore;
 use couponrush_config::Settings;
 use couponrush_storage::Database;
 
@@ -171,9 +170,7 @@ impl RunEnv {
             "[xtask] mysql: dropping and recreating database {}",
             mysql.database
         );
-        Database::drop_database(mysql)
-            .await
-            .with_context(|| format!("drop database {} at {}", mysql.database, mysql.address()))?;
+        couponrush_testkit::drop_database(mysql).await?;
         Database::create_database_if_missing(mysql)
             .await
             .with_context(|| format!("create database {}", mysql.database))?;
@@ -215,9 +212,7 @@ impl RunEnv {
 
     /// Deletes every Redis key under the run's prefix; how many.
     pub async fn delete_keys(&self) -> anyhow::Result<u64> {
-        Ok(ReservationStore::new(&self.settings.redis)?
-            .delete_all()
-            .await?)
+        couponrush_testkit::delete_keys(&self.settings.redis).await
     }
 
     /// Deletes `topics` from the broker (a topic already gone counts as deleted).
@@ -271,7 +266,7 @@ impl RunEnv {
             }
         }
         if what.database {
-            match Database::drop_database(&self.settings.mysql).await {
+            match couponrush_testkit::drop_database(&self.settings.mysql).await {
                 Ok(()) => eprintln!("[xtask] mysql: dropped database {}", self.names.database),
                 Err(error) => eprintln!(
                     "[xtask] mysql: could not drop database {}: {error:#}",
