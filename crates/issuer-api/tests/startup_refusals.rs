@@ -2,7 +2,6 @@
 //! incident (production pointed at localhost).
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use couponrush_testkit::{Refusal, TestEnv, closed_port};
 
@@ -11,21 +10,7 @@ const BINARY: &str = env!("CARGO_BIN_EXE_issuer-api");
 #[tokio::test(flavor = "multi_thread")]
 async fn refuses_to_start_without_each_dependency() -> anyhow::Result<()> {
     let env = TestEnv::new(1).await?;
-    // A refused connection is an answer: each refusal comes at once, far within the bound that
-    // is kept for silence.
-    let mut base = env.env_vars();
-    base.retain(|(key, _)| *key != "COUPON__STARTUP__PROBE_TIMEOUT_MS");
-    base.push(("COUPON__STARTUP__PROBE_TIMEOUT_MS", "5000".to_owned()));
-    for dependency in ["Kafka", "Redis", "MySQL"] {
-        let started = Instant::now();
-        Refusal::unreachable(dependency)?.assert_refused(Path::new(BINARY), &[], &base)?;
-        let took = started.elapsed();
-        assert!(
-            took < Duration::from_secs(2),
-            "{dependency} refused after {took:?}"
-        );
-    }
-    Ok(())
+    couponrush_testkit::assert_each_dependency_refused_promptly(Path::new(BINARY), &env)
 }
 
 #[test]

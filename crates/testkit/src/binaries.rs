@@ -137,3 +137,25 @@ impl Refusal {
         Ok(())
     }
 }
+
+/// Asserts that `binary` refuses to start when Kafka, Redis or MySQL in turn is unreachable, and
+/// promptly: a refused connection is an answer, so each refusal must come far within the probe
+/// timeout (5 s here) that is kept for silence.
+pub fn assert_each_dependency_refused_promptly(
+    binary: &Path,
+    env: &crate::TestEnv,
+) -> anyhow::Result<()> {
+    let mut base = env.env_vars();
+    base.retain(|(key, _)| *key != "COUPON__STARTUP__PROBE_TIMEOUT_MS");
+    base.push(("COUPON__STARTUP__PROBE_TIMEOUT_MS", "5000".to_owned()));
+    for dependency in ["Kafka", "Redis", "MySQL"] {
+        let started = Instant::now();
+        Refusal::unreachable(dependency)?.assert_refused(binary, &[], &base)?;
+        let took = started.elapsed();
+        anyhow::ensure!(
+            took < Duration::from_secs(2),
+            "{dependency} refused after {took:?}"
+        );
+    }
+    Ok(())
+}

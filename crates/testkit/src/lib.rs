@@ -16,7 +16,7 @@ mod gate;
 mod kafka;
 mod private_server;
 mod redis_keys;
-pub use binaries::{Refusal, run_binary};
+pub use binaries::{Refusal, assert_each_dependency_refused_promptly, run_binary};
 pub use database_template::drop_database;
 pub use env::TestEnv;
 pub use fault_proxy::{FaultProxy, Mode as FaultMode};
