@@ -37,3 +37,25 @@ pub async fn ensure_topic(
     }
     Ok(())
 }
+
+/// Deletes `topics` (a run's own topics, at its end); a topic that is already gone is fine.
+pub async fn delete_topics(
+    settings: &KafkaSettings,
+    topics: &[&str],
+    timeout: Duration,
+) -> Result<(), MessagingError> {
+    let admin: AdminClient<DefaultClientContext> = client_config(settings).create()?;
+    let options = AdminOptions::new().operation_timeout(Some(timeout));
+    for result in admin.delete_topics(topics, &options).await? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+            Err((name, code)) => {
+                return Err(MessagingError::Refused {
+                    address: settings.bootstrap_servers.clone(),
+                    reason: format!("deleting topic {name}: {code}"),
+                });
+            }
+        }
+    }
+    Ok(())
+}
