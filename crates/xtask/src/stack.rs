@@ -77,7 +77,7 @@ impl Stack {
             overrides,
             ..ConfigArgs::default()
         };
-        Ok(args.load().context("settings from scripts/stack.sh")?)
+        args.load().context("settings from scripts/stack.sh")
     }
 
     /// `scripts/stack.sh down` for this state directory: stops only what `up` started here.
