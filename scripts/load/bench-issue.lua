@@ -1,4 +1,4 @@
--- wrk script of scripts/bench-api.sh: POST /coupons/{COUPON}/issue, every request a new user.
+-- wrk script of `cargo xtask bench api` (crates/xtask/src/bench/api): POST /coupons/{COUPON}/issue, every request a new user.
 --
 --   wrk -t2 -c64 -d20s -s scripts/load/bench-issue.lua http://127.0.0.1:18080 -- COUPON PREFIX [COUNT]
 --   wrk -t1 -c64 -d10s -s scripts/load/bench-issue.lua http://127.0.0.1:18080 -- health x

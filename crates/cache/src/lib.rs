@@ -6,6 +6,7 @@
 mod error;
 mod keys;
 mod repair;
+mod reserve_call;
 mod state;
 mod store;
 mod views;
@@ -13,5 +14,6 @@ mod views;
 pub use error::CacheError;
 pub use keys::KeySpace;
 pub use repair::{Rebuilt, Restored};
+pub use reserve_call::{RESERVE_LUA, ReserveCall};
 pub use store::{LoadOutcome, ReservationStore};
 pub use views::{CouponCounters, StockSnapshot, UserView};

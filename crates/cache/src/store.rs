@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use crate::error::CacheError;
 use crate::keys::KeySpace;
+use crate::reserve_call::{RESERVE_LUA, ReserveCall};
 use crate::state::{decode_state, encode_state, epoch_ms};
 
 /// Whether a warm-up loaded the coupon or found it already live.
@@ -66,7 +67,7 @@ impl ReservationStore {
             timeout: settings.timeout(),
             shared: Arc::new(std::sync::Mutex::new(None)),
             scripts: Arc::new(Scripts {
-                reserve: Script::new(include_str!("lua/reserve.lua")),
+                reserve: Script::new(RESERVE_LUA),
                 load: Script::new(include_str!("lua/load.lua")),
                 release: Script::new(include_str!("lua/release.lua")),
                 mark_issued: Script::new(include_str!("lua/mark_issued.lua")),
@@ -222,29 +223,25 @@ impl ReservationStore {
         now: OffsetDateTime,
         hold_for: Duration,
     ) -> Result<Reservation, CacheError> {
-        let request = request_id.to_string();
-        let abandoned_before =
-            epoch_ms(now).saturating_sub(i64::try_from(hold_for.as_millis()).unwrap_or(i64::MAX));
-        let pending = encode_state(&ParticipantState::Pending {
+        let call = ReserveCall::new(
+            &self.keys,
+            id,
+            user.as_str(),
+            &request_id.to_string(),
             request_id,
-            at: now,
-        });
+            now,
+            hold_for,
+        );
         let reply: Vec<String> = self
             .run(async |conn| {
-                self.scripts
-                    .reserve
-                    .key(self.keys.meta(id))
-                    .key(self.keys.stock(id))
-                    .key(self.keys.participants(id))
-                    .key(self.keys.holds(id))
-                    .key(self.keys.void(id, &request))
-                    .arg(user.as_str())
-                    .arg(&pending)
-                    .arg(epoch_ms(now))
-                    .arg(&request)
-                    .arg(abandoned_before)
-                    .invoke_async(conn)
-                    .await
+                let mut invocation = self.scripts.reserve.prepare_invoke();
+                for key in &call.keys {
+                    invocation.key(key);
+                }
+                for arg in &call.args {
+                    invocation.arg(arg);
+                }
+                invocation.invoke_async(conn).await
             })
             .await?;
         let corrupt = || CacheError::Corrupt(format!("reserve reply {reply:?}"));

@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use couponrush_config::{MysqlSettings, Secret};
 use diesel::ConnectionError;
-use diesel::sql_types::{BigInt, Unsigned};
+use diesel::sql_types::{BigInt, Text, Unsigned};
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncMysqlConnection, RunQueryDsl};
@@ -130,6 +130,16 @@ impl Database {
         tokio::time::timeout(timeout, check)
             .await
             .map_err(|_| self.timed_out(timeout))?
+    }
+
+    /// The server's version (`SELECT VERSION()`), for the header of a benchmark report.
+    pub async fn server_version(&self) -> Result<String, StorageError> {
+        self.run(async |conn| {
+            Ok(diesel::select(diesel::dsl::sql::<Text>("VERSION()"))
+                .get_result(conn)
+                .await?)
+        })
+        .await
     }
 
     /// Applies pending migrations; returns the versions applied. Not bounded by the deadline:

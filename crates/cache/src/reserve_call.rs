@@ -1,0 +1,107 @@
+//! One call of the reservation script: its text, and its keys and arguments in the script's
+//! order. [`ReservationStore::reserve`](crate::ReservationStore::reserve) sends exactly this;
+//! `cargo xtask bench api` hands the same call to `redis-benchmark` (EVALSHA) for the Lua
+//! ceiling, so the ceiling measures the script the API runs, with the keys it uses.
+
+use std::time::Duration;
+
+use couponrush_domain::{CouponId, ParticipantState, RequestId};
+use time::OffsetDateTime;
+
+use crate::keys::KeySpace;
+use crate::state::{encode_state, epoch_ms};
+
+/// The text of `reserve.lua`, the atomic decision of one issue request.
+pub const RESERVE_LUA: &str = include_str!("lua/reserve.lua");
+
+/// KEYS and ARGV of one `reserve.lua` call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReserveCall {
+    pub keys: Vec<String>,
+    pub args: Vec<String>,
+}
+
+impl ReserveCall {
+    /// The call deciding `user`'s request `request` for coupon `id` at `now`. If accepted it
+    /// records the user as pending under `pending_id` (the request's id as a UUID; `request` is
+    /// normally its text, but a benchmark may pass a placeholder its load tool fills in).
+    /// `hold_for` is the longest the caller may take to decide the publish: older holds count
+    /// as abandoned.
+    pub fn new(
+        keys: &KeySpace,
+        id: CouponId,
+        user: &str,
+        request: &str,
+        pending_id: RequestId,
+        now: OffsetDateTime,
+        hold_for: Duration,
+    ) -> Self {
+        let now_ms = epoch_ms(now);
+        let hold_ms = i64::try_from(hold_for.as_millis()).unwrap_or(i64::MAX);
+        let pending = encode_state(&ParticipantState::Pending {
+            request_id: pending_id,
+            at: now,
+        });
+        Self {
+            keys: vec![
+                keys.meta(id),
+                keys.stock(id),
+                keys.participants(id),
+                keys.holds(id),
+                keys.void(id, request),
+            ],
+            args: vec![
+                user.to_owned(),
+                pending,
+                now_ms.to_string(),
+                request.to_owned(),
+                now_ms.saturating_sub(hold_ms).to_string(),
+            ],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn keys_and_arguments_in_the_scripts_order() -> Result<(), couponrush_domain::IdError> {
+        let id = CouponId::new(7)?;
+        let pending = RequestId::generate();
+        let now = datetime!(2026-01-01 00:00:10 UTC);
+        let call = ReserveCall::new(
+            &KeySpace::new("p:"),
+            id,
+            "u1",
+            "r1",
+            pending,
+            now,
+            Duration::from_secs(5),
+        );
+        assert_eq!(
+            call.keys,
+            [
+                "p:coupon:issue:{7}:meta",
+                "p:coupon:issue:{7}:stock",
+                "p:coupon:issue:{7}:users",
+                "p:coupon:issue:{7}:holds",
+                "p:coupon:issue:{7}:void:r1",
+            ]
+        );
+        let now_ms = 1_767_225_610_000_i64;
+        assert_eq!(
+            call.args,
+            [
+                "u1".to_owned(),
+                format!("P|{pending}|{now_ms}"),
+                now_ms.to_string(),
+                "r1".to_owned(),
+                (now_ms - 5000).to_string(),
+            ]
+        );
+        assert!(RESERVE_LUA.contains("SOLD_OUT"));
+        Ok(())
+    }
+}

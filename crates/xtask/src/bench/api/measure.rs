@@ -1,0 +1,354 @@
+//! The measurement itself: build, migrate, start issuer-api, the HTTP phases, then the Lua
+//! ceiling; everything it starts is stopped when it returns or is dropped.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use couponrush_cache::ReservationStore;
+use couponrush_config::Settings;
+use couponrush_domain::CouponId;
+
+use super::args::SoldOutConcurrency;
+use super::http::{self, HttpPhase, PhaseSpec, Wrk, WrkRun};
+use super::lua::LuaBench;
+use super::slice::Slice;
+use super::summary::{self, Results};
+use super::versions::Versions;
+use super::{Args, Tools, log};
+use crate::bench::cpu::{self, Machine, Watch};
+use crate::binaries::{build_release, release_binary};
+use crate::process::Service;
+use crate::stack::Stack;
+
+/// What the measurement works with.
+#[derive(Debug)]
+pub(super) struct Run<'a> {
+    pub(super) args: &'a Args,
+    pub(super) slice: &'a Slice,
+    pub(super) stack: &'a Stack,
+    pub(super) settings: &'a Settings,
+    pub(super) log_dir: &'a Path,
+    pub(super) tools: &'a Tools,
+}
+
+impl Run<'_> {
+    pub(super) async fn measure(&self) -> anyhow::Result<Box<Results>> {
+        let args = self.args;
+        let machine = Machine::detect().await?;
+        if args.build {
+            log("building release binaries");
+            build_release(&["issuer-api", "compensation-batch"]).await?;
+        } else {
+            log("BENCH_BUILD=0: using the release binaries as they are");
+        }
+        let api_binary = release_binary("issuer-api")?;
+        let batch_binary = release_binary("compensation-batch")?;
+        self.slice.fresh_database(self.settings).await?;
+        let env = self.slice.api_env(self.stack, args);
+        self.migrate(&batch_binary, &env).await?;
+
+        let (host, port) = args.api_address()?;
+        let base_url = format!("http://{host}:{port}");
+        if tokio::time::timeout(
+            Duration::from_secs(2),
+            tokio::net::TcpStream::connect((host.as_str(), port)),
+        )
+        .await
+        .is_ok_and(|connected| connected.is_ok())
+        {
+            anyhow::bail!(
+                "something already listens on {}; set BENCH_HTTP_BIND",
+                args.http_bind
+            );
+        }
+        let mut api = Service::spawn("issuer-api", &api_binary, [""; 0], &env, self.log_dir)?;
+        log(&format!(
+            "started issuer-api ({} worker(s), log {})",
+            args.workers,
+            api.log().display()
+        ));
+        api.wait_ok(
+            &format!("{base_url}/health/ready"),
+            Duration::from_secs(args.ready_timeout),
+        )
+        .await?;
+        let mut watch = self.watch(&api);
+        let broker_pid =
+            first_port(&self.settings.kafka.bootstrap_servers).and_then(cpu::pid_listening_on);
+        let background = quiet_machine(args, machine).await?;
+
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()?;
+        let token = &self.slice.admin_token;
+        let run_id = &self.slice.run_id;
+        let big = http::create_coupon(
+            &client,
+            &base_url,
+            token,
+            format!("bench {run_id} stock {}", args.stock),
+            args.stock,
+        )
+        .await?;
+        let one = http::create_coupon(
+            &client,
+            &base_url,
+            token,
+            format!("bench {run_id} stock 1"),
+            1,
+        )
+        .await?;
+        let tag = &self.slice.user_tag;
+        let first = http::issue(&client, &base_url, one, &format!("{tag}first")).await?;
+        anyhow::ensure!(
+            first == 202,
+            "taking the only unit of coupon {one} answered {first}, not 202"
+        );
+        log(&format!(
+            "coupons: {big} (stock {}), {one} (stock 1, taken)",
+            args.stock
+        ));
+
+        let wrk = Wrk {
+            program: self.tools.wrk.clone(),
+            threads: args.wrk_threads,
+            base_url: base_url.clone(),
+            log_dir: self.log_dir.to_owned(),
+            machine,
+        };
+        let store = ReservationStore::new(&self.settings.redis)?;
+        let (accepted, stock_left) = self.accepted(&wrk, &watch, &store, big).await?;
+        api.check_alive()?;
+        let best = summary::best(&accepted).map_or(1, |best| best.conns);
+        let conns = match args.soldout_concurrency {
+            SoldOutConcurrency::Best => best,
+            SoldOutConcurrency::Connections(conns) => conns,
+        };
+        let (sold_out, floor) = self.sold_out(&wrk, &watch, one, conns).await?;
+        api.check_alive()?;
+        // The API is no longer needed: stopped, the Lua phases run on a quieter machine.
+        api.stop(Duration::from_secs(15)).await?;
+        watch.remove("api");
+
+        let lua = LuaBench {
+            program: self.tools.redis_benchmark.clone(),
+            redis: self.slice.lua_redis(self.settings),
+            requests: args.lua_requests,
+            clients: args.lua_clients,
+            log_dir: self.log_dir.to_owned(),
+            machine,
+        };
+        let sha = lua.load_script().await?;
+        let lua_accept = lua.run(&watch, "lua-accept", &sha, 1, args.stock).await?;
+        let lua_sold_out = lua.run(&watch, "lua-soldout", &sha, 2, 0).await?;
+        let versions =
+            Versions::collect(self.settings, machine.cores, &self.tools.wrk, broker_pid).await;
+        Ok(Box::new(Results {
+            run_id: run_id.clone(),
+            accepted,
+            sold_out,
+            floor,
+            lua_accept,
+            lua_sold_out,
+            stock_left,
+            background,
+            versions,
+            redis_pool: self.settings.redis.pool_size,
+        }))
+    }
+
+    /// `compensation-batch migrate` of the binaries under test, on the run's database.
+    async fn migrate(&self, binary: &Path, env: &[(String, String)]) -> anyhow::Result<()> {
+        let migrate = Service::spawn("migrate", binary, ["migrate"], env, self.log_dir)?;
+        let log_file = migrate.log().to_owned();
+        let status = migrate.wait().await?;
+        if !status.success() {
+            let text = std::fs::read_to_string(&log_file).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            anyhow::bail!(
+                "migrate failed ({status}):\n{}",
+                lines[lines.len().saturating_sub(20)..].join("\n")
+            );
+        }
+        Ok(())
+    }
+
+    /// The processes whose CPU each phase records besides the load generator: issuer-api and
+    /// the servers listening on the stack's ports.
+    fn watch(&self, api: &Service) -> Watch {
+        let mut watch = Watch::default();
+        if let Some(pid) = api.pid() {
+            watch.add("api", pid);
+        }
+        let settings = self.settings;
+        let redis_port = settings
+            .redis
+            .address()
+            .and_then(|address| first_port(&address));
+        for (name, port) in [
+            ("redis", redis_port),
+            ("broker", first_port(&settings.kafka.bootstrap_servers)),
+            ("mysql", Some(settings.mysql.port)),
+        ] {
+            match port.and_then(cpu::pid_listening_on) {
+                Some(pid) => watch.add(name, pid),
+                None => log(&format!(
+                    "no pid found for {name}: its CPU is counted in 'other'"
+                )),
+            }
+        }
+        watch
+    }
+
+    /// The accepted path at each concurrency, with the new users Redis recorded in each;
+    /// then the stock left.
+    async fn accepted(
+        &self,
+        wrk: &Wrk,
+        watch: &Watch,
+        store: &ReservationStore,
+        big: CouponId,
+    ) -> anyhow::Result<(Vec<(HttpPhase, u64)>, u64)> {
+        let args = self.args;
+        let tag = &self.slice.user_tag;
+        let coupon = big.to_string();
+        let participants = async || -> anyhow::Result<(u64, u64)> {
+            let counters = store
+                .counters(big)
+                .await?
+                .context("the accepted-path coupon is not in Redis")?;
+            Ok((counters.participants, counters.stock))
+        };
+        let mut phases = Vec::new();
+        for &conns in &args.concurrencies.0 {
+            let name = format!("accepted-c{conns}");
+            let warmup_users = format!("{tag}w{conns}t");
+            let users = format!("{tag}a{conns}t");
+            let spec = PhaseSpec {
+                name: &name,
+                coupon: &coupon,
+                warmup_users: &warmup_users,
+                users: &users,
+                conns,
+                warmup: args.warmup,
+                secs: args.duration,
+                count: |run: &WrkRun| run.s202,
+            };
+            wrk.warm_up(watch, spec).await?;
+            // Counted after the warm-up, whose users are not the phase's.
+            let (users_before, _) = participants().await?;
+            let phase = wrk.measure(watch, spec).await?;
+            let (users_after, _) = participants().await?;
+            let recorded = users_after.saturating_sub(users_before);
+            if recorded < phase.wrk.s202 || recorded > phase.wrk.s202 + u64::from(conns) {
+                log(&format!(
+                    "warning: {name}: Redis recorded {recorded} new users for {} 202s seen by wrk \
+                     (expected at most one more per connection)",
+                    phase.wrk.s202
+                ));
+            }
+            log(&format!(
+                "{name}: {} accepted/s, p99 {} ms ({})",
+                phase.rps,
+                http::ms(phase.wrk.p99_us),
+                phase.cpu.line()
+            ));
+            phases.push((phase, recorded));
+        }
+        let (_, stock_left) = participants().await?;
+        Ok((phases, stock_left))
+    }
+
+    /// The sold-out path at `conns` connections, then the HTTP floor (unless skipped).
+    async fn sold_out(
+        &self,
+        wrk: &Wrk,
+        watch: &Watch,
+        one: CouponId,
+        conns: u32,
+    ) -> anyhow::Result<(HttpPhase, Option<HttpPhase>)> {
+        let args = self.args;
+        let tag = &self.slice.user_tag;
+        let name = format!("soldout-c{conns}");
+        let sold_out = wrk
+            .phase(
+                watch,
+                PhaseSpec {
+                    name: &name,
+                    coupon: &one.to_string(),
+                    warmup_users: &format!("{tag}v{conns}t"),
+                    users: &format!("{tag}s{conns}t"),
+                    conns,
+                    warmup: args.warmup,
+                    secs: args.duration,
+                    count: |run: &WrkRun| run.s409,
+                },
+            )
+            .await?;
+        log(&format!(
+            "{name}: {} sold-out answers/s, p99 {} ms ({})",
+            sold_out.rps,
+            http::ms(sold_out.wrk.p99_us),
+            sold_out.cpu.line()
+        ));
+        if args.floor_seconds == 0 {
+            return Ok((sold_out, None));
+        }
+        // The HTTP floor: GET /health/live, no Redis, no broker.
+        let name = format!("health-c{conns}");
+        let floor = wrk
+            .phase(
+                watch,
+                PhaseSpec {
+                    name: &name,
+                    coupon: "health",
+                    warmup_users: "",
+                    users: &format!("{tag}h"),
+                    conns,
+                    warmup: 0,
+                    secs: args.floor_seconds,
+                    count: |run: &WrkRun| run.s200,
+                },
+            )
+            .await?;
+        log(&format!(
+            "{name}: {} answers/s ({})",
+            floor.rps,
+            floor.cpu.line()
+        ));
+        Ok((sold_out, Some(floor)))
+    }
+}
+
+/// The port of the first `host:port` of a comma-separated list.
+fn first_port(addresses: &str) -> Option<u16> {
+    addresses
+        .split(',')
+        .next()?
+        .rsplit_once(':')?
+        .1
+        .parse()
+        .ok()
+}
+
+/// Waits up to --quiet-wait seconds for other processes to use at most --quiet-pct % of one
+/// core; returns the last background load measured (printed in the summary either way).
+async fn quiet_machine(args: &Args, machine: Machine) -> anyhow::Result<f64> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(args.quiet_wait);
+    let limit = f64::from(args.quiet_pct);
+    let mut background = machine.background_percent().await?;
+    while background.round() > limit && std::time::Instant::now() < deadline {
+        log(&format!(
+            "machine busy: other processes use {background:.0}% of one core; waiting (BENCH_QUIET_WAIT={})",
+            args.quiet_wait
+        ));
+        background = machine.background_percent().await?;
+    }
+    if background.round() > limit {
+        log(&format!(
+            "warning: other processes use {background:.0}% of one core before the start; results will be low (see 'other')"
+        ));
+    }
+    Ok(background)
+}
