@@ -37,3 +37,29 @@ pub async fn ensure_topic(
     }
     Ok(())
 }
+
+/// Deletes `topics`; a topic that does not exist counts as deleted. Used to clean up after
+/// runs that create topics of their own (benchmarks): the broker may keep them otherwise.
+pub async fn delete_topics(
+    settings: &KafkaSettings,
+    topics: &[&str],
+    timeout: Duration,
+) -> Result<(), MessagingError> {
+    if topics.is_empty() {
+        return Ok(());
+    }
+    let admin: AdminClient<DefaultClientContext> = client_config(settings).create()?;
+    let options = AdminOptions::new().operation_timeout(Some(timeout));
+    for result in admin.delete_topics(topics, &options).await? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+            Err((name, code)) => {
+                return Err(MessagingError::Refused {
+                    address: settings.bootstrap_servers.clone(),
+                    reason: format!("deleting topic {name}: {code}"),
+                });
+            }
+        }
+    }
+    Ok(())
+}

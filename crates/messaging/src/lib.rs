@@ -12,7 +12,7 @@ mod publisher;
 mod replay;
 mod settings;
 
-pub use admin::ensure_topic;
+pub use admin::{delete_topics, ensure_topic};
 pub use dead_letter::{
     DLQ_ATTEMPTS_HEADER, DLQ_ERROR_HEADER, DLQ_ORIGINAL_SIZE_HEADER, DLQ_REASON_HEADER,
     DLQ_SHA256_HEADER, DLQ_SOURCE_HEADER, DeadLetter, DeadLetterPublisher, Delivered,
@@ -22,7 +22,7 @@ pub use error::MessagingError;
 pub use in_flight::{InFlight, InFlightScan};
 pub use probe::probe_topic;
 pub use producer::{DeliveryFailure, ManagedProducer, connected_brokers};
-pub use publisher::IssuePublisher;
+pub use publisher::{IssuePublisher, schema_headers};
 pub use replay::{
     REPLAYED_FROM_HEADER, ReplayReport, ReplayRequest, replay_dead_letters, replay_group,
 };
