@@ -15,9 +15,11 @@ use couponrush_storage::Database;
 mod fault_proxy;
 mod gate;
 mod private_server;
+mod topics;
 pub use fault_proxy::{FaultProxy, Mode as FaultMode};
 pub use gate::GatedBroker;
 pub use private_server::PrivateServer;
+pub use topics::{Preload, Preloaded, TopicCount, count_topic};
 
 /// Name prefix of test databases; `scripts/test.sh` drops leftovers of interrupted runs.
 pub const TEST_DATABASE_PREFIX: &str = "crt_";
