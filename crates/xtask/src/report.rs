@@ -35,3 +35,34 @@ impl fmt::Display for Figure {
         Ok(())
     }
 }
+
+/// The run a figure comes from, as `docs/benchmarks.md`'s results table records it.
+#[derive(Debug, Clone)]
+pub struct Provenance {
+    /// UTC, RFC 3339.
+    pub date: String,
+    pub commit: String,
+    /// The command that reproduces the figure.
+    pub command: String,
+}
+
+/// `docs/benchmarks.md`'s results table for `figures`: header, then one row each,
+/// `| figure | value | ceiling | ratio | date | commit | command |`.
+pub fn markdown_table(figures: &[Figure], run: &Provenance) -> String {
+    let mut table = String::from(
+        "| figure | value | ceiling | ratio | date | commit | command |\n|---|---|---|---|---|---|---|\n",
+    );
+    for figure in figures {
+        let ceiling = match (figure.ceiling, &figure.ceiling_of) {
+            (Some(ceiling), Some(of)) => format!("{ceiling:.2} ({of})"),
+            (Some(ceiling), None) => format!("{ceiling:.2}"),
+            _ => "-".to_owned(),
+        };
+        let ratio = figure.ratio().map_or("-".to_owned(), |r| format!("{r:.2}"));
+        table.push_str(&format!(
+            "| {} | {:.2} {} | {ceiling} | {ratio} | {} | `{}` | `{}` |\n",
+            figure.figure, figure.value, figure.unit, run.date, run.commit, run.command
+        ));
+    }
+    table
+}
