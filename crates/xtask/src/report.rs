@@ -66,3 +66,45 @@ pub fn markdown_table(figures: &[Figure], run: &Provenance) -> String {
     }
     table
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_table_row_carries_value_ceiling_ratio_and_provenance() {
+        let run = Provenance {
+            date: "2026-01-01T00:00:00Z".into(),
+            commit: "abc".into(),
+            command: "cargo xtask bench consumer".into(),
+        };
+        let figures = [
+            Figure {
+                figure: "drain".into(),
+                value: 30.0,
+                unit: "issued/s".into(),
+                ceiling: Some(60.0),
+                ceiling_of: Some("insert".into()),
+            },
+            Figure {
+                figure: "backlog".into(),
+                value: 4.5,
+                unit: "s".into(),
+                ceiling: None,
+                ceiling_of: None,
+            },
+        ];
+        let table = markdown_table(&figures, &run);
+        let rows: Vec<&str> = table.lines().collect();
+        assert_eq!(rows.len(), 4);
+        assert_eq!(
+            rows[2],
+            "| drain | 30.00 issued/s | 60.00 (insert) | 0.50 | 2026-01-01T00:00:00Z | `abc` | `cargo xtask bench consumer` |"
+        );
+        assert!(
+            rows[3].starts_with("| backlog | 4.50 s | - | - |"),
+            "{}",
+            rows[3]
+        );
+    }
+}

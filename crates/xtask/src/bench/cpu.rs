@@ -229,3 +229,23 @@ pub fn pid_listening_on(port: u16) -> Option<u32> {
                 .then_some(pid)
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_seen_with_its_threads() {
+        let me = std::process::id();
+        // Burn a little CPU so the counters move.
+        let spin = std::time::Instant::now();
+        while spin.elapsed() < Duration::from_millis(30) {}
+        assert!(process_ticks(me) > 0);
+        assert!(!thread_ticks(me).is_empty());
+        let (busy, total) = machine_ticks();
+        assert!(busy > 0 && total >= busy);
+        let watch = Watch::new(vec![("me".to_owned(), me)]);
+        let usage = watch.usage(&watch.sample(), &watch.sample());
+        assert_eq!(usage.processes.len(), 1);
+    }
+}

@@ -195,15 +195,12 @@ impl Leftovers {
             return;
         }
         if let Some(redis) = &self.redis {
-            match ReservationStore::new(redis).map(|s| async move { s.delete_all().await }) {
-                Ok(delete) => match delete.await {
-                    Ok(n) => eprintln!(
-                        "[xtask] redis: deleted {n} key(s) under {}",
-                        redis.key_prefix
-                    ),
-                    Err(error) => eprintln!("[xtask] redis: clean-up failed: {error}"),
-                },
-                Err(error) => eprintln!("[xtask] redis: clean-up failed: {error}"),
+            match delete_keys(redis).await {
+                Ok(n) => eprintln!(
+                    "[xtask] redis: deleted {n} key(s) under {}",
+                    redis.key_prefix
+                ),
+                Err(error) => eprintln!("[xtask] redis: clean-up failed: {error:#}"),
             }
         }
         if let Some(kafka) = &self.kafka {
@@ -225,4 +222,8 @@ impl Leftovers {
             }
         }
     }
+}
+
+async fn delete_keys(redis: &RedisSettings) -> anyhow::Result<u64> {
+    Ok(ReservationStore::new(redis)?.delete_all().await?)
 }

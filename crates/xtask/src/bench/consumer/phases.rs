@@ -176,6 +176,11 @@ pub async fn scrape(ops_url: &str) -> Option<Scrape> {
         .text()
         .await
         .ok()?;
+    Some(parse_metrics(&text))
+}
+
+/// The figures of an OpenMetrics text this benchmark reads.
+fn parse_metrics(text: &str) -> Scrape {
     let mut scrape = Scrape::default();
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let Some((series, value)) = line.rsplit_once(' ') else {
@@ -190,7 +195,7 @@ pub async fn scrape(ops_url: &str) -> Option<Scrape> {
             _ => {}
         }
     }
-    Some(scrape)
+    scrape
 }
 
 /// Mean ms per batch in persist() and its share (%) of the phase's `total_s`.
@@ -208,4 +213,46 @@ pub fn persist_share(before: Scrape, after: Scrape, total_s: f64) -> (f64, f64) 
         0.0
     };
     (ms, pct)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn metrics_are_read_by_name_whatever_their_labels() {
+        let text = "# HELP x\ncoupon_consumer_transaction_duration_seconds_sum 1.5\n\
+            coupon_consumer_transaction_duration_seconds_count 30\n\
+            kafka_consumer_rebalances_total{event=\"assign\"} 1\n\
+            kafka_consumer_rebalances_total{event=\"revoke\"} 2\n# EOF\n";
+        let scrape = parse_metrics(text);
+        assert_eq!(
+            (scrape.batches, scrape.persist_s, scrape.rebalances),
+            (30.0, 1.5, 3.0)
+        );
+        let (ms, pct) = persist_share(Scrape::default(), scrape, 3.0);
+        assert_eq!((ms, pct), (50.0, 50.0));
+    }
+
+    #[test]
+    fn a_phase_counts_only_the_transactions_after_the_earlier_ones() {
+        let t = |ms: i64| datetime!(2026-01-01 00:00 UTC) + time::Duration::milliseconds(ms);
+        let groups = BTreeMap::from([
+            (t(0), 10),
+            (t(40), 10),
+            (t(100), 20),
+            (t(150), 20),
+            (t(200), 20),
+        ]);
+        let earlier = BTreeSet::from([t(0), t(40)]);
+        let b = batches(&groups, &earlier);
+        assert_eq!(b.transactions, 3);
+        assert!((b.rows_per_transaction - 20.0).abs() < 1e-9);
+        assert!((b.ms_per_transaction - 50.0).abs() < 1e-9);
+        assert_eq!(
+            batches(&groups, &groups.keys().copied().collect()).transactions,
+            0
+        );
+    }
 }
