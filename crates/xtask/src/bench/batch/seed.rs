@@ -11,6 +11,7 @@ use couponrush_domain::{
 };
 use couponrush_storage::{CompensationStore, CompensationWindow, CouponStore, IssuanceStore};
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use super::Bench;
 use crate::bench::ceiling::user_ids;
@@ -87,7 +88,10 @@ pub async fn seed(bench: &Bench, problems: &mut Vec<String>) -> anyhow::Result<S
     };
     eprintln!(
         "[xtask] seeding the compensation case: {} participants, {} holders, window {} .. {}",
-        args.participants, args.holders, window.from, window.until
+        args.participants,
+        args.holders,
+        window.from.format(&Rfc3339)?,
+        window.until.format(&Rfc3339)?
     );
     let started = Instant::now();
     let (source, _) = coupon(
