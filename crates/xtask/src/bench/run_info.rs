@@ -2,9 +2,11 @@
 
 use std::path::Path;
 
+use couponrush_config::Settings;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::cpu::{self, Watch};
 use crate::binaries::workspace_root;
 use crate::report::Provenance;
 
@@ -124,14 +126,43 @@ fn machine() -> String {
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     format!(
         "{} cores ({model}), {gib} GiB, Linux {}",
-        super::cpu::cores(),
+        cpu::cores(),
         kernel.trim()
     )
 }
 
+/// The services `settings` point at that run on this machine (found by the pid listening on
+/// their ports): a CPU watch of them (mysql, broker, redis) and their versions.
+pub async fn services(settings: &Settings) -> (Watch, String) {
+    let port_of = |address: &str| {
+        address
+            .rsplit_once(':')
+            .and_then(|(_, port)| port.parse().ok())
+    };
+    let named = [
+        ("mysql", Some(settings.mysql.port)),
+        ("broker", settings.kafka.brokers().next().and_then(port_of)),
+        (
+            "redis",
+            settings.redis.address().as_deref().and_then(port_of),
+        ),
+    ];
+    let mut watched = Vec::new();
+    let mut versions = Vec::new();
+    for (name, port) in named {
+        let pid = port.and_then(cpu::pid_listening_on);
+        versions.push(format!("{name} {}", version_of(pid).await));
+        match pid {
+            Some(pid) => watched.push((name.to_owned(), pid)),
+            None => eprintln!("[xtask] no local pid for {name}: its CPU is counted in 'other'"),
+        }
+    }
+    (Watch::new(watched), versions.join(", "))
+}
+
 /// The version the executable of process `pid` reports (`<exe> --version`): that of the
 /// server actually answering (mariadbd, redis-server, tansu), whatever else is installed.
-pub async fn version_of(pid: Option<u32>) -> String {
+async fn version_of(pid: Option<u32>) -> String {
     let Some(exe) = pid.and_then(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).ok()) else {
         return "?".to_owned();
     };

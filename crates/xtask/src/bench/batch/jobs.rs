@@ -349,7 +349,7 @@ pub async fn run(
         &grant,
         &bench.env,
         &bench.logs,
-        &Watch::default(),
+        &bench.watch,
     )
     .await?;
     let reads = ceiling::Args {
@@ -366,7 +366,7 @@ pub async fn run(
         &reads,
         &bench.env,
         &bench.logs,
-        &Watch::default(),
+        &bench.watch,
     )
     .await?;
     Ok(Ran {

@@ -28,7 +28,8 @@ use std::process::ExitCode;
 use couponrush_cache::ReservationStore;
 use couponrush_storage::Database;
 
-use super::run_info::RunInfo;
+use super::cpu::Watch;
+use super::run_info::{RunInfo, services};
 use super::scratch::{Leftovers, RunArgs, check_database_name, cleaning_up};
 use crate::binaries::{build_release, release_binary, workspace_root};
 use crate::stack::Stack;
@@ -113,6 +114,9 @@ pub struct Bench {
     pub logs: PathBuf,
     pub mysql: Database,
     pub cache: ReservationStore,
+    /// mysql, broker and redis, by the pid listening on their ports.
+    pub watch: Watch,
+    pub versions: String,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -162,7 +166,10 @@ async fn measure(
     }
     let mysql = leftovers.fresh_database(&settings.mysql).await?;
     let cache = leftovers.fresh_key_prefix(&settings.redis).await?;
+    let (watch, versions) = services(&settings).await;
     let bench = Bench {
+        watch,
+        versions,
         args,
         info,
         env,

@@ -41,6 +41,7 @@ pub fn print(bench: &Bench, seeded: &Seeded, ran: &Ran, problems: &[String]) {
         "\n=========================== couponrush compensation-batch benchmark ==========================="
     );
     print!("{}", info.header(args.run.build));
+    println!(" versions   {}", bench.versions);
     println!(
         " data       source coupon {}: {} participants, {} holders, {} eligible (seeded in {:.3} s)",
         seeded.source,

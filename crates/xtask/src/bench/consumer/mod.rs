@@ -32,7 +32,7 @@ use time::OffsetDateTime;
 
 use super::ceiling::{self, Kind, Measured};
 use super::cpu::{self, Usage, Watch};
-use super::run_info::{RunInfo, version_of};
+use super::run_info::{RunInfo, services};
 use super::scratch::{Leftovers, RunArgs, check_database_name, cleaning_up};
 use crate::binaries::{build_release, release_binary};
 use crate::stack::Stack;
@@ -262,29 +262,7 @@ async fn measure(
         Vec::new()
     };
 
-    let pid_on = |address: &str| {
-        address
-            .rsplit_once(':')
-            .and_then(|(_, port)| port.parse().ok())
-            .and_then(cpu::pid_listening_on)
-    };
-    let named = [
-        ("mysql", cpu::pid_listening_on(settings.mysql.port)),
-        ("broker", settings.kafka.brokers().next().and_then(pid_on)),
-        (
-            "redis",
-            settings.redis.address().as_deref().and_then(pid_on),
-        ),
-    ];
-    let mut watched = Vec::new();
-    let mut versions = Vec::new();
-    for (name, pid) in named {
-        versions.push(format!("{name} {}", version_of(pid).await));
-        match pid {
-            Some(pid) => watched.push((name.to_owned(), pid)),
-            None => eprintln!("[xtask] no local pid for {name}: its CPU is counted in 'other'"),
-        }
-    }
+    let (watch, versions) = services(&settings).await;
     let bench = Bench {
         user_tag: format!("c{}x", std::process::id()),
         consumer: format!(
@@ -293,7 +271,7 @@ async fn measure(
             settings.mysql.pool_size,
             settings.kafka.session_timeout_ms
         ),
-        watch: Watch::new(watched),
+        watch,
         env: stack.child_env(&task_env),
         args,
         info,
@@ -302,7 +280,7 @@ async fn measure(
     };
     let mut results = Results {
         background: quiet_enough(&bench.args).await,
-        versions: versions.join(", "),
+        versions,
         ..Results::default()
     };
 
