@@ -86,10 +86,10 @@ impl RunInfo {
     }
 
     /// The summary's first lines: date and run, machine, code (`built`: the binaries were
-    /// rebuilt from this tree, not taken as they were).
-    pub fn header(&self, built: bool) -> String {
+    /// rebuilt from this tree, not taken as they were), the services' `versions`.
+    pub fn header(&self, built: bool, versions: &str) -> String {
         format!(
-            " date       {}   run {}\n machine    {}\n code       {}, rustc {}, release build{}\n",
+            " date       {}   run {}\n machine    {}\n code       {}, rustc {}, release build{}\n versions   {versions}\n",
             self.date,
             self.id,
             self.machine,

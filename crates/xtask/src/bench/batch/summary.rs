@@ -40,8 +40,7 @@ pub fn print(bench: &Bench, seeded: &Seeded, ran: &Ran, problems: &[String]) {
     println!(
         "\n=========================== couponrush compensation-batch benchmark ==========================="
     );
-    print!("{}", info.header(args.run.build));
-    println!(" versions   {}", bench.versions);
+    print!("{}", info.header(args.run.build, &bench.versions));
     println!(
         " data       source coupon {}: {} participants, {} holders, {} eligible (seeded in {:.3} s)",
         seeded.source,

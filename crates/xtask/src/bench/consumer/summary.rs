@@ -42,8 +42,7 @@ pub fn print(bench: &Bench, results: &Results) -> bool {
     println!(
         "\n===================================== couponrush coupon-consumer benchmark ====================================="
     );
-    print!("{}", info.header(args.run.build));
-    println!(" versions   {}", results.versions);
+    print!("{}", info.header(args.run.build, &results.versions));
     println!(
         " consumer   ONE process, RUST_LOG=warn, log json, topic of {} partitions, {}",
         args.partitions, bench.consumer
