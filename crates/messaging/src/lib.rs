@@ -22,7 +22,7 @@ pub use error::MessagingError;
 pub use in_flight::{InFlight, InFlightScan};
 pub use probe::probe_topic;
 pub use producer::{DeliveryFailure, ManagedProducer, connected_brokers};
-pub use publisher::{IssuePublisher, SCHEMA_VERSION_HEADER};
+pub use publisher::{IssuePublisher, SCHEMA_VERSION_HEADER, schema_headers};
 pub use replay::{
     REPLAYED_FROM_HEADER, ReplayReport, ReplayRequest, replay_dead_letters, replay_group,
 };

@@ -133,8 +133,9 @@ impl IssuePublisher {
 }
 
 /// Headers of every message we publish: the payload's schema version, readable without
-/// decoding the payload.
-fn schema_headers() -> OwnedHeaders {
+/// decoding the payload. Public so that whatever else writes issue requests (the benchmark's
+/// preloader) sends exactly what issuer-api sends.
+pub fn schema_headers() -> OwnedHeaders {
     let version = IssueRequested::SCHEMA_VERSION.to_string();
     OwnedHeaders::new().insert(Header {
         key: SCHEMA_VERSION_HEADER,

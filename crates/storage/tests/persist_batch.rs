@@ -138,3 +138,43 @@ async fn a_batch_issues_once_within_stock_and_a_redelivery_changes_nothing() -> 
 
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_issuance_alone_issues_within_stock_and_logs_nothing() -> anyhow::Result<()> {
+    let env = TestEnv::new(1).await?;
+    let db = Database::new(&env.settings.mysql)?;
+    let coupons = CouponStore::new(db.clone());
+    let issuances = IssuanceStore::new(db);
+    let coupon = open_coupon(&coupons, "plain", 2).await?;
+    let batch = vec![
+        issue_request(coupon, "u1")?,
+        issue_request(coupon, "u1")?,
+        issue_request(coupon, "u2")?,
+        issue_request(coupon, "u3")?,
+    ];
+    let outcomes = issuances
+        .issue_without_log(&batch, OffsetDateTime::now_utc())
+        .await?;
+    let issued = outcomes
+        .iter()
+        .filter(|p| matches!(p, Persisted::Issued { .. }))
+        .count();
+    assert_eq!(issued, 2);
+    assert_eq!(
+        outcomes[1],
+        Persisted::AlreadyIssued {
+            issued_at: match outcomes[0] {
+                Persisted::Issued { issued_at } => issued_at,
+                other => anyhow::bail!("first request: {other:?}"),
+            }
+        }
+    );
+    assert_eq!(outcomes[3], Persisted::OutOfStock);
+    assert_eq!(
+        coupons.find(coupon).await?.map(|r| r.available_quantity),
+        Some(0)
+    );
+    assert_eq!(coupons.issued_count(coupon).await?, 2);
+    assert!(issuances.participation_counts(coupon).await?.is_empty());
+    Ok(())
+}

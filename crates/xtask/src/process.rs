@@ -11,6 +11,65 @@ use anyhow::Context;
 use couponrush_config::ENV_PREFIX;
 use tokio::process::{Child, Command};
 
+/// `program args` with `env` on top of this process's environment minus its `COUPON__*`
+/// variables: only what the task sets applies.
+fn command<I, S>(program: &Path, args: I, env: &[(String, String)]) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut command = Command::new(program);
+    command.args(args);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with(ENV_PREFIX) {
+            command.env_remove(key);
+        }
+    }
+    command.envs(env.iter().map(|(k, v)| (k, v)));
+    command
+}
+
+/// How a one-shot run ended.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    /// Wall clock from the spawn to the exit.
+    pub elapsed: Duration,
+}
+
+/// Runs `program args` to its end (a one-shot job, timed): stdout captured, stderr to
+/// `log_dir/<name>.log`. The environment is built as for [`Service::spawn`].
+pub async fn run_to_end<I, S>(
+    name: &str,
+    program: &Path,
+    args: I,
+    env: &[(String, String)],
+    log_dir: &Path,
+) -> anyhow::Result<Finished>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    std::fs::create_dir_all(log_dir).with_context(|| format!("create {}", log_dir.display()))?;
+    let log = log_dir.join(format!("{name}.log"));
+    let err = std::fs::File::create(&log).with_context(|| format!("create {}", log.display()))?;
+    let started = Instant::now();
+    let output = command(program, args, env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(err)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .with_context(|| format!("run {name} ({})", program.display()))?;
+    Ok(Finished {
+        status: output.status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        elapsed: started.elapsed(),
+    })
+}
+
 /// A started process and where its output goes.
 #[derive(Debug)]
 pub struct Service {
@@ -39,15 +98,7 @@ impl Service {
         let log = log_dir.join(format!("{name}.log"));
         let out =
             std::fs::File::create(&log).with_context(|| format!("create {}", log.display()))?;
-        let mut command = Command::new(program);
-        command.args(args);
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with(ENV_PREFIX) {
-                command.env_remove(key);
-            }
-        }
-        let child = command
-            .envs(env.iter().map(|(k, v)| (k, v)))
+        let child = command(program, args, env)
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)
@@ -131,18 +182,28 @@ impl Service {
         Ok(self.child.wait().await?)
     }
 
+    /// Sends `signal` (as `kill` names it: STOP, CONT, TERM...); nothing once it was reaped.
+    pub async fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        if let Some(pid) = self.child.id() {
+            // `kill` the command: the workspace forbids the unsafe a signal call would need.
+            let status = Command::new("kill")
+                .arg(format!("-{signal}"))
+                .arg(pid.to_string())
+                .status()
+                .await?;
+            anyhow::ensure!(status.success(), "kill -{signal} {pid} failed ({status})");
+        }
+        Ok(())
+    }
+
     /// SIGTERM (what Kubernetes sends), then SIGKILL after `grace`; its exit status.
     pub async fn stop(mut self, grace: Duration) -> anyhow::Result<ExitStatus> {
         if let Some(status) = self.child.try_wait()? {
             return Ok(status);
         }
-        if let Some(pid) = self.child.id() {
-            // `kill` the command: the workspace forbids the unsafe a signal call would need.
-            Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status()
-                .await?;
-        }
+        // A frozen process (SIGSTOP) would never act on the TERM.
+        self.signal("CONT").await?;
+        self.signal("TERM").await?;
         match tokio::time::timeout(grace, self.child.wait()).await {
             Ok(status) => Ok(status?),
             Err(_) => {

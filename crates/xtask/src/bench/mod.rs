@@ -3,23 +3,34 @@
 use std::process::ExitCode;
 
 pub mod api;
+mod batch;
+mod ceiling;
+mod consumer;
 pub mod cpu;
+mod proc_cpu;
+mod run_info;
+mod scratch;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// issuer-api under wrk, against the HTTP floor and the Redis Lua ceiling.
     Api(api::Args),
     /// One consumer draining a backlog, against MySQL's own insert ceiling.
-    Consumer,
-    /// compensation-batch jobs, against the same SQL run directly.
-    Batch,
+    Consumer(consumer::Args),
+    /// compensation-batch jobs, against the same storage calls made directly.
+    Batch(batch::Args),
+    /// One ceiling measurement (started by the benchmarks, in a release build).
+    #[command(hide = true)]
+    Ceiling(ceiling::Args),
 }
 
 impl Command {
     pub async fn run(self) -> anyhow::Result<ExitCode> {
         match self {
             Self::Api(args) => api::run(args).await,
-            other => anyhow::bail!("{other:?} is being moved here from scripts/bench-*.sh"),
+            Self::Consumer(args) => consumer::run(args).await,
+            Self::Batch(args) => batch::run(args).await,
+            Self::Ceiling(args) => ceiling::run(args).await,
         }
     }
 }

@@ -1,0 +1,347 @@
+//! `cargo xtask bench consumer`: how fast ONE coupon-consumer (release) turns a Kafka backlog
+//! into MySQL rows, against MySQL's own ceiling measured in the same run.
+//!
+//! For each batch size, on its own topic, dead-letter topic, group and coupon:
+//! - A, the incident's backlog: `--backlog` issue requests preloaded (the domain's encoding,
+//!   acknowledged, read back), then one consumer process started; time until MySQL holds them,
+//!   from the process start and from the first row (the group join takes seconds with tansu);
+//! - B, a full backlog drained by a member already in the group: the consumer is frozen
+//!   (SIGSTOP), `--more` messages are preloaded, and the clock starts at SIGCONT.
+//!
+//! Then once, C, the ceiling: the same rows through the storage crate's own write path on one
+//! connection (see `bench::ceiling`): "plain" is the issuance alone (lock, insert, decrement),
+//! "full" is `persist_batch`, the consumer's whole transaction for a first delivery.
+//!
+//! Checks per batch size: rows == backlog + more, distinct users == rows, available == total -
+//! rows, Redis issued counter and participants hash == rows, the dead-letter topic empty, no
+//! rejoin during B. "Rows in MySQL" is polled as total - available (a primary-key read; the
+//! consumer changes both in one transaction), or `COUNT(*)` with `--poll count`.
+
+mod phases;
+mod round;
+mod summary;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use couponrush_domain::{CouponId, CouponSpec};
+use couponrush_storage::{CouponStore, Database};
+use time::OffsetDateTime;
+
+use super::ceiling::{self, Kind, Measured};
+use super::proc_cpu::{self as cpu, Usage, Watch};
+use super::run_info::{RunInfo, services};
+use super::scratch::{Leftovers, RunArgs, check_database_name, cleaning_up};
+use crate::binaries::{build_release, release_binary};
+use crate::stack::Stack;
+use round::Round;
+
+/// How "rows in MySQL" is polled while draining.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Poll {
+    /// total - available of the coupon: a primary-key read.
+    Stock,
+    /// `COUNT(*)` of its rows: 50-100 ms of MariaDB per poll at 245,000 rows.
+    Count,
+}
+
+/// Settings of `bench consumer` (each also read from its `BENCH_*` variable).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// `consumer.batch_size` of each round, space-separated.
+    #[arg(long, env = "BENCH_BATCH_SIZES", default_value = "2000 500")]
+    pub batch_sizes: String,
+    /// Phase A messages.
+    #[arg(long, env = "BENCH_BACKLOG", default_value_t = 45_000)]
+    pub backlog: u64,
+    /// Phase B messages.
+    #[arg(long, env = "BENCH_MORE", default_value_t = 200_000)]
+    pub more: u64,
+    /// total_quantity of each coupon (at least backlog + more and the ceiling's rows).
+    #[arg(long, env = "BENCH_STOCK", default_value_t = 250_000)]
+    pub stock: u32,
+    /// Rows of each ceiling (0: no ceiling).
+    #[arg(long, env = "BENCH_CEILING_ROWS", default_value_t = 245_000)]
+    pub ceiling_rows: u64,
+    /// Rows per transaction of the ceiling.
+    #[arg(long, env = "BENCH_CEILING_PER_STMT", default_value_t = 2000)]
+    pub ceiling_per_stmt: usize,
+    /// MySQL polling interval while draining, in ms.
+    #[arg(long, env = "BENCH_POLL_MS", default_value_t = 50)]
+    pub poll_ms: u64,
+    #[arg(long, env = "BENCH_POLL", value_enum, default_value_t = Poll::Stock)]
+    pub poll: Poll,
+    /// Seconds a phase may take before the run is declared failed.
+    #[arg(long, env = "BENCH_DRAIN_TIMEOUT", default_value_t = 180)]
+    pub drain_timeout: u64,
+    /// Dropped and recreated each run (must contain "bench").
+    #[arg(
+        long,
+        env = "BENCH_DATABASE",
+        default_value = "couponrush_bench_consumer"
+    )]
+    pub database: String,
+    /// Partitions of each round's topic.
+    #[arg(long, env = "BENCH_PARTITIONS", default_value_t = 3)]
+    pub partitions: i32,
+    /// The consumer's ops port (its /metrics is read after A and B).
+    #[arg(long, env = "BENCH_OPS_BIND", default_value = "127.0.0.1:19093")]
+    pub ops_bind: String,
+    /// Seconds to wait, before measuring, for the machine to be quieter than `--quiet-pct`.
+    #[arg(long, env = "BENCH_QUIET_WAIT", default_value_t = 0)]
+    pub quiet_wait: u64,
+    /// % of one core the machine may be busy with before the start.
+    #[arg(long, env = "BENCH_QUIET_PCT", default_value_t = 20.0)]
+    pub quiet_pct: f64,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+impl Args {
+    fn batch_sizes(&self) -> anyhow::Result<Vec<usize>> {
+        let sizes: Vec<usize> = self
+            .batch_sizes
+            .split_whitespace()
+            .map(|b| b.parse().ok().filter(|b| *b >= 1))
+            .collect::<Option<_>>()
+            .with_context(|| {
+                format!(
+                    "BENCH_BATCH_SIZES must be positive integers, got {:?}",
+                    self.batch_sizes
+                )
+            })?;
+        anyhow::ensure!(!sizes.is_empty(), "BENCH_BATCH_SIZES is empty");
+        Ok(sizes)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.backlog >= 1 && self.more >= 1 && self.poll_ms >= 1 && self.partitions >= 1,
+            "BENCH_BACKLOG, BENCH_MORE, BENCH_POLL_MS and BENCH_PARTITIONS must be at least 1"
+        );
+        anyhow::ensure!(
+            self.ceiling_per_stmt >= 1,
+            "BENCH_CEILING_PER_STMT must be at least 1"
+        );
+        let stock = u64::from(self.stock);
+        anyhow::ensure!(
+            stock >= self.backlog + self.more && stock >= self.ceiling_rows,
+            "BENCH_STOCK ({stock}) must be at least BENCH_BACKLOG + BENCH_MORE and BENCH_CEILING_ROWS"
+        );
+        check_database_name(&self.database)?;
+        anyhow::ensure!(
+            self.ops_bind
+                .rsplit_once(':')
+                .is_some_and(|(_, p)| p.parse::<u16>().is_ok_and(|p| p > 0)),
+            "BENCH_OPS_BIND must be host:port, got {:?}",
+            self.ops_bind
+        );
+        self.batch_sizes().map(drop)
+    }
+
+    /// The ops port as the harness reaches it (0.0.0.0 is reached on the loopback).
+    fn ops_url(&self) -> String {
+        format!(
+            "http://{}",
+            self.ops_bind.replacen("0.0.0.0", "127.0.0.1", 1)
+        )
+    }
+}
+
+/// Everything the rounds share.
+pub struct Bench {
+    pub args: Args,
+    pub info: RunInfo,
+    /// The environment of the processes it starts: the stack's and the run's own `COUPON__*`
+    /// variables (database, key prefix, logging); each round adds its topic, group and batch.
+    pub env: Vec<(String, String)>,
+    pub logs: PathBuf,
+    pub mysql: Database,
+    /// mysql, broker and redis, by the pid listening on their ports.
+    pub watch: Watch,
+    /// Every user id of this run starts with it.
+    pub user_tag: String,
+    /// The consumer settings that shape a drain, as the consumer will load them.
+    pub consumer: String,
+}
+
+/// What the whole run measured.
+#[derive(Debug, Default)]
+pub struct Results {
+    pub rounds: Vec<Round>,
+    /// plain and full ceilings: what they measured and the CPU meanwhile.
+    pub ceilings: Vec<(Kind, Measured, Usage)>,
+    pub background: f64,
+    pub versions: String,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    args.validate()?;
+    let run_dir = args.run.take_dir("bench-consumer")?;
+    let info = RunInfo::collect().await;
+    let first_topic = format!(
+        "coupon-issue-benchc-{}-b{}",
+        info.id,
+        args.batch_sizes()?[0]
+    );
+    let stack = Stack::up(
+        &run_dir.path().join("stack"),
+        &[
+            ("STACK_MYSQL_DATABASE", args.database.clone()),
+            ("STACK_TOPIC", first_topic.clone()),
+            ("STACK_DLQ_TOPIC", format!("{first_topic}.dlq")),
+            ("STACK_PARTITIONS", args.partitions.to_string()),
+        ],
+    )
+    .await?;
+    let logs = run_dir.logs();
+    let outcome = cleaning_up(&run_dir, args.run.keep, async |leftovers| {
+        measure(args.clone(), info, &stack, logs, leftovers).await
+    })
+    .await;
+    // Stops only what this run's state directory started.
+    stack.down().await?;
+    outcome
+}
+
+async fn measure(
+    args: Args,
+    info: RunInfo,
+    stack: &Stack,
+    logs: PathBuf,
+    leftovers: &mut Leftovers,
+) -> anyhow::Result<ExitCode> {
+    let task_env = vec![
+        ("COUPON__MYSQL__DATABASE".to_owned(), args.database.clone()),
+        (
+            "COUPON__REDIS__KEY_PREFIX".to_owned(),
+            format!("couponrush-benchc:{}:", info.id),
+        ),
+        ("COUPON__LOG__FORMAT".to_owned(), "json".to_owned()),
+        ("COUPON__LOG__FILTER".to_owned(), "warn".to_owned()),
+    ];
+    let settings = stack.settings_with(&task_env)?;
+    let mysql = leftovers.fresh_database(&settings.mysql).await?;
+    let cache = leftovers.fresh_key_prefix(&settings.redis).await?;
+    if args.run.build {
+        build_release(&["coupon-consumer", "xtask"]).await?;
+    }
+    release_binary("coupon-consumer")?;
+    release_binary("xtask")?;
+
+    // The coupons, created and loaded into Redis as POST /admin/coupons does it.
+    let sizes = args.batch_sizes()?;
+    let coupons = CouponStore::new(mysql.clone());
+    let create = async |label: &str| -> anyhow::Result<CouponId> {
+        let now = OffsetDateTime::now_utc();
+        let spec = CouponSpec {
+            name: format!("bench-consumer {} {label}", info.id),
+            discount_amount: 1000,
+            total_quantity: args.stock,
+            issue_starts_at: now - time::Duration::minutes(1),
+            issue_ends_at: now + time::Duration::days(1),
+            expiry_days: 30,
+        };
+        spec.validate()?;
+        let record = coupons.create(&spec).await?;
+        cache.load(record.id, &record.spec).await?;
+        Ok(record.id)
+    };
+    let mut round_coupons = Vec::new();
+    for size in &sizes {
+        round_coupons.push(create(&format!("batch {size}")).await?);
+    }
+    let ceiling_coupons = if args.ceiling_rows > 0 {
+        vec![
+            (Kind::IssuePlain, create("ceiling plain").await?),
+            (Kind::IssueFull, create("ceiling full").await?),
+        ]
+    } else {
+        Vec::new()
+    };
+
+    let (watch, versions) = services(&settings).await;
+    let bench = Bench {
+        user_tag: format!("c{}x", std::process::id()),
+        consumer: format!(
+            "batch_wait_ms {}, mysql pool {}, session timeout {} ms",
+            settings.consumer.batch_wait_ms,
+            settings.mysql.pool_size,
+            settings.kafka.session_timeout_ms
+        ),
+        watch,
+        env: stack.child_env(&task_env),
+        args,
+        info,
+        logs,
+        mysql,
+    };
+    let mut results = Results {
+        background: quiet_enough(&bench.args).await,
+        versions,
+        ..Results::default()
+    };
+
+    for (size, coupon) in sizes.iter().zip(round_coupons) {
+        let topic = format!("coupon-issue-benchc-{}-b{size}", bench.info.id);
+        leftovers
+            .topic(&settings.kafka, &topic, bench.args.partitions)
+            .await?;
+        leftovers
+            .topic(&settings.kafka, &format!("{topic}.dlq"), 1)
+            .await?;
+        results
+            .rounds
+            .push(round::run(&bench, &settings, *size, coupon, topic).await?);
+    }
+    for (kind, coupon) in ceiling_coupons {
+        let mode = if kind == Kind::IssuePlain {
+            "plain"
+        } else {
+            "full"
+        };
+        let params = ceiling::Args {
+            kind,
+            coupon,
+            prefix: format!("{}{mode}", bench.user_tag),
+            first: 0,
+            count: bench.args.ceiling_rows,
+            width: 0,
+            per_batch: bench.args.ceiling_per_stmt,
+        };
+        let name = format!("ceiling-{mode}");
+        let (measured, usage) =
+            ceiling::measure(&name, &params, &bench.env, &bench.logs, &bench.watch).await?;
+        results.ceilings.push((kind, measured, usage));
+    }
+    let ok = summary::print(&bench, &results);
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The machine's busy CPU before the start (nothing of ours running), waiting up to
+/// `--quiet-wait` seconds for it to drop below `--quiet-pct`.
+async fn quiet_enough(args: &Args) -> f64 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(args.quiet_wait);
+    loop {
+        let busy = cpu::machine_busy(Duration::from_secs(2)).await;
+        if busy <= args.quiet_pct {
+            return busy;
+        }
+        if std::time::Instant::now() >= deadline {
+            eprintln!(
+                "[xtask] warning: the machine is {busy:.0}% busy (of one core) before the start; results will be low (see 'other')"
+            );
+            return busy;
+        }
+        eprintln!(
+            "[xtask] machine busy ({busy:.0}% of one core); waiting (BENCH_QUIET_WAIT={})",
+            args.quiet_wait
+        );
+    }
+}
