@@ -12,7 +12,6 @@
 //! apps.stop_all().await;
 //! ```
 
-use std::io::Read;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -24,7 +23,7 @@ use serde::de::DeserializeOwned;
 
 use crate::binaries::release_binary;
 use crate::process::Service;
-use crate::run_env::RunEnv;
+use crate::run_env::{RunEnv, random_token};
 
 /// How long a started binary gets to exit after SIGTERM (the API drains its producer, a
 /// consumer commits its batch) before SIGKILL.
@@ -306,13 +305,4 @@ fn loopback_address(bind: &str) -> anyhow::Result<SocketAddr> {
         address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
     Ok(address)
-}
-
-/// 24 random bytes as hex: the run's admin token, never reused.
-fn random_token() -> anyhow::Result<String> {
-    let mut bytes = [0u8; 24];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut random| random.read_exact(&mut bytes))
-        .context("read /dev/urandom")?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }

@@ -19,7 +19,7 @@ use couponrush_storage::{CompensationStore, Database, IssuanceStore, Persisted};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::proc_cpu::{Usage, Watch};
+use super::cpu::{Usage, Watch};
 use crate::binaries::release_binary;
 use crate::process::run_to_end;
 
@@ -251,10 +251,10 @@ pub async fn measure(
     }
     // The harness's own CPU while it waits is next to nothing; `gen` (this process and the
     // children it has waited for) is the ceiling client.
-    let watch = watch.with("gen", std::process::id());
-    let before = watch.sample();
+    let watch = watch.with_generator();
+    let before = watch.snapshot()?;
     let finished = run_to_end(name, &xtask, &argv, env, logs).await?;
-    let usage = watch.usage(&before, &watch.sample());
+    let usage = watch.usage(&before, &watch.snapshot()?);
     anyhow::ensure!(
         finished.status.success(),
         "{name} failed ({}); see {}",

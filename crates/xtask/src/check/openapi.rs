@@ -94,8 +94,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     // A fixed database and key prefix, emptied at the start: what an interrupted run left is
     // gone before this one begins (the lock keeps two runs apart).
-    let mut names = Isolation::unique("openapi", "couponrush_openapi".to_owned(), 1);
-    names.key_prefix = "couponrush-openapi:".to_owned();
+    let names = Isolation::unique("openapi", "couponrush_openapi".to_owned(), 1)
+        .with_key_prefix("couponrush-openapi:".to_owned());
     let env = RunEnv::up(&dir.join("stack"), names).await?;
     let mut apps = Apps::new(None);
     let outcome = signals::unless_interrupted(
@@ -119,14 +119,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
     .await;
     match outcome {
-        Ok(Some(())) => {
+        Ok(Ok(())) => {
             say(&format!(
                 "OK: issuer-api conforms to {} ({version})",
                 schema_file.display()
             ));
             Ok(ExitCode::SUCCESS)
         }
-        Ok(None) => Ok(ExitCode::from(signals::INTERRUPTED)),
+        Ok(Err(code)) => Ok(code),
         Err(error) => Err(error.context(format!("logs are in {}", log_dir.display()))),
     }
 }

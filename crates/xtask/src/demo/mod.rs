@@ -16,7 +16,7 @@ use anyhow::Context;
 use crate::apps::{Apps, NewCoupon};
 use crate::binaries::{build_release, workspace_root};
 use crate::lock::RunLock;
-use crate::run_env::{Cleanup, Isolation, RunEnv};
+use crate::run_env::{Cleanup, Isolation, RunEnv, check_database_name};
 use crate::{signals, tools};
 
 mod rush;
@@ -82,17 +82,7 @@ impl Args {
             u64::from(self.users) + u64::from(self.retries) >= 1,
             "DEMO_USERS + DEMO_RETRIES must be at least 1"
         );
-        anyhow::ensure!(
-            !self.database.is_empty()
-                && self
-                    .database
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
-                && self.database.contains("demo"),
-            "DEMO_DATABASE must match [A-Za-z0-9_]+ and contain 'demo' (it is dropped each run), got {:?}",
-            self.database
-        );
-        Ok(())
+        check_database_name(&self.database, "demo", "DEMO_DATABASE")
     }
 }
 
@@ -138,7 +128,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
     .await;
     match outcome {
-        Ok(Some(true)) => {
+        Ok(Ok(true)) => {
             say(&format!(
                 "database {} is kept for inspection until the next run; logs in {}",
                 args.database,
@@ -146,11 +136,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             ));
             Ok(ExitCode::SUCCESS)
         }
-        Ok(Some(false)) => {
+        Ok(Ok(false)) => {
             say(&format!("failed; logs are in {}", log_dir.display()));
             Ok(ExitCode::FAILURE)
         }
-        Ok(None) => Ok(ExitCode::from(signals::INTERRUPTED)),
+        Ok(Err(code)) => Ok(code),
         Err(error) => Err(error.context(format!("demo failed; logs are in {}", log_dir.display()))),
     }
 }

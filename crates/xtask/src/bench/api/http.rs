@@ -10,7 +10,7 @@ use couponrush_domain::{CouponId, CouponSpec};
 use time::OffsetDateTime;
 
 use super::log;
-use crate::bench::cpu::{Machine, Usage, Watch, to_f64};
+use crate::bench::cpu::{Usage, Watch, to_f64};
 use crate::binaries::workspace_root;
 
 /// What wrk's `done()` in bench-issue.lua prints on its `BENCH ...` line.
@@ -98,7 +98,6 @@ pub struct Wrk {
     pub threads: u32,
     pub base_url: String,
     pub log_dir: PathBuf,
-    pub machine: Machine,
 }
 
 impl Wrk {
@@ -134,7 +133,7 @@ impl Wrk {
         ];
         let name = format!("wrk-{phase}");
         let (output, usage) = watch
-            .measure(self.machine, &name, &self.program, &args, &self.log_dir)
+            .measure(&name, &self.program, &args, &self.log_dir)
             .await?;
         let run = WrkRun::parse(&output).with_context(|| {
             format!("phase {phase} (see {})", self.log_dir.join(&name).display())

@@ -12,7 +12,7 @@ use couponrush_domain::{CouponId, CouponSpec, RequestId};
 use time::OffsetDateTime;
 
 use super::log;
-use crate::bench::cpu::{Machine, Usage, Watch};
+use crate::bench::cpu::{Usage, Watch};
 
 /// redis-benchmark's `-r`: `__rand_int__` becomes a number below it (12 digits), so each call
 /// is almost always a new user.
@@ -43,7 +43,6 @@ pub struct LuaBench {
     pub requests: u64,
     pub clients: u32,
     pub log_dir: PathBuf,
-    pub machine: Machine,
 }
 
 impl LuaBench {
@@ -123,7 +122,7 @@ impl LuaBench {
         ));
         let name = format!("redis-benchmark-{phase}");
         let (output, cpu) = watch
-            .measure(self.machine, &name, &self.program, &args, &self.log_dir)
+            .measure(&name, &self.program, &args, &self.log_dir)
             .await?;
         let (rps, p50, p99) = parse_csv(&output).with_context(|| {
             format!(
@@ -135,7 +134,7 @@ impl LuaBench {
             .counters(coupon)
             .await?
             .context("the scratch coupon vanished from Redis")?;
-        log(&format!("{phase}: {rps} evals/s ({})", cpu.line()));
+        log(&format!("{phase}: {rps} evals/s ({})", cpu));
         Ok(LuaPhase {
             rps,
             p50,

@@ -6,28 +6,35 @@ use std::time::Duration;
 
 use anyhow::Context;
 use couponrush_cache::ReservationStore;
-use couponrush_config::Settings;
 use couponrush_domain::CouponId;
 
 use super::args::SoldOutConcurrency;
 use super::http::{self, HttpPhase, PhaseSpec, Wrk, WrkRun};
 use super::lua::LuaBench;
-use super::slice::Slice;
 use super::summary::{self, Results};
 use super::versions::Versions;
 use super::{Args, Tools, log};
 use crate::bench::cpu::{self, Machine, Watch};
 use crate::binaries::{build_release, release_binary};
 use crate::process::Service;
-use crate::stack::Stack;
+use crate::run_env::RunEnv;
+
+/// What only this run knows, made before the stack is up.
+#[derive(Debug)]
+pub(super) struct RunSecrets {
+    /// The Lua ceiling's scratch keys (a scratch prefix of the run: removed with its keys).
+    pub(super) lua_prefix: String,
+    /// Every user id of the run starts with it (then phase, wrk thread, counter).
+    pub(super) user_tag: String,
+    pub(super) admin_token: String,
+}
 
 /// What the measurement works with.
 #[derive(Debug)]
 pub(super) struct Run<'a> {
     pub(super) args: &'a Args,
-    pub(super) slice: &'a Slice,
-    pub(super) stack: &'a Stack,
-    pub(super) settings: &'a Settings,
+    pub(super) env: &'a RunEnv,
+    pub(super) secrets: &'a RunSecrets,
     pub(super) log_dir: &'a Path,
     pub(super) tools: &'a Tools,
 }
@@ -35,8 +42,8 @@ pub(super) struct Run<'a> {
 impl Run<'_> {
     pub(super) async fn measure(&self) -> anyhow::Result<Box<Results>> {
         let args = self.args;
-        let machine = Machine::detect().await?;
-        if args.build {
+        let machine = Machine::get();
+        if args.run.build {
             log("building release binaries");
             build_release(&["issuer-api", "compensation-batch"]).await?;
         } else {
@@ -44,8 +51,14 @@ impl Run<'_> {
         }
         let api_binary = release_binary("issuer-api")?;
         let batch_binary = release_binary("compensation-batch")?;
-        self.slice.fresh_database(self.settings).await?;
-        let env = self.slice.api_env(self.stack, args);
+        self.env.empty_database().await?;
+        let env = self.env.vars_with(&[
+            ("COUPON__HTTP__BIND", args.http_bind.clone()),
+            ("COUPON__HTTP__WORKERS", args.workers.to_string()),
+            ("COUPON__LOG__FORMAT", "json".to_owned()),
+            ("COUPON__ADMIN__TOKEN", self.secrets.admin_token.clone()),
+            ("RUST_LOG", "warn".to_owned()),
+        ]);
         self.migrate(&batch_binary, &env).await?;
 
         let (host, port) = args.api_address()?;
@@ -74,15 +87,20 @@ impl Run<'_> {
         )
         .await?;
         let mut watch = self.watch(&api);
-        let broker_pid =
-            first_port(&self.settings.kafka.bootstrap_servers).and_then(cpu::pid_listening_on);
-        let background = quiet_machine(args, machine).await?;
+        let broker_pid = first_port(&self.env.settings().kafka.bootstrap_servers)
+            .and_then(cpu::pid_listening_on);
+        let background = cpu::wait_until_quiet(
+            Duration::from_secs(args.quiet_wait),
+            f64::from(args.quiet_pct),
+            "BENCH_QUIET_WAIT",
+        )
+        .await?;
 
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()?;
-        let token = &self.slice.admin_token;
-        let run_id = &self.slice.run_id;
+        let token = &self.secrets.admin_token;
+        let run_id = &self.env.names().run_id;
         let big = http::create_coupon(
             &client,
             &base_url,
@@ -99,7 +117,7 @@ impl Run<'_> {
             1,
         )
         .await?;
-        let tag = &self.slice.user_tag;
+        let tag = &self.secrets.user_tag;
         let first = http::issue(&client, &base_url, one, &format!("{tag}first")).await?;
         anyhow::ensure!(
             first == 202,
@@ -115,9 +133,8 @@ impl Run<'_> {
             threads: args.wrk_threads,
             base_url: base_url.clone(),
             log_dir: self.log_dir.to_owned(),
-            machine,
         };
-        let store = ReservationStore::new(&self.settings.redis)?;
+        let store = ReservationStore::new(&self.env.settings().redis)?;
         let (accepted, stock_left) = self.accepted(&wrk, &watch, &store, big).await?;
         api.check_alive()?;
         let best = summary::best(&accepted).map_or(1, |best| best.conns);
@@ -133,17 +150,21 @@ impl Run<'_> {
 
         let lua = LuaBench {
             program: self.tools.redis_benchmark.clone(),
-            redis: self.slice.lua_redis(self.settings),
+            redis: self.env.redis_under(&self.secrets.lua_prefix),
             requests: args.lua_requests,
             clients: args.lua_clients,
             log_dir: self.log_dir.to_owned(),
-            machine,
         };
         let sha = lua.load_script().await?;
         let lua_accept = lua.run(&watch, "lua-accept", &sha, 1, args.stock).await?;
         let lua_sold_out = lua.run(&watch, "lua-soldout", &sha, 2, 0).await?;
-        let versions =
-            Versions::collect(self.settings, machine.cores, &self.tools.wrk, broker_pid).await;
+        let versions = Versions::collect(
+            self.env.settings(),
+            machine.cores,
+            &self.tools.wrk,
+            broker_pid,
+        )
+        .await;
         Ok(Box::new(Results {
             run_id: run_id.clone(),
             accepted,
@@ -154,7 +175,7 @@ impl Run<'_> {
             stock_left,
             background,
             versions,
-            redis_pool: self.settings.redis.pool_size,
+            redis_pool: self.env.settings().redis.pool_size,
         }))
     }
 
@@ -181,7 +202,7 @@ impl Run<'_> {
         if let Some(pid) = api.pid() {
             watch.add("api", pid);
         }
-        let settings = self.settings;
+        let settings = self.env.settings();
         let redis_port = settings
             .redis
             .address()
@@ -211,7 +232,7 @@ impl Run<'_> {
         big: CouponId,
     ) -> anyhow::Result<(Vec<(HttpPhase, u64)>, u64)> {
         let args = self.args;
-        let tag = &self.slice.user_tag;
+        let tag = &self.secrets.user_tag;
         let coupon = big.to_string();
         let participants = async || -> anyhow::Result<(u64, u64)> {
             let counters = store
@@ -252,7 +273,7 @@ impl Run<'_> {
                 "{name}: {} accepted/s, p99 {} ms ({})",
                 phase.rps,
                 http::ms(phase.wrk.p99_us),
-                phase.cpu.line()
+                phase.cpu
             ));
             phases.push((phase, recorded));
         }
@@ -269,7 +290,7 @@ impl Run<'_> {
         conns: u32,
     ) -> anyhow::Result<(HttpPhase, Option<HttpPhase>)> {
         let args = self.args;
-        let tag = &self.slice.user_tag;
+        let tag = &self.secrets.user_tag;
         let name = format!("soldout-c{conns}");
         let sold_out = wrk
             .phase(
@@ -290,7 +311,7 @@ impl Run<'_> {
             "{name}: {} sold-out answers/s, p99 {} ms ({})",
             sold_out.rps,
             http::ms(sold_out.wrk.p99_us),
-            sold_out.cpu.line()
+            sold_out.cpu
         ));
         if args.floor_seconds == 0 {
             return Ok((sold_out, None));
@@ -312,11 +333,7 @@ impl Run<'_> {
                 },
             )
             .await?;
-        log(&format!(
-            "{name}: {} answers/s ({})",
-            floor.rps,
-            floor.cpu.line()
-        ));
+        log(&format!("{name}: {} answers/s ({})", floor.rps, floor.cpu));
         Ok((sold_out, Some(floor)))
     }
 }
@@ -330,25 +347,4 @@ fn first_port(addresses: &str) -> Option<u16> {
         .1
         .parse()
         .ok()
-}
-
-/// Waits up to --quiet-wait seconds for other processes to use at most --quiet-pct % of one
-/// core; returns the last background load measured (printed in the summary either way).
-async fn quiet_machine(args: &Args, machine: Machine) -> anyhow::Result<f64> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(args.quiet_wait);
-    let limit = f64::from(args.quiet_pct);
-    let mut background = machine.background_percent().await?;
-    while background.round() > limit && std::time::Instant::now() < deadline {
-        log(&format!(
-            "machine busy: other processes use {background:.0}% of one core; waiting (BENCH_QUIET_WAIT={})",
-            args.quiet_wait
-        ));
-        background = machine.background_percent().await?;
-    }
-    if background.round() > limit {
-        log(&format!(
-            "warning: other processes use {background:.0}% of one core before the start; results will be low (see 'other')"
-        ));
-    }
-    Ok(background)
 }

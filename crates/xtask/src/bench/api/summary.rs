@@ -63,7 +63,7 @@ fn text(args: &Args, r: &Results) -> String {
     } else {
         " (crates/ Cargo.* migrations/ as committed)".to_owned()
     };
-    let build = if args.build {
+    let build = if args.run.build {
         String::new()
     } else {
         crate::binaries::release_binary("issuer-api")

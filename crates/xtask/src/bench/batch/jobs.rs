@@ -10,7 +10,7 @@ use time::format_description::well_known::Rfc3339;
 use super::Bench;
 use super::seed::{Seeded, check};
 use crate::bench::ceiling::{self, Kind, Measured};
-use crate::bench::proc_cpu::Watch;
+use crate::bench::cpu::Watch;
 use crate::binaries::release_binary;
 use crate::process::run_to_end;
 
@@ -57,7 +57,7 @@ pub struct Ran {
 async fn batch(bench: &Bench, name: &str, args: &[String]) -> anyhow::Result<Timed> {
     eprintln!("[xtask] {name}: compensation-batch {}", args.join(" "));
     let watch = Watch::default();
-    let before = watch.sample();
+    let before = watch.snapshot()?;
     let finished = run_to_end(
         name,
         &release_binary("compensation-batch")?,
@@ -66,7 +66,7 @@ async fn batch(bench: &Bench, name: &str, args: &[String]) -> anyhow::Result<Tim
         &bench.logs,
     )
     .await?;
-    let machine = watch.usage(&before, &watch.sample()).machine;
+    let machine = watch.usage(&before, &watch.snapshot()?).machine_percent();
     let seconds = finished.elapsed.as_secs_f64();
     let exit = finished.status.code();
     println!(

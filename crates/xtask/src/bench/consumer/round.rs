@@ -15,7 +15,7 @@ use super::Bench;
 use super::phases::{
     Batches, Drained, Poller, Scrape, batches, issued_groups, persist_share, scrape,
 };
-use crate::bench::proc_cpu::{self as cpu, Usage};
+use crate::bench::cpu::{self as cpu, Usage};
 use crate::binaries::release_binary;
 use crate::process::Service;
 
@@ -114,13 +114,10 @@ pub async fn run(
         &bench.logs,
     )?;
     let pid = consumer.pid().context("the consumer exited at once")?;
-    let watch = bench
-        .watch
-        .with("consumer", pid)
-        .with("gen", std::process::id());
-    let before = watch.sample();
+    let watch = bench.watch.with("consumer", pid).with_generator();
+    let before = watch.snapshot()?;
     let drained_a = poller.drain(base, args.backlog, t0, every, timeout).await;
-    let cpu_a = watch.usage(&before, &watch.sample());
+    let cpu_a = watch.usage(&before, &watch.snapshot()?);
     consumer.check_alive()?;
     let drained_a = drained_a?;
     eprintln!(
@@ -157,7 +154,7 @@ pub async fn run(
     let preload_b = prepared.send().await;
     let base = poller.rows().await;
     let threads_before = cpu::thread_ticks(pid);
-    let before = watch.sample();
+    let before = watch.snapshot()?;
     let t0 = Instant::now();
     consumer.signal("CONT").await?;
     let frozen_s = (t0 - stopped).as_secs_f64();
@@ -168,7 +165,7 @@ pub async fn run(
         preload_b.elapsed.as_secs_f64()
     );
     let drained_b = poller.drain(base, target, t0, every, timeout).await;
-    let cpu_b = watch.usage(&before, &watch.sample());
+    let cpu_b = watch.usage(&before, &watch.snapshot()?);
     let threads = cpu::per_thread(&threads_before, &cpu::thread_ticks(pid), t0.elapsed());
     consumer.check_alive()?;
     let drained_b = drained_b?;

@@ -125,7 +125,7 @@ pub fn print(bench: &Bench, results: &Results) -> bool {
     }
     println!(
         "\n CPU: % of one core over the phase (machine = {:.0} %); gen = the harness (poller) or the ceiling client",
-        crate::bench::proc_cpu::cores() * 100.0
+        crate::bench::cpu::Machine::get().cores * 100
     );
     for round in &results.rounds {
         println!(
