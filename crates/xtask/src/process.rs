@@ -131,9 +131,7 @@ impl Service {
 
     /// The last `lines` lines of its log (for an error message).
     pub fn tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        tail(&self.log, lines)
     }
 
     /// An error if it has exited (with its status and the end of its log).
@@ -216,4 +214,11 @@ impl Service {
             }
         }
     }
+}
+
+/// The last `lines` lines of the log file `path` (for an error message); empty if unreadable.
+pub fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }

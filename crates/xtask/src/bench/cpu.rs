@@ -101,10 +101,6 @@ impl Watch {
         Self { processes }
     }
 
-    pub fn add(&mut self, name: &str, pid: u32) {
-        self.processes.push((name.to_owned(), pid));
-    }
-
     /// Stops watching `name` (a process that was stopped).
     pub fn remove(&mut self, name: &str) {
         self.processes.retain(|(watched, _)| watched != name);

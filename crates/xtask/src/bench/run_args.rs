@@ -1,12 +1,14 @@
 //! What every benchmark run takes besides its own settings, and the run directory it holds.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::ArgAction;
 use clap::builder::BoolishValueParser;
 
 use crate::binaries::workspace_root;
 use crate::lock::RunLock;
+use crate::run_env::{Cleanup, RunEnv};
 
 /// The options every benchmark shares (each also read from its `BENCH_*` variable).
 #[derive(Debug, Clone, clap::Args)]
@@ -49,5 +51,20 @@ impl RunArgs {
             logs,
             _lock: lock,
         })
+    }
+}
+
+impl RunDir {
+    /// Runs the benchmark `work` on `env`, then removes what the run made (unless `--keep`)
+    /// whatever happened: its exit status (a signal's when one stopped it).
+    pub async fn run(
+        &self,
+        run: &RunArgs,
+        env: RunEnv,
+        work: impl AsyncFnOnce(&RunEnv) -> anyhow::Result<ExitCode>,
+    ) -> anyhow::Result<ExitCode> {
+        let what = Cleanup::all_unless(run.keep);
+        let outcome = env.run_then_clean("xtask", what, &self.logs, work).await?;
+        Ok(outcome.unwrap_or_else(|code| code))
     }
 }

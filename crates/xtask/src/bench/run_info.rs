@@ -90,13 +90,14 @@ impl RunInfo {
         )
     }
 
-    /// The results table's columns for this run's figures.
-    pub fn provenance(&self, command: &str) -> report::RunInfo {
+    /// The results table's columns for this run's figures: the day, the commit (`+dirty`
+    /// with uncommitted changes) and the command that reproduces the run.
+    pub fn provenance(&self) -> report::RunInfo {
         let dirty = if self.uncommitted == 0 { "" } else { "+dirty" };
         report::RunInfo {
-            date: self.date.clone(),
+            date: self.date.get(..10).unwrap_or(&self.date).to_owned(),
             commit: format!("{}{dirty}", self.commit),
-            command: command.to_owned(),
+            command: report::command_line("BENCH_"),
         }
     }
 }

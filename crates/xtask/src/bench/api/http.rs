@@ -2,7 +2,7 @@
 //! the two coupons they run on, created through the admin API like an operator would.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -203,6 +203,22 @@ pub struct PhaseSpec<'a> {
 /// Milliseconds with two decimals, from microseconds.
 pub fn ms(micros: u64) -> String {
     format!("{:.2}", to_f64(micros) / 1000.0)
+}
+
+/// wrk's version (`wrk -v` prints it, on stdout or stderr, and exits 1); "?" if unknown.
+pub async fn wrk_version(wrk: &Path) -> String {
+    let Ok(out) = tokio::process::Command::new(wrk).arg("-v").output().await else {
+        return "?".to_owned();
+    };
+    let text = if out.stdout.is_empty() {
+        out.stderr
+    } else {
+        out.stdout
+    };
+    String::from_utf8_lossy(&text)
+        .split_whitespace()
+        .nth(1)
+        .map_or_else(|| "?".to_owned(), str::to_owned)
 }
 
 /// Creates a coupon with `stock` units, open from a minute ago for a day, through

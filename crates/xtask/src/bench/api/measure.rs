@@ -12,11 +12,11 @@ use super::args::SoldOutConcurrency;
 use super::http::{self, HttpPhase, PhaseSpec, Wrk, WrkRun};
 use super::lua::LuaBench;
 use super::summary::{self, Results};
-use super::versions::Versions;
 use super::{Args, Tools, log};
-use crate::bench::cpu::{self, Machine, Watch};
+use crate::bench::cpu::{self, Watch};
+use crate::bench::run_info::services;
 use crate::binaries::{build_release, release_binary};
-use crate::process::Service;
+use crate::process::{Service, run_to_end, tail};
 use crate::run_env::RunEnv;
 
 /// What only this run knows, made before the stack is up.
@@ -42,7 +42,6 @@ pub(super) struct Run<'a> {
 impl Run<'_> {
     pub(super) async fn measure(&self) -> anyhow::Result<Box<Results>> {
         let args = self.args;
-        let machine = Machine::get();
         if args.run.build {
             log("building release binaries");
             build_release(&["issuer-api", "compensation-batch"]).await?;
@@ -86,9 +85,12 @@ impl Run<'_> {
             Duration::from_secs(args.ready_timeout),
         )
         .await?;
-        let mut watch = self.watch(&api);
-        let broker_pid = first_port(&self.env.settings().kafka.bootstrap_servers)
-            .and_then(cpu::pid_listening_on);
+        // The servers listening on the stack's ports, and issuer-api.
+        let (services, service_versions) = services(self.env.settings()).await;
+        let mut watch = match api.pid() {
+            Some(pid) => services.with("api", pid),
+            None => services,
+        };
         let background = cpu::wait_until_quiet(
             Duration::from_secs(args.quiet_wait),
             f64::from(args.quiet_pct),
@@ -158,15 +160,12 @@ impl Run<'_> {
         let sha = lua.load_script().await?;
         let lua_accept = lua.run(&watch, "lua-accept", &sha, 1, args.stock).await?;
         let lua_sold_out = lua.run(&watch, "lua-soldout", &sha, 2, 0).await?;
-        let versions = Versions::collect(
-            self.env.settings(),
-            machine.cores,
-            &self.tools.wrk,
-            broker_pid,
-        )
-        .await;
+        let versions = format!(
+            "wrk {} ({} thread(s)), {service_versions}",
+            http::wrk_version(&self.tools.wrk).await,
+            args.wrk_threads
+        );
         Ok(Box::new(Results {
-            run_id: run_id.clone(),
             accepted,
             sold_out,
             floor,
@@ -181,45 +180,14 @@ impl Run<'_> {
 
     /// `compensation-batch migrate` of the binaries under test, on the run's database.
     async fn migrate(&self, binary: &Path, env: &[(String, String)]) -> anyhow::Result<()> {
-        let migrate = Service::spawn("migrate", binary, ["migrate"], env, self.log_dir)?;
-        let log_file = migrate.log().to_owned();
-        let status = migrate.wait().await?;
-        if !status.success() {
-            let text = std::fs::read_to_string(&log_file).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
-            anyhow::bail!(
-                "migrate failed ({status}):\n{}",
-                lines[lines.len().saturating_sub(20)..].join("\n")
-            );
-        }
+        let migrate = run_to_end("migrate", binary, ["migrate"], env, self.log_dir).await?;
+        anyhow::ensure!(
+            migrate.status.success(),
+            "migrate failed ({}):\n{}",
+            migrate.status,
+            tail(&self.log_dir.join("migrate.log"), 20)
+        );
         Ok(())
-    }
-
-    /// The processes whose CPU each phase records besides the load generator: issuer-api and
-    /// the servers listening on the stack's ports.
-    fn watch(&self, api: &Service) -> Watch {
-        let mut watch = Watch::default();
-        if let Some(pid) = api.pid() {
-            watch.add("api", pid);
-        }
-        let settings = self.env.settings();
-        let redis_port = settings
-            .redis
-            .address()
-            .and_then(|address| first_port(&address));
-        for (name, port) in [
-            ("redis", redis_port),
-            ("broker", first_port(&settings.kafka.bootstrap_servers)),
-            ("mysql", Some(settings.mysql.port)),
-        ] {
-            match port.and_then(cpu::pid_listening_on) {
-                Some(pid) => watch.add(name, pid),
-                None => log(&format!(
-                    "no pid found for {name}: its CPU is counted in 'other'"
-                )),
-            }
-        }
-        watch
     }
 
     /// The accepted path at each concurrency, with the new users Redis recorded in each;
@@ -336,15 +304,4 @@ impl Run<'_> {
         log(&format!("{name}: {} answers/s ({})", floor.rps, floor.cpu));
         Ok((sold_out, Some(floor)))
     }
-}
-
-/// The port of the first `host:port` of a comma-separated list.
-fn first_port(addresses: &str) -> Option<u16> {
-    addresses
-        .split(',')
-        .next()?
-        .rsplit_once(':')?
-        .1
-        .parse()
-        .ok()
 }

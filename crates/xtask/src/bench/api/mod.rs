@@ -19,7 +19,6 @@ mod http;
 mod lua;
 mod measure;
 mod summary;
-mod versions;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,7 +26,7 @@ use std::process::ExitCode;
 pub use args::Args;
 use measure::{Run, RunSecrets};
 
-use crate::report::RunInfo;
+use crate::bench::run_info::RunInfo;
 use crate::run_env::{Cleanup, Isolation, RunEnv, random_token};
 use crate::tools;
 
@@ -70,7 +69,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         wrk: tools::require("wrk").await?,
         redis_benchmark: tools::require("redis-benchmark").await?,
     };
-    let run_info = RunInfo::capture("BENCH_");
+    let run_info = RunInfo::collect(&names.run_id).await;
     let env = RunEnv::up(&dir.path.join("stack"), names).await?;
     let outcome = env
         .run_then_clean(

@@ -32,7 +32,7 @@ use super::cpu::Watch;
 use super::run_args::RunArgs;
 use super::run_info::{RunInfo, services};
 use crate::binaries::{build_release, release_binary};
-use crate::run_env::{Cleanup, Isolation, RunEnv, check_database_name};
+use crate::run_env::{Isolation, RunEnv, check_database_name};
 
 /// Settings of `bench batch` (each also read from its `BENCH_*` variable).
 #[derive(Debug, Clone, clap::Args)]
@@ -134,16 +134,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let info = RunInfo::collect(&names.run_id).await;
     // The shared stack, left running (as scripts/stack.sh up leaves it for everyone).
     let env = RunEnv::up_shared(names).await?;
-    let logs = dir.logs.clone();
-    let outcome = env
-        .run_then_clean(
-            "xtask",
-            Cleanup::all_unless(args.run.keep),
-            &dir.logs,
-            async |env| measure(args.clone(), info, env, &logs).await,
-        )
-        .await?;
-    Ok(outcome.unwrap_or_else(|code| code))
+    dir.run(&args.run, env, async |env| {
+        measure(args.clone(), info, env, &dir.logs).await
+    })
+    .await
 }
 
 async fn measure(args: Args, info: RunInfo, env: &RunEnv, logs: &Path) -> anyhow::Result<ExitCode> {

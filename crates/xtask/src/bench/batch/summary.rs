@@ -164,10 +164,7 @@ pub fn print(bench: &Bench, seeded: &Seeded, ran: &Ran, problems: &[String]) {
         }
     }
     println!("\n results table rows (docs/benchmarks.md)\n");
-    print!(
-        "{}",
-        markdown_table(&figures, &info.provenance("cargo xtask bench batch"))
-    );
+    print!("{}", markdown_table(&figures, &info.provenance()));
     println!(
         "==============================================================================================="
     );

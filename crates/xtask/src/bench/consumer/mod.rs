@@ -36,7 +36,7 @@ use super::cpu::{self as cpu, Usage, Watch};
 use super::run_args::RunArgs;
 use super::run_info::{RunInfo, services};
 use crate::binaries::{build_release, release_binary};
-use crate::run_env::{Cleanup, Isolation, RunEnv, check_database_name};
+use crate::run_env::{Isolation, RunEnv, check_database_name};
 use round::Round;
 
 /// How "rows in MySQL" is polled while draining.
@@ -193,16 +193,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     names.topic = Some(first_topic);
     let info = RunInfo::collect(&names.run_id).await;
     let env = RunEnv::up(&dir.path.join("stack"), names).await?;
-    let logs = dir.logs.clone();
-    let outcome = env
-        .run_then_clean(
-            "xtask",
-            Cleanup::all_unless(args.run.keep),
-            &dir.logs,
-            async |env| measure(args.clone(), info, env, &logs).await,
-        )
-        .await?;
-    Ok(outcome.unwrap_or_else(|code| code))
+    dir.run(&args.run, env, async |env| {
+        measure(args.clone(), info, env, &dir.logs).await
+    })
+    .await
 }
 
 async fn measure(args: Args, info: RunInfo, env: &RunEnv, logs: &Path) -> anyhow::Result<ExitCode> {

@@ -221,10 +221,7 @@ pub fn print(bench: &Bench, results: &Results) -> bool {
         println!(" {figure}");
     }
     println!("\n results table rows (docs/benchmarks.md)\n");
-    print!(
-        "{}",
-        markdown_table(&figures, &info.provenance("cargo xtask bench consumer"))
-    );
+    print!("{}", markdown_table(&figures, &info.provenance()));
     println!(
         "================================================================================================================"
     );
