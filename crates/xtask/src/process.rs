@@ -29,6 +29,14 @@ where
     command
 }
 
+/// `log_dir/<name>.log`, created empty (and `log_dir` with it): where a process's output goes.
+fn log_file(log_dir: &Path, name: &str) -> anyhow::Result<(PathBuf, std::fs::File)> {
+    std::fs::create_dir_all(log_dir).with_context(|| format!("create {}", log_dir.display()))?;
+    let log = log_dir.join(format!("{name}.log"));
+    let file = std::fs::File::create(&log).with_context(|| format!("create {}", log.display()))?;
+    Ok((log, file))
+}
+
 /// How a one-shot run ended.
 #[derive(Debug)]
 pub struct Finished {
@@ -51,9 +59,7 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    std::fs::create_dir_all(log_dir).with_context(|| format!("create {}", log_dir.display()))?;
-    let log = log_dir.join(format!("{name}.log"));
-    let err = std::fs::File::create(&log).with_context(|| format!("create {}", log.display()))?;
+    let (_, err) = log_file(log_dir, name)?;
     let started = Instant::now();
     let output = command(program, args, env)
         .stdin(Stdio::null())
@@ -93,11 +99,7 @@ impl Service {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        std::fs::create_dir_all(log_dir)
-            .with_context(|| format!("create {}", log_dir.display()))?;
-        let log = log_dir.join(format!("{name}.log"));
-        let out =
-            std::fs::File::create(&log).with_context(|| format!("create {}", log.display()))?;
+        let (log, out) = log_file(log_dir, name)?;
         let child = command(program, args, env)
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
@@ -149,25 +151,7 @@ impl Service {
 
     /// Polls `url` until it answers 200, for at most `within`; fails early if the process dies.
     pub async fn wait_ok(&mut self, url: &str, within: Duration) -> anyhow::Result<()> {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()?;
-        let started = Instant::now();
-        loop {
-            self.check_alive()?;
-            if let Ok(response) = client.get(url).send().await
-                && response.status().is_success()
-            {
-                return Ok(());
-            }
-            anyhow::ensure!(
-                started.elapsed() < within,
-                "{} did not answer 200 on {url} within {within:?} (log {})",
-                self.name,
-                self.log.display()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        wait_all_ok(vec![(self, url.to_owned())], within).await
     }
 
     /// Its exit status if it has exited, without waiting (a load run polled while it runs).
@@ -221,4 +205,45 @@ pub fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Waits until each service answers 200 on its URL, all within `within`. All are watched at
+/// once, so the first one to exit fails the wait at once, with the end of its log (a consumer
+/// that refuses its settings is not hidden behind a slow API).
+pub async fn wait_all_ok(
+    mut waiting: Vec<(&mut Service, String)>,
+    within: Duration,
+) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()?;
+    let started = Instant::now();
+    while !waiting.is_empty() {
+        for (service, _) in &mut waiting {
+            service.check_alive()?;
+        }
+        let mut still = Vec::with_capacity(waiting.len());
+        for (service, url) in waiting {
+            let ready = client
+                .get(&url)
+                .send()
+                .await
+                .is_ok_and(|response| response.status().is_success());
+            if !ready {
+                still.push((service, url));
+            }
+        }
+        waiting = still;
+        if let Some((service, url)) = waiting.first() {
+            anyhow::ensure!(
+                started.elapsed() < within,
+                "{} did not answer 200 on {url} within {within:?}; last lines of {}:\n{}",
+                service.name(),
+                service.log().display(),
+                service.tail(20)
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(())
 }

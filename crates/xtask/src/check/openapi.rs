@@ -16,8 +16,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::apps::{Apps, NewCoupon};
+use crate::apps::Apps;
 use crate::binaries::{build_release, workspace_root};
+use crate::coupon;
 use crate::lock::RunLock;
 use crate::run_env::{Cleanup, Isolation, RunEnv};
 use crate::{signals, tools};
@@ -151,16 +152,17 @@ async fn check(
     apps.wait_ready(Duration::from_secs(args.ready_timeout))
         .await?;
     let api = apps.api()?;
-    let coupon = NewCoupon::open_now(
+    let event = coupon::open_now(
         format!("openapi check {}", env.names().run_id),
         1000,
         1000,
         7,
+        time::Duration::hours(1),
     );
-    let id = api.create_coupon(&coupon).await?;
+    let id = api.create_coupon(&event).await?;
     say(&format!(
         "coupon {id} created (1000 coupons, {})",
-        coupon.window()
+        coupon::window(&event)
     ));
 
     let mut command = tokio::process::Command::new(schemathesis);

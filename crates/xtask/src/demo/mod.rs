@@ -13,8 +13,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::apps::{Apps, NewCoupon};
+use crate::apps::Apps;
 use crate::binaries::{build_release, workspace_root};
+use crate::coupon;
 use crate::lock::RunLock;
 use crate::run_env::{Cleanup, Isolation, RunEnv, check_database_name};
 use crate::{signals, tools};
@@ -169,17 +170,18 @@ async fn demo(
     say(&format!("API and {} consumers ready", args.consumers));
 
     let api = apps.api()?;
-    let event = NewCoupon::open_now(
+    let event = coupon::open_now(
         format!("couponrush demo {}", env.names().run_id),
         5000,
         args.stock,
         30,
+        time::Duration::hours(1),
     );
     let coupon = api.create_coupon(&event).await?;
     say(&format!(
         "event created: coupon {coupon}, {} coupons, window {}",
         args.stock,
-        event.window()
+        coupon::window(&event)
     ));
 
     let load = rush::Load {

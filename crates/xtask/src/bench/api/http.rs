@@ -3,11 +3,9 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::Context;
-use couponrush_domain::{CouponId, CouponSpec};
-use time::OffsetDateTime;
+use couponrush_domain::CouponId;
 
 use super::log;
 use crate::bench::cpu::{Usage, Watch, to_f64};
@@ -219,47 +217,6 @@ pub async fn wrk_version(wrk: &Path) -> String {
         .split_whitespace()
         .nth(1)
         .map_or_else(|| "?".to_owned(), str::to_owned)
-}
-
-/// Creates a coupon with `stock` units, open from a minute ago for a day, through
-/// `POST /admin/coupons`; returns its id.
-pub async fn create_coupon(
-    client: &reqwest::Client,
-    base_url: &str,
-    admin_token: &str,
-    name: String,
-    stock: u32,
-) -> anyhow::Result<CouponId> {
-    let now = OffsetDateTime::now_utc();
-    let spec = CouponSpec {
-        name,
-        discount_amount: 1000,
-        total_quantity: stock,
-        issue_starts_at: now - Duration::from_secs(60),
-        issue_ends_at: now + Duration::from_secs(86_400),
-        expiry_days: 30,
-    };
-    let response = client
-        .post(format!("{base_url}/admin/coupons"))
-        .bearer_auth(admin_token)
-        .json(&spec)
-        .send()
-        .await
-        .context("POST /admin/coupons")?;
-    let status = response.status();
-    let body: serde_json::Value = response
-        .json()
-        .await
-        .with_context(|| format!("POST /admin/coupons answered {status} without JSON"))?;
-    anyhow::ensure!(
-        status.is_success(),
-        "creating a coupon failed ({status}): {body}"
-    );
-    let id = body
-        .get("couponId")
-        .and_then(|id| id.as_u64().or_else(|| id.as_str()?.parse().ok()))
-        .with_context(|| format!("no couponId in: {body}"))?;
-    Ok(CouponId::new(id)?)
 }
 
 /// `POST /coupons/{coupon}/issue` as `user`; its status code.

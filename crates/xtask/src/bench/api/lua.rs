@@ -8,11 +8,11 @@ use std::time::Duration;
 use anyhow::Context;
 use couponrush_cache::{RESERVE_LUA, ReservationStore, ReserveCall};
 use couponrush_config::RedisSettings;
-use couponrush_domain::{CouponId, CouponSpec, RequestId};
-use time::OffsetDateTime;
+use couponrush_domain::{CouponId, RequestId};
 
 use super::log;
 use crate::bench::cpu::{Usage, Watch};
+use crate::coupon;
 
 /// redis-benchmark's `-r`: `__rand_int__` becomes a number below it (12 digits), so each call
 /// is almost always a new user.
@@ -76,15 +76,13 @@ impl LuaBench {
     ) -> anyhow::Result<LuaPhase> {
         let store = ReservationStore::new(&self.redis)?;
         let coupon = CouponId::new(tag)?;
-        let now = OffsetDateTime::now_utc();
-        let spec = CouponSpec {
-            name: format!("bench lua {phase}"),
-            discount_amount: 1000,
-            total_quantity: stock,
-            issue_starts_at: now - Duration::from_secs(60),
-            issue_ends_at: now + Duration::from_secs(86_400),
-            expiry_days: 30,
-        };
+        let spec = coupon::open_now(
+            format!("bench lua {phase}"),
+            1000,
+            stock,
+            30,
+            time::Duration::days(1),
+        );
         store.load(coupon, &spec).await?;
         // A pending state of the real shape; redis-benchmark fills in each __rand_int__.
         let call = ReserveCall::new(
@@ -93,7 +91,7 @@ impl LuaBench {
             "u__rand_int__",
             "r__rand_int__",
             RequestId::generate(),
-            now,
+            time::OffsetDateTime::now_utc(),
             HOLD_FOR,
         );
         let mut args: Vec<String> = [

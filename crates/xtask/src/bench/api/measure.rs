@@ -16,6 +16,7 @@ use super::{Args, Tools, log};
 use crate::bench::cpu::{self, Watch};
 use crate::bench::run_info::services;
 use crate::binaries::{build_release, release_binary};
+use crate::coupon;
 use crate::process::{Service, run_to_end, tail};
 use crate::run_env::RunEnv;
 
@@ -103,22 +104,13 @@ impl Run<'_> {
             .build()?;
         let token = &self.secrets.admin_token;
         let run_id = &self.env.names().run_id;
-        let big = http::create_coupon(
-            &client,
-            &base_url,
-            token,
-            format!("bench {run_id} stock {}", args.stock),
-            args.stock,
-        )
-        .await?;
-        let one = http::create_coupon(
-            &client,
-            &base_url,
-            token,
-            format!("bench {run_id} stock 1"),
-            1,
-        )
-        .await?;
+        // Open for a day, each coupon 1,000 off, expiring 30 days after issue.
+        let event =
+            |name: String, stock| coupon::open_now(name, 1000, stock, 30, time::Duration::days(1));
+        let big = event(format!("bench {run_id} stock {}", args.stock), args.stock);
+        let big = coupon::create(&client, &base_url, token, &big).await?;
+        let one = event(format!("bench {run_id} stock 1"), 1);
+        let one = coupon::create(&client, &base_url, token, &one).await?;
         let tag = &self.secrets.user_tag;
         let first = http::issue(&client, &base_url, one, &format!("{tag}first")).await?;
         anyhow::ensure!(

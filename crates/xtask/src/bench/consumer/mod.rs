@@ -27,15 +27,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 use couponrush_cache::ReservationStore;
-use couponrush_domain::{CouponId, CouponSpec};
+use couponrush_domain::CouponId;
 use couponrush_storage::{CouponStore, Database};
-use time::OffsetDateTime;
 
 use super::ceiling::{self, Kind, Measured};
 use super::cpu::{self as cpu, Usage, Watch};
 use super::run_args::RunArgs;
 use super::run_info::{RunInfo, services};
 use crate::binaries::{build_release, release_binary};
+use crate::coupon;
 use crate::run_env::{Isolation, RunEnv, check_database_name};
 use round::Round;
 
@@ -213,15 +213,13 @@ async fn measure(args: Args, info: RunInfo, env: &RunEnv, logs: &Path) -> anyhow
     let sizes = args.batch_sizes()?;
     let coupons = CouponStore::new(mysql.clone());
     let create = async |label: &str| -> anyhow::Result<CouponId> {
-        let now = OffsetDateTime::now_utc();
-        let spec = CouponSpec {
-            name: format!("bench-consumer {} {label}", info.id),
-            discount_amount: 1000,
-            total_quantity: args.stock,
-            issue_starts_at: now - time::Duration::minutes(1),
-            issue_ends_at: now + time::Duration::days(1),
-            expiry_days: 30,
-        };
+        let spec = coupon::open_now(
+            format!("bench-consumer {} {label}", info.id),
+            1000,
+            args.stock,
+            30,
+            time::Duration::days(1),
+        );
         spec.validate()?;
         let record = coupons.create(&spec).await?;
         cache.load(record.id, &record.spec).await?;
