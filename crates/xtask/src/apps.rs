@@ -79,6 +79,8 @@ impl Api {
 pub struct Apps {
     /// `RUST_LOG` of every binary started (`None`: the caller's).
     rust_log: Option<String>,
+    /// More variables every binary started gets (e.g. a benchmark's workers and log format).
+    vars: Vec<(&'static str, String)>,
     api: Option<Api>,
     /// Each consumer with the URL of its readiness endpoint.
     consumers: Vec<(Service, String)>,
@@ -93,9 +95,16 @@ impl Apps {
         }
     }
 
-    /// The run's variables plus `extra` and the log filter.
+    /// The same, and every binary started later also gets `vars`.
+    pub fn with_vars(mut self, vars: Vec<(&'static str, String)>) -> Self {
+        self.vars = vars;
+        self
+    }
+
+    /// The run's variables plus [`Apps::with_vars`], `extra` and the log filter.
     fn vars(&self, env: &RunEnv, extra: &[(&str, String)]) -> Vec<(String, String)> {
-        let mut extra = extra.to_vec();
+        let mut extra: Vec<(&str, String)> =
+            self.vars.iter().cloned().chain(extra.to_vec()).collect();
         if let Some(filter) = &self.rust_log {
             extra.push(("RUST_LOG", filter.clone()));
         }
@@ -174,6 +183,15 @@ impl Apps {
         wait_all_ok(api.into_iter().chain(consumers).collect(), within).await
     }
 
+    /// An error if any started binary has exited (with its status and the end of its log).
+    pub fn check_alive(&mut self) -> anyhow::Result<()> {
+        let api = self.api.as_mut().map(|api| &mut api.service);
+        let consumers = self.consumers.iter_mut().map(|(service, _)| service);
+        api.into_iter()
+            .chain(consumers)
+            .try_for_each(Service::check_alive)
+    }
+
     /// The API, once started.
     pub fn api(&self) -> anyhow::Result<&Api> {
         self.api.as_ref().context("issuer-api was not started")
@@ -198,7 +216,7 @@ impl Apps {
 }
 
 /// `bind` as an address to connect to: a wildcard host becomes the loopback address.
-fn loopback_address(bind: &str) -> anyhow::Result<SocketAddr> {
+pub fn loopback_address(bind: &str) -> anyhow::Result<SocketAddr> {
     let mut address = bind
         .to_socket_addrs()
         .ok()

@@ -149,11 +149,6 @@ impl Service {
         Ok(())
     }
 
-    /// Polls `url` until it answers 200, for at most `within`; fails early if the process dies.
-    pub async fn wait_ok(&mut self, url: &str, within: Duration) -> anyhow::Result<()> {
-        wait_all_ok(vec![(self, url.to_owned())], within).await
-    }
-
     /// Its exit status if it has exited, without waiting (a load run polled while it runs).
     pub fn try_wait(&mut self) -> anyhow::Result<Option<ExitStatus>> {
         Ok(self.child.try_wait()?)

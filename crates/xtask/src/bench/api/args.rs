@@ -3,6 +3,8 @@
 
 use std::str::FromStr;
 
+use anyhow::Context;
+
 use crate::bench::run_args::RunArgs;
 use crate::run_env::check_database_name;
 
@@ -91,25 +93,13 @@ impl Args {
             );
         }
         check_database_name(&self.database, "bench", "BENCH_DATABASE")?;
-        self.api_address()?;
-        Ok(())
-    }
-
-    /// Host and port of --http-bind; the host to call it on (0.0.0.0 is called on 127.0.0.1).
-    pub fn api_address(&self) -> anyhow::Result<(String, u16)> {
-        let parsed = self
-            .http_bind
-            .rsplit_once(':')
-            .filter(|(host, _)| !host.is_empty() && !host.contains(':'))
-            .and_then(|(host, port)| Some((host, port.parse::<u16>().ok()?)));
-        let Some((host, port)) = parsed else {
-            anyhow::bail!(
+        crate::apps::loopback_address(&self.http_bind).with_context(|| {
+            format!(
                 "BENCH_HTTP_BIND must be host:port, got '{}'",
                 self.http_bind
-            );
-        };
-        let host = if host == "0.0.0.0" { "127.0.0.1" } else { host };
-        Ok((host.to_owned(), port))
+            )
+        })?;
+        Ok(())
     }
 }
 

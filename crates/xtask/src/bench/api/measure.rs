@@ -13,11 +13,12 @@ use super::http::{self, HttpPhase, PhaseSpec, Wrk, WrkRun};
 use super::lua::LuaBench;
 use super::summary::{self, Results};
 use super::{Args, Tools, log};
+use crate::apps::Apps;
 use crate::bench::cpu::{self, Watch};
 use crate::bench::run_info::services;
 use crate::binaries::{build_release, release_binary};
 use crate::coupon;
-use crate::process::{Service, run_to_end, tail};
+use crate::process::{run_to_end, tail};
 use crate::run_env::RunEnv;
 
 /// What only this run knows, made before the stack is up.
@@ -27,7 +28,6 @@ pub(super) struct RunSecrets {
     pub(super) lua_prefix: String,
     /// Every user id of the run starts with it (then phase, wrk thread, counter).
     pub(super) user_tag: String,
-    pub(super) admin_token: String,
 }
 
 /// What the measurement works with.
@@ -49,46 +49,33 @@ impl Run<'_> {
         } else {
             log("BENCH_BUILD=0: using the release binaries as they are");
         }
-        let api_binary = release_binary("issuer-api")?;
+        release_binary("issuer-api")?;
         let batch_binary = release_binary("compensation-batch")?;
         self.env.empty_database().await?;
-        let env = self.env.vars_with(&[
-            ("COUPON__HTTP__BIND", args.http_bind.clone()),
-            ("COUPON__HTTP__WORKERS", args.workers.to_string()),
+        let logging = [
             ("COUPON__LOG__FORMAT", "json".to_owned()),
-            ("COUPON__ADMIN__TOKEN", self.secrets.admin_token.clone()),
             ("RUST_LOG", "warn".to_owned()),
-        ]);
-        self.migrate(&batch_binary, &env).await?;
+        ];
+        self.migrate(&batch_binary, &self.env.vars_with(&logging))
+            .await?;
 
-        let (host, port) = args.api_address()?;
-        let base_url = format!("http://{host}:{port}");
-        if tokio::time::timeout(
-            Duration::from_secs(2),
-            tokio::net::TcpStream::connect((host.as_str(), port)),
-        )
-        .await
-        .is_ok_and(|connected| connected.is_ok())
-        {
-            anyhow::bail!(
-                "something already listens on {}; set BENCH_HTTP_BIND",
-                args.http_bind
-            );
-        }
-        let mut api = Service::spawn("issuer-api", &api_binary, [""; 0], &env, self.log_dir)?;
+        let mut apps = Apps::new(Some("warn".to_owned())).with_vars(vec![
+            ("COUPON__HTTP__WORKERS", args.workers.to_string()),
+            logging[0].clone(),
+        ]);
+        apps.start_api(self.env, &args.http_bind, self.log_dir)?;
         log(&format!(
             "started issuer-api ({} worker(s), log {})",
             args.workers,
-            api.log().display()
+            apps.api()?.service().log().display()
         ));
-        api.wait_ok(
-            &format!("{base_url}/health/ready"),
-            Duration::from_secs(args.ready_timeout),
-        )
-        .await?;
+        apps.wait_ready(Duration::from_secs(args.ready_timeout))
+            .await?;
+        let api = apps.api()?;
+        let base_url = api.base_url().to_owned();
         // The servers listening on the stack's ports, and issuer-api.
         let (services, service_versions) = services(self.env.settings()).await;
-        let mut watch = match api.pid() {
+        let mut watch = match api.service().pid() {
             Some(pid) => services.with("api", pid),
             None => services,
         };
@@ -102,15 +89,14 @@ impl Run<'_> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()?;
-        let token = &self.secrets.admin_token;
         let run_id = &self.env.names().run_id;
         // Open for a day, each coupon 1,000 off, expiring 30 days after issue.
         let event =
             |name: String, stock| coupon::open_now(name, 1000, stock, 30, time::Duration::days(1));
         let big = event(format!("bench {run_id} stock {}", args.stock), args.stock);
-        let big = coupon::create(&client, &base_url, token, &big).await?;
+        let big = api.create_coupon(&big).await?;
         let one = event(format!("bench {run_id} stock 1"), 1);
-        let one = coupon::create(&client, &base_url, token, &one).await?;
+        let one = api.create_coupon(&one).await?;
         let tag = &self.secrets.user_tag;
         let first = http::issue(&client, &base_url, one, &format!("{tag}first")).await?;
         anyhow::ensure!(
@@ -130,16 +116,16 @@ impl Run<'_> {
         };
         let store = ReservationStore::new(&self.env.settings().redis)?;
         let (accepted, stock_left) = self.accepted(&wrk, &watch, &store, big).await?;
-        api.check_alive()?;
+        apps.check_alive()?;
         let best = summary::best(&accepted).map_or(1, |best| best.conns);
         let conns = match args.soldout_concurrency {
             SoldOutConcurrency::Best => best,
             SoldOutConcurrency::Connections(conns) => conns,
         };
         let (sold_out, floor) = self.sold_out(&wrk, &watch, one, conns).await?;
-        api.check_alive()?;
+        apps.check_alive()?;
         // The API is no longer needed: stopped, the Lua phases run on a quieter machine.
-        api.stop(Duration::from_secs(15)).await?;
+        apps.stop_all().await;
         watch.remove("api");
 
         let lua = LuaBench {

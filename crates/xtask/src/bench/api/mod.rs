@@ -27,7 +27,7 @@ pub use args::Args;
 use measure::{Run, RunSecrets};
 
 use crate::bench::run_info::RunInfo;
-use crate::run_env::{Cleanup, Isolation, RunEnv, random_token};
+use crate::run_env::{Cleanup, Isolation, RunEnv};
 use crate::tools;
 
 /// A progress line on stderr (the summary goes to stdout).
@@ -49,7 +49,6 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             std::process::id(),
             time::OffsetDateTime::now_utc().unix_timestamp()
         ),
-        admin_token: random_token()?,
     };
     log(&format!(
         "run {}: {}s per phase (+{}s warm-up), concurrencies {}, workers {}; logs in {}",

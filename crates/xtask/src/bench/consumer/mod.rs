@@ -132,22 +132,21 @@ impl Args {
             "BENCH_STOCK ({stock}) must be at least BENCH_BACKLOG + BENCH_MORE and BENCH_CEILING_ROWS"
         );
         check_database_name(&self.database, "bench", "BENCH_DATABASE")?;
-        anyhow::ensure!(
-            self.ops_bind
-                .rsplit_once(':')
-                .is_some_and(|(_, p)| p.parse::<u16>().is_ok_and(|p| p > 0)),
-            "BENCH_OPS_BIND must be host:port, got {:?}",
-            self.ops_bind
-        );
+        self.ops_url()?;
         self.batch_sizes().map(drop)
     }
 
     /// The ops port as the harness reaches it (0.0.0.0 is reached on the loopback).
-    fn ops_url(&self) -> String {
-        format!(
-            "http://{}",
-            self.ops_bind.replacen("0.0.0.0", "127.0.0.1", 1)
-        )
+    fn ops_url(&self) -> anyhow::Result<String> {
+        let address = crate::apps::loopback_address(&self.ops_bind).with_context(|| {
+            format!("BENCH_OPS_BIND must be host:port, got {:?}", self.ops_bind)
+        })?;
+        anyhow::ensure!(
+            address.port() > 0,
+            "BENCH_OPS_BIND needs a port, got {:?}",
+            self.ops_bind
+        );
+        Ok(format!("http://{address}"))
     }
 }
 

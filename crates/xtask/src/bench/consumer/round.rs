@@ -130,7 +130,7 @@ pub async fn run(
         drained_a.count_star
     );
     tokio::time::sleep(METRICS_SETTLE).await;
-    let metrics_a = scrape(&args.ops_url()).await;
+    let metrics_a = scrape(&args.ops_url()?).await;
     let groups_a = issued_groups(&bench.mysql, coupon).await?;
     let a = Phase {
         messages: args.backlog,
@@ -177,7 +177,7 @@ pub async fn run(
         drained_b.count_star
     );
     tokio::time::sleep(METRICS_SETTLE).await;
-    let metrics_b = scrape(&args.ops_url()).await;
+    let metrics_b = scrape(&args.ops_url()?).await;
     let earlier: BTreeSet<_> = groups_a.into_keys().collect();
     let groups_b = issued_groups(&bench.mysql, coupon).await?;
     let log = std::fs::read_to_string(consumer.log()).unwrap_or_default();
