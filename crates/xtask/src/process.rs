@@ -12,7 +12,7 @@ use couponrush_config::ENV_PREFIX;
 use tokio::process::{Child, Command};
 
 /// `program args` with `env` on top of this process's environment minus its `COUPON__*`
-/// variables: only what the task sets applies.
+/// variables (only what the task sets applies), no stdin, killed if dropped while running.
 fn command<I, S>(program: &Path, args: I, env: &[(String, String)]) -> Command
 where
     I: IntoIterator<Item = S>,
@@ -26,6 +26,8 @@ where
         }
     }
     command.envs(env.iter().map(|(k, v)| (k, v)));
+    // Nothing reads a task's stdin; a process left when the task gives up is killed.
+    command.stdin(Stdio::null()).kill_on_drop(true);
     command
 }
 
@@ -62,10 +64,8 @@ where
     let (_, err) = log_file(log_dir, name)?;
     let started = Instant::now();
     let output = command(program, args, env)
-        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(err)
-        .kill_on_drop(true)
         .output()
         .await
         .with_context(|| format!("run {name} ({})", program.display()))?;
@@ -101,10 +101,8 @@ impl Service {
     {
         let (log, out) = log_file(log_dir, name)?;
         let child = command(program, args, env)
-            .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)
-            .kill_on_drop(true)
             // Its own process group: a Ctrl-C in the terminal reaches the task only, which then
             // stops its services in order (and cleans up) instead of all of them at once.
             .process_group(0)

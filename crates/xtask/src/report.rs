@@ -113,6 +113,14 @@ pub fn command_line(env_prefix: &str) -> String {
     words.collect::<Vec<_>>().join(" ")
 }
 
+/// A u64 as f64 without `as` (the workspace warns on it), from its two halves; exact for the
+/// tick counts of a benchmark (far below 2^53).
+pub fn to_f64(value: u64) -> f64 {
+    let high = u32::try_from(value >> 32).unwrap_or(u32::MAX);
+    let low = u32::try_from(value & 0xffff_ffff).unwrap_or(u32::MAX);
+    f64::from(high) * 4_294_967_296.0 + f64::from(low)
+}
+
 /// The header and one row per figure, ready to paste into `docs/benchmarks.md`.
 pub fn markdown_table(figures: &[Figure], run: &RunInfo) -> String {
     let mut table = String::from(

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::process::Service;
+use crate::report::to_f64;
 
 /// Name of the load generator's entry in a [`Usage`].
 pub const GENERATOR: &str = "gen";
@@ -254,14 +255,6 @@ impl fmt::Display for Usage {
 /// `a / b` as a float.
 fn ratio(a: u64, b: u64) -> f64 {
     to_f64(a) / to_f64(b)
-}
-
-/// A u64 as f64 without `as` (the workspace warns on it), from its two halves; exact for the
-/// tick counts of a benchmark (far below 2^53).
-pub fn to_f64(value: u64) -> f64 {
-    let high = u32::try_from(value >> 32).unwrap_or(u32::MAX);
-    let low = u32::try_from(value & 0xffff_ffff).unwrap_or(u32::MAX);
-    f64::from(high) * 4_294_967_296.0 + f64::from(low)
 }
 
 /// Busy and total ticks of all cores since boot.

@@ -8,8 +8,9 @@ use anyhow::Context;
 use couponrush_domain::CouponId;
 
 use super::log;
-use crate::bench::cpu::{Usage, Watch, to_f64};
+use crate::bench::cpu::{Usage, Watch};
 use crate::binaries::workspace_root;
+use crate::report::to_f64;
 
 /// What wrk's `done()` in bench-issue.lua prints on its `BENCH ...` line.
 #[derive(Debug, Clone, Default)]

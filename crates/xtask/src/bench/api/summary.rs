@@ -5,9 +5,9 @@
 use super::Args;
 use super::http::{HttpPhase, ms};
 use super::lua::LuaPhase;
-use crate::bench::cpu::{Usage, to_f64};
+use crate::bench::cpu::Usage;
 use crate::bench::run_info::RunInfo;
-use crate::report::{Figure, markdown_table};
+use crate::report::{Figure, markdown_table, to_f64};
 
 /// Everything one run measured.
 #[derive(Debug)]
