@@ -9,6 +9,7 @@ mod consumer;
 pub mod cpu;
 mod run_args;
 mod run_info;
+mod session;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {

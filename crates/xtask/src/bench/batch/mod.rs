@@ -22,15 +22,14 @@ mod jobs;
 mod seed;
 mod summary;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use couponrush_cache::ReservationStore;
-use couponrush_storage::Database;
 
-use super::cpu::Watch;
 use super::run_args::RunArgs;
-use super::run_info::{RunInfo, services};
+use super::run_info::RunInfo;
+use super::session::Session;
 use crate::binaries::{build_release, release_binary};
 use crate::run_env::{Isolation, RunEnv, check_database_name};
 
@@ -114,14 +113,8 @@ impl Args {
 /// Everything the steps share.
 pub struct Bench {
     pub args: Args,
-    pub info: RunInfo,
-    pub env: Vec<(String, String)>,
-    pub logs: PathBuf,
-    pub mysql: Database,
+    pub run: Session,
     pub cache: ReservationStore,
-    /// mysql, broker and redis, by the pid listening on their ports.
-    pub watch: Watch,
-    pub versions: String,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -156,15 +149,9 @@ async fn measure(args: Args, info: RunInfo, env: &RunEnv, logs: &Path) -> anyhow
     let mysql = env.recreate_database().await?;
     let cache = ReservationStore::new(&settings.redis)?;
     env.delete_keys().await?;
-    let (watch, versions) = services(settings).await;
     let bench = Bench {
-        watch,
-        versions,
+        run: Session::new(info, vars, logs.to_owned(), mysql, settings).await,
         args,
-        info,
-        env: vars,
-        logs: logs.to_owned(),
-        mysql,
         cache,
     };
     let mut problems = Vec::new();

@@ -21,19 +21,20 @@ mod phases;
 mod round;
 mod summary;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
 use couponrush_cache::ReservationStore;
 use couponrush_domain::CouponId;
-use couponrush_storage::{CouponStore, Database};
+use couponrush_storage::CouponStore;
 
 use super::ceiling::{self, Kind, Measured};
-use super::cpu::{self as cpu, Usage, Watch};
+use super::cpu::{self as cpu, Usage};
 use super::run_args::RunArgs;
-use super::run_info::{RunInfo, services};
+use super::run_info::RunInfo;
+use super::session::Session;
 use crate::binaries::{build_release, release_binary};
 use crate::coupon;
 use crate::run_env::{Isolation, RunEnv, check_database_name};
@@ -153,14 +154,8 @@ impl Args {
 /// Everything the rounds share.
 pub struct Bench {
     pub args: Args,
-    pub info: RunInfo,
-    /// The environment of the processes it starts: the stack's and the run's own `COUPON__*`
-    /// variables (database, key prefix, logging); each round adds its topic, group and batch.
-    pub env: Vec<(String, String)>,
-    pub logs: PathBuf,
-    pub mysql: Database,
-    /// mysql, broker and redis, by the pid listening on their ports.
-    pub watch: Watch,
+    /// Each round adds its topic, group and batch size to `run.env`.
+    pub run: Session,
     /// Every user id of this run starts with it.
     pub user_tag: String,
     /// The consumer settings that shape a drain, as the consumer will load them.
@@ -174,7 +169,6 @@ pub struct Results {
     /// plain and full ceilings: what they measured and the CPU meanwhile.
     pub ceilings: Vec<(Kind, Measured, Usage)>,
     pub background: f64,
-    pub versions: String,
 }
 
 /// The topic of the round of `batch_size` (its dead-letter topic adds `.dlq`).
@@ -237,7 +231,6 @@ async fn measure(args: Args, info: RunInfo, env: &RunEnv, logs: &Path) -> anyhow
         Vec::new()
     };
 
-    let (watch, versions) = services(settings).await;
     let bench = Bench {
         user_tag: format!("c{}x", std::process::id()),
         consumer: format!(
@@ -246,15 +239,18 @@ async fn measure(args: Args, info: RunInfo, env: &RunEnv, logs: &Path) -> anyhow
             settings.mysql.pool_size,
             settings.kafka.session_timeout_ms
         ),
-        watch,
-        env: env.vars_with(&[
-            ("COUPON__LOG__FORMAT", "json".to_owned()),
-            ("COUPON__LOG__FILTER", "warn".to_owned()),
-        ]),
+        run: Session::new(
+            info,
+            env.vars_with(&[
+                ("COUPON__LOG__FORMAT", "json".to_owned()),
+                ("COUPON__LOG__FILTER", "warn".to_owned()),
+            ]),
+            logs.to_owned(),
+            mysql,
+            settings,
+        )
+        .await,
         args,
-        info,
-        logs: logs.to_owned(),
-        mysql,
     };
     let mut results = Results {
         background: cpu::wait_until_quiet(
@@ -263,7 +259,6 @@ async fn measure(args: Args, info: RunInfo, env: &RunEnv, logs: &Path) -> anyhow
             "BENCH_QUIET_WAIT",
         )
         .await?,
-        versions,
         ..Results::default()
     };
 
@@ -291,8 +286,14 @@ async fn measure(args: Args, info: RunInfo, env: &RunEnv, logs: &Path) -> anyhow
             per_batch: bench.args.ceiling_per_stmt,
         };
         let name = format!("ceiling-{mode}");
-        let (measured, usage) =
-            ceiling::measure(&name, &params, &bench.env, &bench.logs, &bench.watch).await?;
+        let (measured, usage) = ceiling::measure(
+            &name,
+            &params,
+            &bench.run.env,
+            &bench.run.logs,
+            &bench.run.watch,
+        )
+        .await?;
         results.ceilings.push((kind, measured, usage));
     }
     let ok = summary::print(&bench, &results);

@@ -38,11 +38,11 @@ fn figure(name: String, value: f64, unit: &str, against: Option<(&Measured, &str
 #[allow(clippy::print_stdout)]
 pub fn print(bench: &Bench, results: &Results) -> bool {
     let args = &bench.args;
-    let info = &bench.info;
+    let info = &bench.run.info;
     println!(
         "\n===================================== couponrush coupon-consumer benchmark ====================================="
     );
-    print!("{}", info.header(args.run.build, &results.versions));
+    print!("{}", info.header(args.run.build, &bench.run.versions));
     println!(
         " consumer   ONE process, RUST_LOG=warn, log json, topic of {} partitions, {}",
         args.partitions, bench.consumer
