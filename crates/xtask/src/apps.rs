@@ -7,24 +7,22 @@
 //! apps.start_consumers(&env, 3, &log_dir)?;
 //! apps.start_api(&env, "127.0.0.1:18080", &log_dir)?;
 //! apps.wait_ready(Duration::from_secs(60)).await?;
-//! let id = apps.api()?.create_coupon(&NewCoupon::open_now("demo".into(), 5000, 5000, 30)).await?;
+//! let id = apps.api()?.create_coupon(&coupon::open_now(name, 5000, 5000, 30, hour)).await?;
 //! ...
 //! apps.stop_all().await;
 //! ```
 
-use std::io::Read;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
-use couponrush_domain::CouponId;
-use serde::Serialize;
+use couponrush_domain::{CouponId, CouponSpec};
 use serde::de::DeserializeOwned;
 
 use crate::binaries::release_binary;
-use crate::process::Service;
-use crate::run_env::RunEnv;
+use crate::process::{Service, wait_all_ok};
+use crate::run_env::{RunEnv, random_token};
 
 /// How long a started binary gets to exit after SIGTERM (the API drains its producer, a
 /// consumer commits its batch) before SIGKILL.
@@ -39,50 +37,6 @@ pub struct Api {
     client: reqwest::Client,
 }
 
-/// A coupon event to create through `POST /admin/coupons`.
-#[derive(Debug, Serialize)]
-pub struct NewCoupon {
-    pub name: String,
-    pub discount_amount: u32,
-    pub total_quantity: u32,
-    #[serde(with = "time::serde::rfc3339")]
-    pub issue_starts_at: time::OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub issue_ends_at: time::OffsetDateTime,
-    pub expiry_days: u32,
-}
-
-impl NewCoupon {
-    /// An event open from a minute ago for an hour (a clock a little behind still sees it open).
-    pub fn open_now(name: String, discount_amount: u32, total: u32, expiry_days: u32) -> Self {
-        let now = time::OffsetDateTime::now_utc().replace_nanosecond(0);
-        let now = now.unwrap_or_else(|_| time::OffsetDateTime::now_utc());
-        Self {
-            name,
-            discount_amount,
-            total_quantity: total,
-            issue_starts_at: now - time::Duration::minutes(1),
-            issue_ends_at: now + time::Duration::hours(1),
-            expiry_days,
-        }
-    }
-}
-
-impl NewCoupon {
-    /// `starts .. ends` in RFC 3339, for a log line.
-    pub fn window(&self) -> String {
-        let rfc3339 = |at: time::OffsetDateTime| {
-            at.format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_else(|_| at.to_string())
-        };
-        format!(
-            "{} .. {}",
-            rfc3339(self.issue_starts_at),
-            rfc3339(self.issue_ends_at)
-        )
-    }
-}
-
 impl Api {
     pub fn base_url(&self) -> &str {
         &self.base_url
@@ -93,27 +47,8 @@ impl Api {
     }
 
     /// Creates the coupon; its id.
-    pub async fn create_coupon(&self, coupon: &NewCoupon) -> anyhow::Result<CouponId> {
-        let response = self
-            .client
-            .post(format!("{}/admin/coupons", self.base_url))
-            .bearer_auth(&self.token)
-            .timeout(Duration::from_secs(10))
-            .json(coupon)
-            .send()
-            .await
-            .context("POST /admin/coupons")?;
-        let status = response.status();
-        let body = response.text().await?;
-        anyhow::ensure!(
-            status.is_success(),
-            "creating the coupon failed ({status}): {body}"
-        );
-        let created: serde_json::Value = serde_json::from_str(&body)?;
-        let id = created["couponId"]
-            .as_u64()
-            .with_context(|| format!("no couponId in: {body}"))?;
-        Ok(CouponId::new(id)?)
+    pub async fn create_coupon(&self, coupon: &CouponSpec) -> anyhow::Result<CouponId> {
+        crate::coupon::create(&self.client, &self.base_url, &self.token, coupon).await
     }
 
     /// `GET path` with the admin token, within `timeout`, decoded.
@@ -144,6 +79,8 @@ impl Api {
 pub struct Apps {
     /// `RUST_LOG` of every binary started (`None`: the caller's).
     rust_log: Option<String>,
+    /// More variables every binary started gets (e.g. a benchmark's workers and log format).
+    vars: Vec<(&'static str, String)>,
     api: Option<Api>,
     /// Each consumer with the URL of its readiness endpoint.
     consumers: Vec<(Service, String)>,
@@ -158,9 +95,16 @@ impl Apps {
         }
     }
 
-    /// The run's variables plus `extra` and the log filter.
+    /// The same, and every binary started later also gets `vars`.
+    pub fn with_vars(mut self, vars: Vec<(&'static str, String)>) -> Self {
+        self.vars = vars;
+        self
+    }
+
+    /// The run's variables plus [`Apps::with_vars`], `extra` and the log filter.
     fn vars(&self, env: &RunEnv, extra: &[(&str, String)]) -> Vec<(String, String)> {
-        let mut extra = extra.to_vec();
+        let mut extra: Vec<(&str, String)> =
+            self.vars.iter().cloned().chain(extra.to_vec()).collect();
         if let Some(filter) = &self.rust_log {
             extra.push(("RUST_LOG", filter.clone()));
         }
@@ -225,14 +169,9 @@ impl Apps {
         Ok(())
     }
 
-    /// Waits until every started binary answers 200 on `/health/ready`, all within `within`.
-    /// All are watched at once, so the first one to exit fails the wait at once, with the end
-    /// of its log (a consumer that refuses its settings is not hidden behind a slow API).
+    /// Waits until every started binary answers 200 on `/health/ready`, all within `within`
+    /// (see [`wait_all_ok`]: the first one to exit fails the wait at once).
     pub async fn wait_ready(&mut self, within: Duration) -> anyhow::Result<()> {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()?;
-        let started = Instant::now();
         let api = self.api.as_mut().map(|api| {
             let url = format!("{}/health/ready", api.base_url);
             (&mut api.service, url)
@@ -241,35 +180,16 @@ impl Apps {
             .consumers
             .iter_mut()
             .map(|(service, url)| (service, url.clone()));
-        let mut waiting: Vec<(&mut Service, String)> = api.into_iter().chain(consumers).collect();
-        while !waiting.is_empty() {
-            for (service, _) in &mut waiting {
-                service.check_alive()?;
-            }
-            let mut still = Vec::with_capacity(waiting.len());
-            for (service, url) in waiting {
-                let ready = client
-                    .get(&url)
-                    .send()
-                    .await
-                    .is_ok_and(|response| response.status().is_success());
-                if !ready {
-                    still.push((service, url));
-                }
-            }
-            waiting = still;
-            if let Some((service, url)) = waiting.first() {
-                anyhow::ensure!(
-                    started.elapsed() < within,
-                    "{} did not answer 200 on {url} within {within:?}; last lines of {}:\n{}",
-                    service.name(),
-                    service.log().display(),
-                    service.tail(20)
-                );
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-        Ok(())
+        wait_all_ok(api.into_iter().chain(consumers).collect(), within).await
+    }
+
+    /// An error if any started binary has exited (with its status and the end of its log).
+    pub fn check_alive(&mut self) -> anyhow::Result<()> {
+        let api = self.api.as_mut().map(|api| &mut api.service);
+        let consumers = self.consumers.iter_mut().map(|(service, _)| service);
+        api.into_iter()
+            .chain(consumers)
+            .try_for_each(Service::check_alive)
     }
 
     /// The API, once started.
@@ -296,7 +216,7 @@ impl Apps {
 }
 
 /// `bind` as an address to connect to: a wildcard host becomes the loopback address.
-fn loopback_address(bind: &str) -> anyhow::Result<SocketAddr> {
+pub fn loopback_address(bind: &str) -> anyhow::Result<SocketAddr> {
     let mut address = bind
         .to_socket_addrs()
         .ok()
@@ -306,13 +226,4 @@ fn loopback_address(bind: &str) -> anyhow::Result<SocketAddr> {
         address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
     Ok(address)
-}
-
-/// 24 random bytes as hex: the run's admin token, never reused.
-fn random_token() -> anyhow::Result<String> {
-    let mut bytes = [0u8; 24];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut random| random.read_exact(&mut bytes))
-        .context("read /dev/urandom")?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }

@@ -11,6 +11,7 @@ mod bench;
 mod binaries;
 mod check;
 mod cli;
+mod coupon;
 mod demo;
 mod lock;
 mod process;

@@ -12,7 +12,7 @@ use couponrush_config::ENV_PREFIX;
 use tokio::process::{Child, Command};
 
 /// `program args` with `env` on top of this process's environment minus its `COUPON__*`
-/// variables: only what the task sets applies.
+/// variables (only what the task sets applies), no stdin, killed if dropped while running.
 fn command<I, S>(program: &Path, args: I, env: &[(String, String)]) -> Command
 where
     I: IntoIterator<Item = S>,
@@ -26,7 +26,17 @@ where
         }
     }
     command.envs(env.iter().map(|(k, v)| (k, v)));
+    // Nothing reads a task's stdin; a process left when the task gives up is killed.
+    command.stdin(Stdio::null()).kill_on_drop(true);
     command
+}
+
+/// `log_dir/<name>.log`, created empty (and `log_dir` with it): where a process's output goes.
+fn log_file(log_dir: &Path, name: &str) -> anyhow::Result<(PathBuf, std::fs::File)> {
+    std::fs::create_dir_all(log_dir).with_context(|| format!("create {}", log_dir.display()))?;
+    let log = log_dir.join(format!("{name}.log"));
+    let file = std::fs::File::create(&log).with_context(|| format!("create {}", log.display()))?;
+    Ok((log, file))
 }
 
 /// How a one-shot run ended.
@@ -51,15 +61,11 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    std::fs::create_dir_all(log_dir).with_context(|| format!("create {}", log_dir.display()))?;
-    let log = log_dir.join(format!("{name}.log"));
-    let err = std::fs::File::create(&log).with_context(|| format!("create {}", log.display()))?;
+    let (_, err) = log_file(log_dir, name)?;
     let started = Instant::now();
     let output = command(program, args, env)
-        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(err)
-        .kill_on_drop(true)
         .output()
         .await
         .with_context(|| format!("run {name} ({})", program.display()))?;
@@ -93,16 +99,10 @@ impl Service {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        std::fs::create_dir_all(log_dir)
-            .with_context(|| format!("create {}", log_dir.display()))?;
-        let log = log_dir.join(format!("{name}.log"));
-        let out =
-            std::fs::File::create(&log).with_context(|| format!("create {}", log.display()))?;
+        let (log, out) = log_file(log_dir, name)?;
         let child = command(program, args, env)
-            .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)
-            .kill_on_drop(true)
             // Its own process group: a Ctrl-C in the terminal reaches the task only, which then
             // stops its services in order (and cleans up) instead of all of them at once.
             .process_group(0)
@@ -131,9 +131,7 @@ impl Service {
 
     /// The last `lines` lines of its log (for an error message).
     pub fn tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        tail(&self.log, lines)
     }
 
     /// An error if it has exited (with its status and the end of its log).
@@ -147,29 +145,6 @@ impl Service {
             );
         }
         Ok(())
-    }
-
-    /// Polls `url` until it answers 200, for at most `within`; fails early if the process dies.
-    pub async fn wait_ok(&mut self, url: &str, within: Duration) -> anyhow::Result<()> {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()?;
-        let started = Instant::now();
-        loop {
-            self.check_alive()?;
-            if let Ok(response) = client.get(url).send().await
-                && response.status().is_success()
-            {
-                return Ok(());
-            }
-            anyhow::ensure!(
-                started.elapsed() < within,
-                "{} did not answer 200 on {url} within {within:?} (log {})",
-                self.name,
-                self.log.display()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
     }
 
     /// Its exit status if it has exited, without waiting (a load run polled while it runs).
@@ -216,4 +191,52 @@ impl Service {
             }
         }
     }
+}
+
+/// The last `lines` lines of the log file `path` (for an error message); empty if unreadable.
+pub fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Waits until each service answers 200 on its URL, all within `within`. All are watched at
+/// once, so the first one to exit fails the wait at once, with the end of its log (a consumer
+/// that refuses its settings is not hidden behind a slow API).
+pub async fn wait_all_ok(
+    mut waiting: Vec<(&mut Service, String)>,
+    within: Duration,
+) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()?;
+    let started = Instant::now();
+    while !waiting.is_empty() {
+        for (service, _) in &mut waiting {
+            service.check_alive()?;
+        }
+        let mut still = Vec::with_capacity(waiting.len());
+        for (service, url) in waiting {
+            let ready = client
+                .get(&url)
+                .send()
+                .await
+                .is_ok_and(|response| response.status().is_success());
+            if !ready {
+                still.push((service, url));
+            }
+        }
+        waiting = still;
+        if let Some((service, url)) = waiting.first() {
+            anyhow::ensure!(
+                started.elapsed() < within,
+                "{} did not answer 200 on {url} within {within:?}; last lines of {}:\n{}",
+                service.name(),
+                service.log().display(),
+                service.tail(20)
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(())
 }

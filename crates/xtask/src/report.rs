@@ -2,7 +2,7 @@
 //! benchmark prints, and what `docs/benchmarks.md`'s results table is made of.
 //!
 //! A benchmark collects its [`Figure`]s, then prints them with [`markdown_table`] and a
-//! [`RunInfo::capture`] taken at the start of the run:
+//! [`RunInfo`] (`bench::run_info::RunInfo::provenance`: date, commit, [`command_line`]):
 //!
 //! ```text
 //! | figure | value | ceiling | ratio | date | commit | command |
@@ -13,8 +13,6 @@
 use std::fmt;
 
 use serde::Serialize;
-
-use crate::binaries::workspace_root;
 
 /// One result: `value` of `figure` against `ceiling` (the same quantity for the thing it runs
 /// on, measured in the same run), so the ratio is comparable across machines.
@@ -99,34 +97,28 @@ pub struct RunInfo {
     pub command: String,
 }
 
-impl RunInfo {
-    /// Captures the run's date, commit and command line. `env_prefix` names the task's knobs
-    /// (`"BENCH_"`): those set in the environment are part of the command that reproduces it.
-    pub fn capture(env_prefix: &str) -> Self {
-        let date = time::OffsetDateTime::now_utc().date().to_string();
-        let commit = std::process::Command::new("git")
-            .args(["rev-parse", "--short", "HEAD"])
-            .current_dir(workspace_root())
-            .output()
-            .ok()
-            .filter(|out| out.status.success())
-            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-            .unwrap_or_else(|| "unknown".to_owned());
-        let mut knobs: Vec<String> = std::env::vars()
-            .filter(|(key, _)| key.starts_with(env_prefix))
-            .map(|(key, value)| format!("{key}={}", shell_quote(&value)))
-            .collect();
-        knobs.sort();
-        let words = knobs
-            .into_iter()
-            .chain(["cargo".to_owned(), "xtask".to_owned()])
-            .chain(std::env::args().skip(1).map(|arg| shell_quote(&arg)));
-        Self {
-            date,
-            commit,
-            command: words.collect::<Vec<_>>().join(" "),
-        }
-    }
+/// The command as typed: the task's own `<env_prefix>*` variables that are set (`BENCH_`:
+/// they are part of what reproduces the run), then `cargo xtask` and this process's
+/// arguments, shell-quoted where needed.
+pub fn command_line(env_prefix: &str) -> String {
+    let mut knobs: Vec<String> = std::env::vars()
+        .filter(|(key, _)| key.starts_with(env_prefix))
+        .map(|(key, value)| format!("{key}={}", shell_quote(&value)))
+        .collect();
+    knobs.sort();
+    let words = knobs
+        .into_iter()
+        .chain(["cargo".to_owned(), "xtask".to_owned()])
+        .chain(std::env::args().skip(1).map(|arg| shell_quote(&arg)));
+    words.collect::<Vec<_>>().join(" ")
+}
+
+/// A u64 as f64 without `as` (the workspace warns on it), from its two halves; exact for the
+/// tick counts of a benchmark (far below 2^53).
+pub fn to_f64(value: u64) -> f64 {
+    let high = u32::try_from(value >> 32).unwrap_or(u32::MAX);
+    let low = u32::try_from(value & 0xffff_ffff).unwrap_or(u32::MAX);
+    f64::from(high) * 4_294_967_296.0 + f64::from(low)
 }
 
 /// The header and one row per figure, ready to paste into `docs/benchmarks.md`.

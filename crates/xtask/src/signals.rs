@@ -1,14 +1,14 @@
 //! Ctrl-C and SIGTERM: a task stops what it is doing, then still cleans up (stops the binaries
 //! it started, deletes its keys and topics, stops the stack services it started).
 
+use std::process::ExitCode;
+
 use tokio::signal::unix::{SignalKind, signal};
 
-/// Exit status of a task stopped by a signal (the shell's 128 + SIGINT).
-pub const INTERRUPTED: u8 = 130;
-
-/// Resolves on the first SIGINT or SIGTERM; says which. Never resolves when the handlers
+/// Resolves on the first SIGINT or SIGTERM; says which, and the exit status a task stopped by
+/// it ends with (the shell's 128 + the signal's number). Never resolves when the handlers
 /// cannot be installed (the task then runs to its end as before).
-async fn interrupted() -> &'static str {
+async fn interrupted() -> (&'static str, u8) {
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
@@ -16,22 +16,25 @@ async fn interrupted() -> &'static str {
         return std::future::pending().await;
     };
     tokio::select! {
-        _ = int.recv() => "interrupted",
-        _ = term.recv() => "terminated",
+        _ = int.recv() => ("interrupted", 130),
+        _ = term.recv() => ("terminated", 143),
     }
 }
 
 /// Runs `work` unless SIGINT or SIGTERM comes first (then says which, prefixed by `tag`, and
-/// returns `None`): the caller cleans up either way.
+/// returns `Err` with the exit status to end with): the caller cleans up either way. Dropping
+/// `work` kills what it started (`kill_on_drop`) before that clean-up.
 pub async fn unless_interrupted<T>(
     tag: &str,
     work: impl Future<Output = anyhow::Result<T>>,
-) -> anyhow::Result<Option<T>> {
+) -> anyhow::Result<Result<T, ExitCode>> {
+    // A signal wins over the error its load generator's death would cause.
     tokio::select! {
-        outcome = work => outcome.map(Some),
-        signal = interrupted() => {
+        biased;
+        (signal, code) = interrupted() => {
             eprintln!("[{tag}] {signal}");
-            Ok(None)
+            Ok(Err(ExitCode::from(code)))
         }
+        outcome = work => outcome.map(Ok),
     }
 }

@@ -75,35 +75,11 @@ impl Stack {
     /// The settings those variables make, through the binaries' own loader (each variable
     /// becomes a `--set` override, so they win over this process's environment).
     pub fn settings(&self) -> anyhow::Result<Settings> {
-        self.settings_with(&[])
-    }
-
-    /// [`Self::settings`] with a task's own `COUPON__*` variables on top (its database, key
-    /// prefix, topic...): the same list as [`Self::child_env`] gives its processes, so what the
-    /// task does in-process and what its binaries do point at the same things.
-    pub fn settings_with(&self, task: &[(String, String)]) -> anyhow::Result<Settings> {
-        let vars: Vec<(String, String)> = self.vars.iter().chain(task).cloned().collect();
         let args = ConfigArgs {
-            overrides: as_overrides(&vars),
+            overrides: as_overrides(&self.vars),
             ..ConfigArgs::default()
         };
         args.load().context("settings from scripts/stack.sh")
-    }
-
-    /// The environment of a process the task starts: the caller's own `COUPON__*` variables
-    /// (e.g. `COUPON__MYSQL__POOL_SIZE`, passed through), then the stack's, then the task's;
-    /// the last value of a variable wins.
-    pub fn child_env(&self, task: &[(String, String)]) -> Vec<(String, String)> {
-        let mut env: Vec<(String, String)> = Vec::new();
-        let callers = std::env::vars().filter(|(key, _)| key.starts_with(ENV_PREFIX));
-        for (key, value) in callers
-            .chain(self.vars.iter().cloned())
-            .chain(task.iter().cloned())
-        {
-            env.retain(|(k, _)| *k != key);
-            env.push((key, value));
-        }
-        env
     }
 
     /// `scripts/stack.sh down` for this state directory: stops only what `up` started here.

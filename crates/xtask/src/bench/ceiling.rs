@@ -19,9 +19,10 @@ use couponrush_storage::{CompensationStore, Database, IssuanceStore, Persisted};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::proc_cpu::{Usage, Watch};
+use super::cpu::{Usage, Watch};
 use crate::binaries::release_binary;
 use crate::process::run_to_end;
+use crate::report::to_f64;
 
 /// What a ceiling measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -66,27 +67,40 @@ pub struct Measured {
 }
 
 impl Measured {
+    /// `rows` written in `transactions` since `started`; an error unless they are the
+    /// `expected` count (`done`: what the rows were, for that error).
+    fn since(
+        started: Instant,
+        done: &str,
+        rows: u64,
+        expected: u64,
+        transactions: usize,
+    ) -> anyhow::Result<Self> {
+        let seconds = started.elapsed().as_secs_f64();
+        anyhow::ensure!(rows == expected, "{done} {rows} of {expected}");
+        Ok(Self {
+            rows,
+            transactions: u64::try_from(transactions)?,
+            seconds,
+        })
+    }
+
     pub fn rate(&self) -> f64 {
         rate(self.rows, self.seconds)
     }
 
     pub fn ms_per_transaction(&self) -> f64 {
-        self.seconds * 1000.0 / lossy(self.transactions.max(1))
+        self.seconds * 1000.0 / to_f64(self.transactions.max(1))
     }
 }
 
 /// `n` per second.
 pub fn rate(n: u64, seconds: f64) -> f64 {
     if seconds > 0.0 {
-        lossy(n) / seconds
+        to_f64(n) / seconds
     } else {
         0.0
     }
-}
-
-/// A count as a float (counts here stay far below 2^32).
-pub fn lossy(n: u64) -> f64 {
-    f64::from(u32::try_from(n).unwrap_or(u32::MAX))
 }
 
 /// User ids PREFIX<n> for n in FIRST..FIRST+COUNT, zero-padded to `width` digits.
@@ -179,13 +193,7 @@ async fn issue(args: &Args, store: IssuanceStore) -> anyhow::Result<Measured> {
                 .count(),
         )?;
     }
-    let seconds = started.elapsed().as_secs_f64();
-    anyhow::ensure!(rows == args.count, "issued {rows} of {}", args.count);
-    Ok(Measured {
-        rows,
-        transactions: u64::try_from(batches.len())?,
-        seconds,
-    })
+    Measured::since(started, "issued", rows, args.count, batches.len())
 }
 
 async fn grant(args: &Args, store: CompensationStore) -> anyhow::Result<Measured> {
@@ -199,13 +207,7 @@ async fn grant(args: &Args, store: CompensationStore) -> anyhow::Result<Measured
             .grant(args.coupon, batch, OffsetDateTime::now_utc())
             .await?;
     }
-    let seconds = started.elapsed().as_secs_f64();
-    anyhow::ensure!(rows == args.count, "granted {rows} of {}", args.count);
-    Ok(Measured {
-        rows,
-        transactions: u64::try_from(batches.len())?,
-        seconds,
-    })
+    Measured::since(started, "granted", rows, args.count, batches.len())
 }
 
 /// Any window: the look-up only opens the connection before the clock starts.
@@ -251,10 +253,10 @@ pub async fn measure(
     }
     // The harness's own CPU while it waits is next to nothing; `gen` (this process and the
     // children it has waited for) is the ceiling client.
-    let watch = watch.with("gen", std::process::id());
-    let before = watch.sample();
+    let watch = watch.with_generator();
+    let before = watch.snapshot()?;
     let finished = run_to_end(name, &xtask, &argv, env, logs).await?;
-    let usage = watch.usage(&before, &watch.sample());
+    let usage = watch.usage(&before, &watch.snapshot()?);
     anyhow::ensure!(
         finished.status.success(),
         "{name} failed ({}); see {}",

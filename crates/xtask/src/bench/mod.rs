@@ -7,9 +7,9 @@ mod batch;
 mod ceiling;
 mod consumer;
 pub mod cpu;
-mod proc_cpu;
+mod run_args;
 mod run_info;
-mod scratch;
+mod session;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {

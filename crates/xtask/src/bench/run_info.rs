@@ -6,7 +6,7 @@ use couponrush_config::Settings;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::proc_cpu::{self as cpu, Watch};
+use super::cpu::{self as cpu, Watch};
 use crate::binaries::workspace_root;
 use crate::report;
 
@@ -26,23 +26,14 @@ pub struct RunInfo {
 }
 
 impl RunInfo {
-    pub async fn collect() -> Self {
+    /// Now, for the run `id` (its [`crate::run_env::Isolation::run_id`]).
+    pub async fn collect(id: &str) -> Self {
         let now = OffsetDateTime::now_utc();
         let date = now
             .replace_nanosecond(0)
             .unwrap_or(now)
             .format(&Rfc3339)
             .unwrap_or_default();
-        let id = format!(
-            "{:04}{:02}{:02}-{:02}{:02}{:02}-{}",
-            now.year(),
-            u8::from(now.month()),
-            now.day(),
-            now.hour(),
-            now.minute(),
-            now.second(),
-            std::process::id()
-        );
         let root = workspace_root();
         let commit = output("git", &["rev-parse", "--short=12", "HEAD"], &root).await;
         let status = output(
@@ -62,7 +53,7 @@ impl RunInfo {
         let rustc = output("rustc", &["--version"], &root).await;
         Self {
             date,
-            id,
+            id: id.to_owned(),
             commit: first_line(&commit).unwrap_or_else(|| "unknown".to_owned()),
             uncommitted: status.lines().count(),
             machine: machine(),
@@ -99,13 +90,14 @@ impl RunInfo {
         )
     }
 
-    /// The results table's columns for this run's figures.
-    pub fn provenance(&self, command: &str) -> report::RunInfo {
+    /// The results table's columns for this run's figures: the day, the commit (`+dirty`
+    /// with uncommitted changes) and the command that reproduces the run.
+    pub fn provenance(&self) -> report::RunInfo {
         let dirty = if self.uncommitted == 0 { "" } else { "+dirty" };
         report::RunInfo {
-            date: self.date.clone(),
+            date: self.date.get(..10).unwrap_or(&self.date).to_owned(),
             commit: format!("{}{dirty}", self.commit),
-            command: command.to_owned(),
+            command: report::command_line("BENCH_"),
         }
     }
 }
@@ -126,7 +118,7 @@ fn machine() -> String {
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     format!(
         "{} cores ({model}), {gib} GiB, Linux {}",
-        cpu::cores(),
+        cpu::Machine::get().cores,
         kernel.trim()
     )
 }

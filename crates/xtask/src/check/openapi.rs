@@ -16,8 +16,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::apps::{Apps, NewCoupon};
+use crate::apps::Apps;
 use crate::binaries::{build_release, workspace_root};
+use crate::coupon;
 use crate::lock::RunLock;
 use crate::run_env::{Cleanup, Isolation, RunEnv};
 use crate::{signals, tools};
@@ -94,8 +95,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     // A fixed database and key prefix, emptied at the start: what an interrupted run left is
     // gone before this one begins (the lock keeps two runs apart).
-    let mut names = Isolation::unique("openapi", "couponrush_openapi".to_owned(), 1);
-    names.key_prefix = "couponrush-openapi:".to_owned();
+    let names = Isolation::unique("openapi", "couponrush_openapi".to_owned(), 1)
+        .with_key_prefix("couponrush-openapi:".to_owned());
     let env = RunEnv::up(&dir.join("stack"), names).await?;
     let mut apps = Apps::new(None);
     let outcome = signals::unless_interrupted(
@@ -119,14 +120,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
     .await;
     match outcome {
-        Ok(Some(())) => {
+        Ok(Ok(())) => {
             say(&format!(
                 "OK: issuer-api conforms to {} ({version})",
                 schema_file.display()
             ));
             Ok(ExitCode::SUCCESS)
         }
-        Ok(None) => Ok(ExitCode::from(signals::INTERRUPTED)),
+        Ok(Err(code)) => Ok(code),
         Err(error) => Err(error.context(format!("logs are in {}", log_dir.display()))),
     }
 }
@@ -151,16 +152,17 @@ async fn check(
     apps.wait_ready(Duration::from_secs(args.ready_timeout))
         .await?;
     let api = apps.api()?;
-    let coupon = NewCoupon::open_now(
+    let event = coupon::open_now(
         format!("openapi check {}", env.names().run_id),
         1000,
         1000,
         7,
+        time::Duration::hours(1),
     );
-    let id = api.create_coupon(&coupon).await?;
+    let id = api.create_coupon(&event).await?;
     say(&format!(
         "coupon {id} created (1000 coupons, {})",
-        coupon.window()
+        coupon::window(&event)
     ));
 
     let mut command = tokio::process::Command::new(schemathesis);

@@ -13,10 +13,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::apps::{Apps, NewCoupon};
+use crate::apps::Apps;
 use crate::binaries::{build_release, workspace_root};
+use crate::coupon;
 use crate::lock::RunLock;
-use crate::run_env::{Cleanup, Isolation, RunEnv};
+use crate::run_env::{Cleanup, Isolation, RunEnv, check_database_name};
 use crate::{signals, tools};
 
 mod rush;
@@ -82,17 +83,7 @@ impl Args {
             u64::from(self.users) + u64::from(self.retries) >= 1,
             "DEMO_USERS + DEMO_RETRIES must be at least 1"
         );
-        anyhow::ensure!(
-            !self.database.is_empty()
-                && self
-                    .database
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
-                && self.database.contains("demo"),
-            "DEMO_DATABASE must match [A-Za-z0-9_]+ and contain 'demo' (it is dropped each run), got {:?}",
-            self.database
-        );
-        Ok(())
+        check_database_name(&self.database, "demo", "DEMO_DATABASE")
     }
 }
 
@@ -138,7 +129,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
     .await;
     match outcome {
-        Ok(Some(true)) => {
+        Ok(Ok(true)) => {
             say(&format!(
                 "database {} is kept for inspection until the next run; logs in {}",
                 args.database,
@@ -146,11 +137,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             ));
             Ok(ExitCode::SUCCESS)
         }
-        Ok(Some(false)) => {
+        Ok(Ok(false)) => {
             say(&format!("failed; logs are in {}", log_dir.display()));
             Ok(ExitCode::FAILURE)
         }
-        Ok(None) => Ok(ExitCode::from(signals::INTERRUPTED)),
+        Ok(Err(code)) => Ok(code),
         Err(error) => Err(error.context(format!("demo failed; logs are in {}", log_dir.display()))),
     }
 }
@@ -179,17 +170,18 @@ async fn demo(
     say(&format!("API and {} consumers ready", args.consumers));
 
     let api = apps.api()?;
-    let event = NewCoupon::open_now(
+    let event = coupon::open_now(
         format!("couponrush demo {}", env.names().run_id),
         5000,
         args.stock,
         30,
+        time::Duration::hours(1),
     );
     let coupon = api.create_coupon(&event).await?;
     say(&format!(
         "event created: coupon {coupon}, {} coupons, window {}",
         args.stock,
-        event.window()
+        coupon::window(&event)
     ));
 
     let load = rush::Load {

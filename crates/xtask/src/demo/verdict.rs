@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use super::rush::Stats;
 use crate::binaries::release_binary;
+use crate::process::run_to_end;
 use crate::run_env::RunEnv;
 
 /// How long reconcile may take over one coupon (it reads every participant on both sides).
@@ -84,21 +85,18 @@ pub async fn judge(
 /// `compensation-batch reconcile --coupon ID --output json` (the release binary, with the
 /// run's settings); its JSON on stdout, its log in `reconcile.log`.
 async fn reconcile(env: &RunEnv, coupon: CouponId, log_dir: &Path) -> anyhow::Result<Reconciled> {
-    let binary = release_binary("compensation-batch")?;
-    let vars = env.vars();
-    let id = coupon.to_string();
-    let output = tokio::task::spawn_blocking(move || {
-        let env: Vec<(&str, String)> = vars.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-        couponrush_testkit::run_binary(
-            &binary,
-            &["reconcile", "--coupon", &id, "--output", "json"],
-            &env,
-            RECONCILE_TIMEOUT,
-        )
-    })
-    .await??;
+    let (binary, vars, id) = (
+        release_binary("compensation-batch")?,
+        env.vars(),
+        coupon.to_string(),
+    );
+    let args = ["reconcile", "--coupon", &id, "--output", "json"];
+    let run = run_to_end("reconcile", &binary, args, &vars, log_dir);
+    // A run that does not end in time is killed (kill_on_drop) when the timeout drops it.
+    let output = tokio::time::timeout(RECONCILE_TIMEOUT, run)
+        .await
+        .with_context(|| format!("reconcile did not end within {RECONCILE_TIMEOUT:?}"))??;
     let log = log_dir.join("reconcile.log");
-    std::fs::write(&log, &output.stderr)?;
     std::fs::write(log_dir.join("reconcile.json"), &output.stdout)?;
     // Exit 3: it ran and found a coupon that needs attention; the JSON says which.
     anyhow::ensure!(
@@ -111,7 +109,7 @@ async fn reconcile(env: &RunEnv, coupon: CouponId, log_dir: &Path) -> anyhow::Re
     struct Summary {
         coupons: Vec<Reconciled>,
     }
-    let summary: Summary = serde_json::from_slice(&output.stdout)
+    let summary: Summary = serde_json::from_str(&output.stdout)
         .with_context(|| format!("reconcile printed no JSON summary; see {}", log.display()))?;
     summary
         .coupons

@@ -1,11 +1,12 @@
 //! The settings of `cargo xtask bench api`: each an option and a `BENCH_*` variable, with the
 //! defaults `scripts/bench-api.sh` had.
 
-use std::path::PathBuf;
 use std::str::FromStr;
 
-use clap::ArgAction;
-use clap::builder::BoolishValueParser;
+use anyhow::Context;
+
+use crate::bench::run_args::RunArgs;
+use crate::run_env::check_database_name;
 
 /// Settings of an issuer-api benchmark run (each also read from its `BENCH_*` variable). Any
 /// `COUPON__*` variable (e.g. `COUPON__REDIS__POOL_SIZE`) is passed to issuer-api; the stack's
@@ -71,18 +72,9 @@ pub struct Args {
     /// See --quiet-wait.
     #[arg(long, env = "BENCH_QUIET_PCT", default_value_t = 20)]
     pub quiet_pct: u32,
-    /// Keep the Redis keys, topic and database after the run.
-    #[arg(long, env = "BENCH_KEEP", default_value = "0", num_args = 0..=1,
-          default_missing_value = "1", action = ArgAction::Set, value_parser = BoolishValueParser::new())]
-    pub keep: bool,
-    /// Logs (logs/ is replaced each run) and stack state [default: <repo>/.stack/bench].
-    #[arg(long, env = "BENCH_DIR")]
-    pub dir: Option<PathBuf>,
-    /// 0: do not run cargo build, use the release binaries already in the target directory
-    /// (e.g. a build of another commit; CARGO_TARGET_DIR is respected).
-    #[arg(long, env = "BENCH_BUILD", default_value = "1", num_args = 0..=1,
-          default_missing_value = "1", action = ArgAction::Set, value_parser = BoolishValueParser::new())]
-    pub build: bool,
+    /// Keep, build and the run directory ([default: <repo>/.stack/bench]).
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 impl Args {
@@ -100,35 +92,14 @@ impl Args {
                 "BENCH_SOLDOUT_CONCURRENCY must be 'best' or a number >= BENCH_WRK_THREADS ({threads}), got {c}"
             );
         }
-        anyhow::ensure!(
-            !self.database.is_empty()
-                && self
-                    .database
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
-                && self.database.contains("bench"),
-            "BENCH_DATABASE must match [A-Za-z0-9_]+ and contain 'bench' (it is dropped each run), got '{}'",
-            self.database
-        );
-        self.api_address()?;
-        Ok(())
-    }
-
-    /// Host and port of --http-bind; the host to call it on (0.0.0.0 is called on 127.0.0.1).
-    pub fn api_address(&self) -> anyhow::Result<(String, u16)> {
-        let parsed = self
-            .http_bind
-            .rsplit_once(':')
-            .filter(|(host, _)| !host.is_empty() && !host.contains(':'))
-            .and_then(|(host, port)| Some((host, port.parse::<u16>().ok()?)));
-        let Some((host, port)) = parsed else {
-            anyhow::bail!(
+        check_database_name(&self.database, "bench", "BENCH_DATABASE")?;
+        crate::apps::loopback_address(&self.http_bind).with_context(|| {
+            format!(
                 "BENCH_HTTP_BIND must be host:port, got '{}'",
                 self.http_bind
-            );
-        };
-        let host = if host == "0.0.0.0" { "127.0.0.1" } else { host };
-        Ok((host.to_owned(), port))
+            )
+        })?;
+        Ok(())
     }
 }
 

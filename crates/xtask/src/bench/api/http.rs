@@ -2,16 +2,15 @@
 //! the two coupons they run on, created through the admin API like an operator would.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use couponrush_domain::{CouponId, CouponSpec};
-use time::OffsetDateTime;
+use couponrush_domain::CouponId;
 
 use super::log;
-use crate::bench::cpu::{Machine, Usage, Watch, to_f64};
+use crate::bench::cpu::{Usage, Watch};
 use crate::binaries::workspace_root;
+use crate::report::to_f64;
 
 /// What wrk's `done()` in bench-issue.lua prints on its `BENCH ...` line.
 #[derive(Debug, Clone, Default)]
@@ -98,7 +97,6 @@ pub struct Wrk {
     pub threads: u32,
     pub base_url: String,
     pub log_dir: PathBuf,
-    pub machine: Machine,
 }
 
 impl Wrk {
@@ -134,7 +132,7 @@ impl Wrk {
         ];
         let name = format!("wrk-{phase}");
         let (output, usage) = watch
-            .measure(self.machine, &name, &self.program, &args, &self.log_dir)
+            .measure(&name, &self.program, &args, &self.log_dir)
             .await?;
         let run = WrkRun::parse(&output).with_context(|| {
             format!("phase {phase} (see {})", self.log_dir.join(&name).display())
@@ -206,45 +204,20 @@ pub fn ms(micros: u64) -> String {
     format!("{:.2}", to_f64(micros) / 1000.0)
 }
 
-/// Creates a coupon with `stock` units, open from a minute ago for a day, through
-/// `POST /admin/coupons`; returns its id.
-pub async fn create_coupon(
-    client: &reqwest::Client,
-    base_url: &str,
-    admin_token: &str,
-    name: String,
-    stock: u32,
-) -> anyhow::Result<CouponId> {
-    let now = OffsetDateTime::now_utc();
-    let spec = CouponSpec {
-        name,
-        discount_amount: 1000,
-        total_quantity: stock,
-        issue_starts_at: now - Duration::from_secs(60),
-        issue_ends_at: now + Duration::from_secs(86_400),
-        expiry_days: 30,
+/// wrk's version (`wrk -v` prints it, on stdout or stderr, and exits 1); "?" if unknown.
+pub async fn wrk_version(wrk: &Path) -> String {
+    let Ok(out) = tokio::process::Command::new(wrk).arg("-v").output().await else {
+        return "?".to_owned();
     };
-    let response = client
-        .post(format!("{base_url}/admin/coupons"))
-        .bearer_auth(admin_token)
-        .json(&spec)
-        .send()
-        .await
-        .context("POST /admin/coupons")?;
-    let status = response.status();
-    let body: serde_json::Value = response
-        .json()
-        .await
-        .with_context(|| format!("POST /admin/coupons answered {status} without JSON"))?;
-    anyhow::ensure!(
-        status.is_success(),
-        "creating a coupon failed ({status}): {body}"
-    );
-    let id = body
-        .get("couponId")
-        .and_then(|id| id.as_u64().or_else(|| id.as_str()?.parse().ok()))
-        .with_context(|| format!("no couponId in: {body}"))?;
-    Ok(CouponId::new(id)?)
+    let text = if out.stdout.is_empty() {
+        out.stderr
+    } else {
+        out.stdout
+    };
+    String::from_utf8_lossy(&text)
+        .split_whitespace()
+        .nth(1)
+        .map_or_else(|| "?".to_owned(), str::to_owned)
 }
 
 /// `POST /coupons/{coupon}/issue` as `user`; its status code.

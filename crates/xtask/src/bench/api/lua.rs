@@ -8,11 +8,11 @@ use std::time::Duration;
 use anyhow::Context;
 use couponrush_cache::{RESERVE_LUA, ReservationStore, ReserveCall};
 use couponrush_config::RedisSettings;
-use couponrush_domain::{CouponId, CouponSpec, RequestId};
-use time::OffsetDateTime;
+use couponrush_domain::{CouponId, RequestId};
 
 use super::log;
-use crate::bench::cpu::{Machine, Usage, Watch};
+use crate::bench::cpu::{Usage, Watch};
+use crate::coupon;
 
 /// redis-benchmark's `-r`: `__rand_int__` becomes a number below it (12 digits), so each call
 /// is almost always a new user.
@@ -43,7 +43,6 @@ pub struct LuaBench {
     pub requests: u64,
     pub clients: u32,
     pub log_dir: PathBuf,
-    pub machine: Machine,
 }
 
 impl LuaBench {
@@ -77,15 +76,13 @@ impl LuaBench {
     ) -> anyhow::Result<LuaPhase> {
         let store = ReservationStore::new(&self.redis)?;
         let coupon = CouponId::new(tag)?;
-        let now = OffsetDateTime::now_utc();
-        let spec = CouponSpec {
-            name: format!("bench lua {phase}"),
-            discount_amount: 1000,
-            total_quantity: stock,
-            issue_starts_at: now - Duration::from_secs(60),
-            issue_ends_at: now + Duration::from_secs(86_400),
-            expiry_days: 30,
-        };
+        let spec = coupon::open_now(
+            format!("bench lua {phase}"),
+            1000,
+            stock,
+            30,
+            time::Duration::days(1),
+        );
         store.load(coupon, &spec).await?;
         // A pending state of the real shape; redis-benchmark fills in each __rand_int__.
         let call = ReserveCall::new(
@@ -94,7 +91,7 @@ impl LuaBench {
             "u__rand_int__",
             "r__rand_int__",
             RequestId::generate(),
-            now,
+            time::OffsetDateTime::now_utc(),
             HOLD_FOR,
         );
         let mut args: Vec<String> = [
@@ -123,7 +120,7 @@ impl LuaBench {
         ));
         let name = format!("redis-benchmark-{phase}");
         let (output, cpu) = watch
-            .measure(self.machine, &name, &self.program, &args, &self.log_dir)
+            .measure(&name, &self.program, &args, &self.log_dir)
             .await?;
         let (rps, p50, p99) = parse_csv(&output).with_context(|| {
             format!(
@@ -135,7 +132,7 @@ impl LuaBench {
             .counters(coupon)
             .await?
             .context("the scratch coupon vanished from Redis")?;
-        log(&format!("{phase}: {rps} evals/s ({})", cpu.line()));
+        log(&format!("{phase}: {rps} evals/s ({})", cpu));
         Ok(LuaPhase {
             rps,
             p50,

@@ -6,28 +6,36 @@ use std::time::Duration;
 
 use anyhow::Context;
 use couponrush_cache::ReservationStore;
-use couponrush_config::Settings;
 use couponrush_domain::CouponId;
 
 use super::args::SoldOutConcurrency;
 use super::http::{self, HttpPhase, PhaseSpec, Wrk, WrkRun};
 use super::lua::LuaBench;
-use super::slice::Slice;
 use super::summary::{self, Results};
-use super::versions::Versions;
 use super::{Args, Tools, log};
-use crate::bench::cpu::{self, Machine, Watch};
+use crate::apps::Apps;
+use crate::bench::cpu::{self, Watch};
+use crate::bench::run_info::services;
 use crate::binaries::{build_release, release_binary};
-use crate::process::Service;
-use crate::stack::Stack;
+use crate::coupon;
+use crate::process::{run_to_end, tail};
+use crate::run_env::RunEnv;
+
+/// What only this run knows, made before the stack is up.
+#[derive(Debug)]
+pub(super) struct RunSecrets {
+    /// The Lua ceiling's scratch keys (a scratch prefix of the run: removed with its keys).
+    pub(super) lua_prefix: String,
+    /// Every user id of the run starts with it (then phase, wrk thread, counter).
+    pub(super) user_tag: String,
+}
 
 /// What the measurement works with.
 #[derive(Debug)]
 pub(super) struct Run<'a> {
     pub(super) args: &'a Args,
-    pub(super) slice: &'a Slice,
-    pub(super) stack: &'a Stack,
-    pub(super) settings: &'a Settings,
+    pub(super) env: &'a RunEnv,
+    pub(super) secrets: &'a RunSecrets,
     pub(super) log_dir: &'a Path,
     pub(super) tools: &'a Tools,
 }
@@ -35,71 +43,61 @@ pub(super) struct Run<'a> {
 impl Run<'_> {
     pub(super) async fn measure(&self) -> anyhow::Result<Box<Results>> {
         let args = self.args;
-        let machine = Machine::detect().await?;
-        if args.build {
+        if args.run.build {
             log("building release binaries");
             build_release(&["issuer-api", "compensation-batch"]).await?;
         } else {
             log("BENCH_BUILD=0: using the release binaries as they are");
         }
-        let api_binary = release_binary("issuer-api")?;
+        release_binary("issuer-api")?;
         let batch_binary = release_binary("compensation-batch")?;
-        self.slice.fresh_database(self.settings).await?;
-        let env = self.slice.api_env(self.stack, args);
-        self.migrate(&batch_binary, &env).await?;
+        self.env.empty_database().await?;
+        let logging = [
+            ("COUPON__LOG__FORMAT", "json".to_owned()),
+            ("RUST_LOG", "warn".to_owned()),
+        ];
+        self.migrate(&batch_binary, &self.env.vars_with(&logging))
+            .await?;
 
-        let (host, port) = args.api_address()?;
-        let base_url = format!("http://{host}:{port}");
-        if tokio::time::timeout(
-            Duration::from_secs(2),
-            tokio::net::TcpStream::connect((host.as_str(), port)),
-        )
-        .await
-        .is_ok_and(|connected| connected.is_ok())
-        {
-            anyhow::bail!(
-                "something already listens on {}; set BENCH_HTTP_BIND",
-                args.http_bind
-            );
-        }
-        let mut api = Service::spawn("issuer-api", &api_binary, [""; 0], &env, self.log_dir)?;
+        let mut apps = Apps::new(Some("warn".to_owned())).with_vars(vec![
+            ("COUPON__HTTP__WORKERS", args.workers.to_string()),
+            logging[0].clone(),
+        ]);
+        apps.start_api(self.env, &args.http_bind, self.log_dir)?;
         log(&format!(
             "started issuer-api ({} worker(s), log {})",
             args.workers,
-            api.log().display()
+            apps.api()?.service().log().display()
         ));
-        api.wait_ok(
-            &format!("{base_url}/health/ready"),
-            Duration::from_secs(args.ready_timeout),
+        apps.wait_ready(Duration::from_secs(args.ready_timeout))
+            .await?;
+        let api = apps.api()?;
+        let base_url = api.base_url().to_owned();
+        // The servers listening on the stack's ports, and issuer-api.
+        let (services, service_versions) = services(self.env.settings()).await;
+        let mut watch = match api.service().pid() {
+            Some(pid) => services.with("api", pid),
+            None => services,
+        };
+        let background = cpu::wait_until_quiet(
+            Duration::from_secs(args.quiet_wait),
+            f64::from(args.quiet_pct),
+            "BENCH_QUIET_WAIT",
         )
         .await?;
-        let mut watch = self.watch(&api);
-        let broker_pid =
-            first_port(&self.settings.kafka.bootstrap_servers).and_then(cpu::pid_listening_on);
-        let background = quiet_machine(args, machine).await?;
 
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()?;
-        let token = &self.slice.admin_token;
-        let run_id = &self.slice.run_id;
-        let big = http::create_coupon(
-            &client,
-            &base_url,
-            token,
-            format!("bench {run_id} stock {}", args.stock),
-            args.stock,
-        )
-        .await?;
-        let one = http::create_coupon(
-            &client,
-            &base_url,
-            token,
-            format!("bench {run_id} stock 1"),
-            1,
-        )
-        .await?;
-        let tag = &self.slice.user_tag;
+        let run_id = &self.env.names().run_id;
+        // Open for a day, each coupon 1,000 off, expiring 30 days after issue.
+        let event =
+            |name: String, stock| coupon::open_now(name, 1000, stock, 30, time::Duration::days(1));
+        let big = event(format!("bench {run_id} stock {}", args.stock), args.stock);
+        let big = api.create_coupon(&big).await?;
+        let one = event(format!("bench {run_id} stock 1"), 1);
+        let one = api.create_coupon(&one).await?;
+        let tag = &self.secrets.user_tag;
         let first = http::issue(&client, &base_url, one, &format!("{tag}first")).await?;
         anyhow::ensure!(
             first == 202,
@@ -115,37 +113,37 @@ impl Run<'_> {
             threads: args.wrk_threads,
             base_url: base_url.clone(),
             log_dir: self.log_dir.to_owned(),
-            machine,
         };
-        let store = ReservationStore::new(&self.settings.redis)?;
+        let store = ReservationStore::new(&self.env.settings().redis)?;
         let (accepted, stock_left) = self.accepted(&wrk, &watch, &store, big).await?;
-        api.check_alive()?;
+        apps.check_alive()?;
         let best = summary::best(&accepted).map_or(1, |best| best.conns);
         let conns = match args.soldout_concurrency {
             SoldOutConcurrency::Best => best,
             SoldOutConcurrency::Connections(conns) => conns,
         };
         let (sold_out, floor) = self.sold_out(&wrk, &watch, one, conns).await?;
-        api.check_alive()?;
+        apps.check_alive()?;
         // The API is no longer needed: stopped, the Lua phases run on a quieter machine.
-        api.stop(Duration::from_secs(15)).await?;
+        apps.stop_all().await;
         watch.remove("api");
 
         let lua = LuaBench {
             program: self.tools.redis_benchmark.clone(),
-            redis: self.slice.lua_redis(self.settings),
+            redis: self.env.redis_under(&self.secrets.lua_prefix),
             requests: args.lua_requests,
             clients: args.lua_clients,
             log_dir: self.log_dir.to_owned(),
-            machine,
         };
         let sha = lua.load_script().await?;
         let lua_accept = lua.run(&watch, "lua-accept", &sha, 1, args.stock).await?;
         let lua_sold_out = lua.run(&watch, "lua-soldout", &sha, 2, 0).await?;
-        let versions =
-            Versions::collect(self.settings, machine.cores, &self.tools.wrk, broker_pid).await;
+        let versions = format!(
+            "wrk {} ({} thread(s)), {service_versions}",
+            http::wrk_version(&self.tools.wrk).await,
+            args.wrk_threads
+        );
         Ok(Box::new(Results {
-            run_id: run_id.clone(),
             accepted,
             sold_out,
             floor,
@@ -154,51 +152,20 @@ impl Run<'_> {
             stock_left,
             background,
             versions,
-            redis_pool: self.settings.redis.pool_size,
+            redis_pool: self.env.settings().redis.pool_size,
         }))
     }
 
     /// `compensation-batch migrate` of the binaries under test, on the run's database.
     async fn migrate(&self, binary: &Path, env: &[(String, String)]) -> anyhow::Result<()> {
-        let migrate = Service::spawn("migrate", binary, ["migrate"], env, self.log_dir)?;
-        let log_file = migrate.log().to_owned();
-        let status = migrate.wait().await?;
-        if !status.success() {
-            let text = std::fs::read_to_string(&log_file).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
-            anyhow::bail!(
-                "migrate failed ({status}):\n{}",
-                lines[lines.len().saturating_sub(20)..].join("\n")
-            );
-        }
+        let migrate = run_to_end("migrate", binary, ["migrate"], env, self.log_dir).await?;
+        anyhow::ensure!(
+            migrate.status.success(),
+            "migrate failed ({}):\n{}",
+            migrate.status,
+            tail(&self.log_dir.join("migrate.log"), 20)
+        );
         Ok(())
-    }
-
-    /// The processes whose CPU each phase records besides the load generator: issuer-api and
-    /// the servers listening on the stack's ports.
-    fn watch(&self, api: &Service) -> Watch {
-        let mut watch = Watch::default();
-        if let Some(pid) = api.pid() {
-            watch.add("api", pid);
-        }
-        let settings = self.settings;
-        let redis_port = settings
-            .redis
-            .address()
-            .and_then(|address| first_port(&address));
-        for (name, port) in [
-            ("redis", redis_port),
-            ("broker", first_port(&settings.kafka.bootstrap_servers)),
-            ("mysql", Some(settings.mysql.port)),
-        ] {
-            match port.and_then(cpu::pid_listening_on) {
-                Some(pid) => watch.add(name, pid),
-                None => log(&format!(
-                    "no pid found for {name}: its CPU is counted in 'other'"
-                )),
-            }
-        }
-        watch
     }
 
     /// The accepted path at each concurrency, with the new users Redis recorded in each;
@@ -211,7 +178,7 @@ impl Run<'_> {
         big: CouponId,
     ) -> anyhow::Result<(Vec<(HttpPhase, u64)>, u64)> {
         let args = self.args;
-        let tag = &self.slice.user_tag;
+        let tag = &self.secrets.user_tag;
         let coupon = big.to_string();
         let participants = async || -> anyhow::Result<(u64, u64)> {
             let counters = store
@@ -252,7 +219,7 @@ impl Run<'_> {
                 "{name}: {} accepted/s, p99 {} ms ({})",
                 phase.rps,
                 http::ms(phase.wrk.p99_us),
-                phase.cpu.line()
+                phase.cpu
             ));
             phases.push((phase, recorded));
         }
@@ -269,7 +236,7 @@ impl Run<'_> {
         conns: u32,
     ) -> anyhow::Result<(HttpPhase, Option<HttpPhase>)> {
         let args = self.args;
-        let tag = &self.slice.user_tag;
+        let tag = &self.secrets.user_tag;
         let name = format!("soldout-c{conns}");
         let sold_out = wrk
             .phase(
@@ -290,7 +257,7 @@ impl Run<'_> {
             "{name}: {} sold-out answers/s, p99 {} ms ({})",
             sold_out.rps,
             http::ms(sold_out.wrk.p99_us),
-            sold_out.cpu.line()
+            sold_out.cpu
         ));
         if args.floor_seconds == 0 {
             return Ok((sold_out, None));
@@ -312,43 +279,7 @@ impl Run<'_> {
                 },
             )
             .await?;
-        log(&format!(
-            "{name}: {} answers/s ({})",
-            floor.rps,
-            floor.cpu.line()
-        ));
+        log(&format!("{name}: {} answers/s ({})", floor.rps, floor.cpu));
         Ok((sold_out, Some(floor)))
     }
-}
-
-/// The port of the first `host:port` of a comma-separated list.
-fn first_port(addresses: &str) -> Option<u16> {
-    addresses
-        .split(',')
-        .next()?
-        .rsplit_once(':')?
-        .1
-        .parse()
-        .ok()
-}
-
-/// Waits up to --quiet-wait seconds for other processes to use at most --quiet-pct % of one
-/// core; returns the last background load measured (printed in the summary either way).
-async fn quiet_machine(args: &Args, machine: Machine) -> anyhow::Result<f64> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(args.quiet_wait);
-    let limit = f64::from(args.quiet_pct);
-    let mut background = machine.background_percent().await?;
-    while background.round() > limit && std::time::Instant::now() < deadline {
-        log(&format!(
-            "machine busy: other processes use {background:.0}% of one core; waiting (BENCH_QUIET_WAIT={})",
-            args.quiet_wait
-        ));
-        background = machine.background_percent().await?;
-    }
-    if background.round() > limit {
-        log(&format!(
-            "warning: other processes use {background:.0}% of one core before the start; results will be low (see 'other')"
-        ));
-    }
-    Ok(background)
 }

@@ -5,14 +5,13 @@
 use super::Args;
 use super::http::{HttpPhase, ms};
 use super::lua::LuaPhase;
-use super::versions::Versions;
-use crate::bench::cpu::{Usage, to_f64};
-use crate::report::{Figure, RunInfo, markdown_table};
+use crate::bench::cpu::Usage;
+use crate::bench::run_info::RunInfo;
+use crate::report::{Figure, markdown_table, to_f64};
 
 /// Everything one run measured.
 #[derive(Debug)]
 pub struct Results {
-    pub run_id: String,
     /// One per concurrency, in order, with the new users Redis recorded during it.
     pub accepted: Vec<(HttpPhase, u64)>,
     pub sold_out: HttpPhase,
@@ -23,7 +22,8 @@ pub struct Results {
     pub stock_left: u64,
     /// Percent of one core other processes used before the start.
     pub background: f64,
-    pub versions: Versions,
+    /// wrk's and the servers' versions, for the header.
+    pub versions: String,
     pub redis_pool: usize,
 }
 
@@ -46,45 +46,21 @@ pub fn best(accepted: &[(HttpPhase, u64)]) -> Option<&HttpPhase> {
 
 /// Prints the summary, then the figures as rows for `docs/benchmarks.md`.
 #[allow(clippy::print_stdout)] // the benchmark's report is its output
-pub fn print(args: &Args, results: &Results, run: &RunInfo) {
-    println!("{}", text(args, results));
+pub fn print(args: &Args, results: &Results, info: &RunInfo) {
+    println!("{}", text(args, results, info));
     println!("\nRows for docs/benchmarks.md's results table:\n");
-    print!("{}", markdown_table(&figures(results), run));
+    print!("{}", markdown_table(&figures(results), &info.provenance()));
 }
 
-fn text(args: &Args, r: &Results) -> String {
-    let v = &r.versions;
+fn text(args: &Args, r: &Results, info: &RunInfo) -> String {
     let mut out = Vec::new();
-    let dirty = if v.dirty > 0 {
-        format!(
-            " + {} uncommitted change(s) in crates/ Cargo.* migrations/",
-            v.dirty
-        )
-    } else {
-        " (crates/ Cargo.* migrations/ as committed)".to_owned()
-    };
-    let build = if args.build {
-        String::new()
-    } else {
-        crate::binaries::release_binary("issuer-api")
-            .map(|path| format!(" (not rebuilt: {})", path.display()))
-            .unwrap_or_default()
-    };
     out.push(String::new());
     out.push("======================================= couponrush issuer-api benchmark =======================================".to_owned());
-    out.push(format!(" date       {}   run {}", v.date, r.run_id));
-    out.push(format!(
-        " machine    {} cores ({}), {} GiB, Linux {}",
-        v.cores, v.cpu_model, v.mem_gib, v.kernel
-    ));
-    out.push(format!(
-        " code       commit {}{dirty}, rustc {}, release build{build}",
-        v.commit, v.rustc
-    ));
-    out.push(format!(
-        " versions   wrk {} ({} thread(s)), redis {}, MariaDB {}, broker {}",
-        v.wrk, args.wrk_threads, v.redis, v.mysql, v.broker
-    ));
+    out.push(
+        info.header(args.run.build, &r.versions)
+            .trim_end()
+            .to_owned(),
+    );
     out.push(format!(
         " issuer-api http.workers={}, log json, RUST_LOG=warn, redis pool {}; no consumer running",
         args.workers, r.redis_pool
@@ -121,7 +97,7 @@ fn text(args: &Args, r: &Results) -> String {
     out.push(String::new());
     out.push(format!(
         " CPU: % of one core over the phase (machine = {} %), in brackets us of CPU per answer;",
-        v.cores * 100
+        crate::bench::cpu::Machine::get().cores * 100
     ));
     out.push(
         " gen = the load generator (wrk, or redis-benchmark); redis, broker, mysql = the server processes,"

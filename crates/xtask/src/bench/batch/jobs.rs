@@ -10,7 +10,7 @@ use time::format_description::well_known::Rfc3339;
 use super::Bench;
 use super::seed::{Seeded, check};
 use crate::bench::ceiling::{self, Kind, Measured};
-use crate::bench::proc_cpu::Watch;
+use crate::bench::cpu::Watch;
 use crate::binaries::release_binary;
 use crate::process::run_to_end;
 
@@ -57,16 +57,16 @@ pub struct Ran {
 async fn batch(bench: &Bench, name: &str, args: &[String]) -> anyhow::Result<Timed> {
     eprintln!("[xtask] {name}: compensation-batch {}", args.join(" "));
     let watch = Watch::default();
-    let before = watch.sample();
+    let before = watch.snapshot()?;
     let finished = run_to_end(
         name,
         &release_binary("compensation-batch")?,
         args,
-        &bench.env,
-        &bench.logs,
+        &bench.run.env,
+        &bench.run.logs,
     )
     .await?;
-    let machine = watch.usage(&before, &watch.sample()).machine;
+    let machine = watch.usage(&before, &watch.snapshot()?).machine_percent();
     let seconds = finished.elapsed.as_secs_f64();
     let exit = finished.status.code();
     println!(
@@ -88,7 +88,7 @@ async fn batch(bench: &Bench, name: &str, args: &[String]) -> anyhow::Result<Tim
     if exit != Some(0) {
         eprintln!(
             "[xtask] {name}: exit {exit:?}; see {}",
-            bench.logs.join(format!("{name}.log")).display()
+            bench.run.logs.join(format!("{name}.log")).display()
         );
     }
     Ok(Timed {
@@ -136,8 +136,8 @@ pub async fn run(
     problems: &mut Vec<String>,
 ) -> anyhow::Result<Ran> {
     let args = &bench.args;
-    let coupons = CouponStore::new(bench.mysql.clone());
-    let issuances = IssuanceStore::new(bench.mysql.clone());
+    let coupons = CouponStore::new(bench.run.mysql.clone());
+    let issuances = IssuanceStore::new(bench.run.mysql.clone());
     let (name, discount, expiry) = COMPENSATION;
     let mut compensate: Vec<String> = [
         "compensate",
@@ -324,7 +324,7 @@ pub async fn run(
     // Ceilings, last: the grant ceiling's coupon would count as "another coupon" above.
     let ceiling_coupon = coupons
         .create(&couponrush_domain::CouponSpec {
-            name: format!("bench-batch grant ceiling {}", bench.info.id),
+            name: format!("bench-batch grant ceiling {}", bench.run.info.id),
             discount_amount: 1000,
             total_quantity: 0,
             ..coupons
@@ -347,9 +347,9 @@ pub async fn run(
     let (grant_ceiling, _) = ceiling::measure(
         "ceiling-grant",
         &grant,
-        &bench.env,
-        &bench.logs,
-        &bench.watch,
+        &bench.run.env,
+        &bench.run.logs,
+        &bench.run.watch,
     )
     .await?;
     let reads = ceiling::Args {
@@ -364,9 +364,9 @@ pub async fn run(
     let (reads_ceiling, _) = ceiling::measure(
         "ceiling-reconcile-reads",
         &reads,
-        &bench.env,
-        &bench.logs,
-        &bench.watch,
+        &bench.run.env,
+        &bench.run.logs,
+        &bench.run.watch,
     )
     .await?;
     Ok(Ran {

@@ -22,17 +22,16 @@ mod jobs;
 mod seed;
 mod summary;
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::ExitCode;
 
 use couponrush_cache::ReservationStore;
-use couponrush_storage::Database;
 
-use super::proc_cpu::Watch;
-use super::run_info::{RunInfo, services};
-use super::scratch::{Leftovers, RunArgs, check_database_name, cleaning_up};
-use crate::binaries::{build_release, release_binary, workspace_root};
-use crate::stack::Stack;
+use super::run_args::RunArgs;
+use super::run_info::RunInfo;
+use super::session::Session;
+use crate::binaries::{build_release, release_binary};
+use crate::run_env::{Isolation, RunEnv, check_database_name};
 
 /// Settings of `bench batch` (each also read from its `BENCH_*` variable).
 #[derive(Debug, Clone, clap::Args)]
@@ -78,7 +77,12 @@ impl Args {
             self.holders,
             self.participants
         );
-        check_database_name(&self.database)?;
+        check_database_name(&self.database, "bench", "BENCH_DATABASE")?;
+        anyhow::ensure!(
+            self.key_prefix.contains("bench"),
+            "the benchmark key prefix {:?} must contain \"bench\" (its keys are deleted)",
+            self.key_prefix
+        );
         // No glob characters (its keys are found with SCAN) and no braces (the keys' hash tags).
         anyhow::ensure!(
             !self.key_prefix.is_empty()
@@ -109,54 +113,32 @@ impl Args {
 /// Everything the steps share.
 pub struct Bench {
     pub args: Args,
-    pub info: RunInfo,
-    pub env: Vec<(String, String)>,
-    pub logs: PathBuf,
-    pub mysql: Database,
+    pub run: Session,
     pub cache: ReservationStore,
-    /// mysql, broker and redis, by the pid listening on their ports.
-    pub watch: Watch,
-    pub versions: String,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     args.validate()?;
-    let run_dir = args.run.take_dir("bench-batch")?;
-    let info = RunInfo::collect().await;
+    let dir = args.run.take_dir("bench-batch", "benchmark")?;
+    // The jobs use no broker; the key prefix is fixed (emptied before and after).
+    let names = Isolation::unique("benchb", args.database.clone(), 1)
+        .without_topics()
+        .with_key_prefix(args.key_prefix.clone());
+    let info = RunInfo::collect(&names.run_id).await;
     // The shared stack, left running (as scripts/stack.sh up leaves it for everyone).
-    let stack = Stack::up(
-        &workspace_root().join(".stack"),
-        &[("STACK_MYSQL_DATABASE", args.database.clone())],
-    )
-    .await?;
-    let logs = run_dir.logs();
-    cleaning_up(&run_dir, args.run.keep, async |leftovers| {
-        measure(args.clone(), info, &stack, logs, leftovers).await
+    let env = RunEnv::up_shared(names).await?;
+    dir.run(&args.run, env, async |env| {
+        measure(args.clone(), info, env, &dir.logs).await
     })
     .await
 }
 
-async fn measure(
-    args: Args,
-    info: RunInfo,
-    stack: &Stack,
-    logs: PathBuf,
-    leftovers: &mut Leftovers,
-) -> anyhow::Result<ExitCode> {
-    let task_env: Vec<(String, String)> = [
-        ("COUPON__MYSQL__DATABASE", args.database.clone()),
-        ("COUPON__REDIS__KEY_PREFIX", args.key_prefix.clone()),
-        ("COUPON__LOG__FORMAT", "text".to_owned()),
-    ]
-    .map(|(k, v)| (k.to_owned(), v))
-    .to_vec();
-    let settings = stack.settings_with(&task_env)?;
-    let mut env = stack.child_env(&task_env);
-    env.push((
-        "RUST_LOG".to_owned(),
+async fn measure(args: Args, info: RunInfo, env: &RunEnv, logs: &Path) -> anyhow::Result<ExitCode> {
+    let settings = env.settings();
+    let vars = env.vars_with(&[(
+        "RUST_LOG",
         std::env::var("RUST_LOG").unwrap_or("info".to_owned()),
-    ));
-    env.push(("NO_COLOR".to_owned(), "1".to_owned()));
+    )]);
     if !args.seed_only {
         if args.run.build {
             build_release(&["compensation-batch", "xtask"]).await?;
@@ -164,17 +146,12 @@ async fn measure(
         release_binary("compensation-batch")?;
         release_binary("xtask")?;
     }
-    let mysql = leftovers.fresh_database(&settings.mysql).await?;
-    let cache = leftovers.fresh_key_prefix(&settings.redis).await?;
-    let (watch, versions) = services(&settings).await;
+    let mysql = env.recreate_database().await?;
+    let cache = ReservationStore::new(&settings.redis)?;
+    env.delete_keys().await?;
     let bench = Bench {
-        watch,
-        versions,
+        run: Session::new(info, vars, logs.to_owned(), mysql, settings).await,
         args,
-        info,
-        env,
-        logs,
-        mysql,
         cache,
     };
     let mut problems = Vec::new();

@@ -62,20 +62,22 @@ async fn coupon(
     ends: OffsetDateTime,
 ) -> anyhow::Result<(CouponId, CouponSpec)> {
     let spec = CouponSpec {
-        name: format!("bench-batch {label} {}", bench.info.id),
+        name: format!("bench-batch {label} {}", bench.run.info.id),
         discount_amount: 1000,
         total_quantity: u32::try_from(total)?,
         issue_starts_at: starts,
         issue_ends_at: ends,
         expiry_days: 30,
     };
-    let record = CouponStore::new(bench.mysql.clone()).create(&spec).await?;
+    let record = CouponStore::new(bench.run.mysql.clone())
+        .create(&spec)
+        .await?;
     Ok((record.id, spec))
 }
 
 pub async fn seed(bench: &Bench, problems: &mut Vec<String>) -> anyhow::Result<Seeded> {
     let args = &bench.args;
-    let issuances = IssuanceStore::new(bench.mysql.clone());
+    let issuances = IssuanceStore::new(bench.run.mysql.clone());
     let now = OffsetDateTime::now_utc().replace_nanosecond(0)?;
 
     // compensate: an event a day ago, one attempt per user every 10 ms, holders first; the
@@ -152,7 +154,7 @@ pub async fn seed(bench: &Bench, problems: &mut Vec<String>) -> anyhow::Result<S
         outcomes.get("SOLD_OUT").copied().unwrap_or(0),
         args.eligible(),
     );
-    let counts = CompensationStore::new(bench.mysql.clone())
+    let counts = CompensationStore::new(bench.run.mysql.clone())
         .counts(source, window, None)
         .await?;
     check(
@@ -161,7 +163,7 @@ pub async fn seed(bench: &Bench, problems: &mut Vec<String>) -> anyhow::Result<S
         counts.eligible,
         args.eligible(),
     );
-    let coupons = CouponStore::new(bench.mysql.clone());
+    let coupons = CouponStore::new(bench.run.mysql.clone());
     check(
         problems,
         "seed: holders of the source coupon",

@@ -35,12 +35,12 @@ fn row(command: &str, users: u64, timed: &Timed, per_s: Option<f64>, target: &st
 // The task's report is its output.
 #[allow(clippy::print_stdout)]
 pub fn print(bench: &Bench, seeded: &Seeded, ran: &Ran, problems: &[String]) {
-    let (args, info) = (&bench.args, &bench.info);
+    let (args, info) = (&bench.args, &bench.run.info);
     let reconciled = args.reconcile_participants;
     println!(
         "\n=========================== couponrush compensation-batch benchmark ==========================="
     );
-    print!("{}", info.header(args.run.build, &bench.versions));
+    print!("{}", info.header(args.run.build, &bench.run.versions));
     println!(
         " data       source coupon {}: {} participants, {} holders, {} eligible (seeded in {:.3} s)",
         seeded.source,
@@ -164,10 +164,7 @@ pub fn print(bench: &Bench, seeded: &Seeded, ran: &Ran, problems: &[String]) {
         }
     }
     println!("\n results table rows (docs/benchmarks.md)\n");
-    print!(
-        "{}",
-        markdown_table(&figures, &info.provenance("cargo xtask bench batch"))
-    );
+    print!("{}", markdown_table(&figures, &info.provenance()));
     println!(
         "==============================================================================================="
     );

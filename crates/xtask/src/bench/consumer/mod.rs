@@ -21,21 +21,23 @@ mod phases;
 mod round;
 mod summary;
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use couponrush_domain::{CouponId, CouponSpec};
-use couponrush_storage::{CouponStore, Database};
-use time::OffsetDateTime;
+use couponrush_cache::ReservationStore;
+use couponrush_domain::CouponId;
+use couponrush_storage::CouponStore;
 
 use super::ceiling::{self, Kind, Measured};
-use super::proc_cpu::{self as cpu, Usage, Watch};
-use super::run_info::{RunInfo, services};
-use super::scratch::{Leftovers, RunArgs, check_database_name, cleaning_up};
+use super::cpu::{self as cpu, Usage};
+use super::run_args::RunArgs;
+use super::run_info::RunInfo;
+use super::session::Session;
 use crate::binaries::{build_release, release_binary};
-use crate::stack::Stack;
+use crate::coupon;
+use crate::run_env::{Isolation, RunEnv, check_database_name};
 use round::Round;
 
 /// How "rows in MySQL" is polled while draining.
@@ -130,37 +132,30 @@ impl Args {
             stock >= self.backlog + self.more && stock >= self.ceiling_rows,
             "BENCH_STOCK ({stock}) must be at least BENCH_BACKLOG + BENCH_MORE and BENCH_CEILING_ROWS"
         );
-        check_database_name(&self.database)?;
-        anyhow::ensure!(
-            self.ops_bind
-                .rsplit_once(':')
-                .is_some_and(|(_, p)| p.parse::<u16>().is_ok_and(|p| p > 0)),
-            "BENCH_OPS_BIND must be host:port, got {:?}",
-            self.ops_bind
-        );
+        check_database_name(&self.database, "bench", "BENCH_DATABASE")?;
+        self.ops_url()?;
         self.batch_sizes().map(drop)
     }
 
     /// The ops port as the harness reaches it (0.0.0.0 is reached on the loopback).
-    fn ops_url(&self) -> String {
-        format!(
-            "http://{}",
-            self.ops_bind.replacen("0.0.0.0", "127.0.0.1", 1)
-        )
+    fn ops_url(&self) -> anyhow::Result<String> {
+        let address = crate::apps::loopback_address(&self.ops_bind).with_context(|| {
+            format!("BENCH_OPS_BIND must be host:port, got {:?}", self.ops_bind)
+        })?;
+        anyhow::ensure!(
+            address.port() > 0,
+            "BENCH_OPS_BIND needs a port, got {:?}",
+            self.ops_bind
+        );
+        Ok(format!("http://{address}"))
     }
 }
 
 /// Everything the rounds share.
 pub struct Bench {
     pub args: Args,
-    pub info: RunInfo,
-    /// The environment of the processes it starts: the stack's and the run's own `COUPON__*`
-    /// variables (database, key prefix, logging); each round adds its topic, group and batch.
-    pub env: Vec<(String, String)>,
-    pub logs: PathBuf,
-    pub mysql: Database,
-    /// mysql, broker and redis, by the pid listening on their ports.
-    pub watch: Watch,
+    /// Each round adds its topic, group and batch size to `run.env`.
+    pub run: Session,
     /// Every user id of this run starts with it.
     pub user_tag: String,
     /// The consumer settings that shape a drain, as the consumer will load them.
@@ -174,57 +169,33 @@ pub struct Results {
     /// plain and full ceilings: what they measured and the CPU meanwhile.
     pub ceilings: Vec<(Kind, Measured, Usage)>,
     pub background: f64,
-    pub versions: String,
+}
+
+/// The topic of the round of `batch_size` (its dead-letter topic adds `.dlq`).
+fn round_topic(run_id: &str, batch_size: usize) -> String {
+    format!("{}{run_id}-b{batch_size}", Isolation::topic_stem("benchc"))
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     args.validate()?;
-    let run_dir = args.run.take_dir("bench-consumer")?;
-    let info = RunInfo::collect().await;
-    let first_topic = format!(
-        "coupon-issue-benchc-{}-b{}",
-        info.id,
-        args.batch_sizes()?[0]
-    );
-    let stack = Stack::up(
-        &run_dir.path().join("stack"),
-        &[
-            ("STACK_MYSQL_DATABASE", args.database.clone()),
-            ("STACK_TOPIC", first_topic.clone()),
-            ("STACK_DLQ_TOPIC", format!("{first_topic}.dlq")),
-            ("STACK_PARTITIONS", args.partitions.to_string()),
-        ],
-    )
-    .await?;
-    let logs = run_dir.logs();
-    let outcome = cleaning_up(&run_dir, args.run.keep, async |leftovers| {
-        measure(args.clone(), info, &stack, logs, leftovers).await
+    let dir = args.run.take_dir("bench-consumer", "benchmark")?;
+    let mut names = Isolation::unique("benchc", args.database.clone(), args.partitions);
+    // The run's topic is its first round's (stack.sh creates it); the others come per round.
+    let first_topic = round_topic(&names.run_id, args.batch_sizes()?[0]);
+    names.dlq_topic = Some(format!("{first_topic}.dlq"));
+    names.topic = Some(first_topic);
+    let info = RunInfo::collect(&names.run_id).await;
+    let env = RunEnv::up(&dir.path.join("stack"), names).await?;
+    dir.run(&args.run, env, async |env| {
+        measure(args.clone(), info, env, &dir.logs).await
     })
-    .await;
-    // Stops only what this run's state directory started.
-    stack.down().await?;
-    outcome
+    .await
 }
 
-async fn measure(
-    args: Args,
-    info: RunInfo,
-    stack: &Stack,
-    logs: PathBuf,
-    leftovers: &mut Leftovers,
-) -> anyhow::Result<ExitCode> {
-    let task_env = vec![
-        ("COUPON__MYSQL__DATABASE".to_owned(), args.database.clone()),
-        (
-            "COUPON__REDIS__KEY_PREFIX".to_owned(),
-            format!("couponrush-benchc:{}:", info.id),
-        ),
-        ("COUPON__LOG__FORMAT".to_owned(), "json".to_owned()),
-        ("COUPON__LOG__FILTER".to_owned(), "warn".to_owned()),
-    ];
-    let settings = stack.settings_with(&task_env)?;
-    let mysql = leftovers.fresh_database(&settings.mysql).await?;
-    let cache = leftovers.fresh_key_prefix(&settings.redis).await?;
+async fn measure(args: Args, info: RunInfo, env: &RunEnv, logs: &Path) -> anyhow::Result<ExitCode> {
+    let settings = env.settings();
+    let mysql = env.recreate_database().await?;
+    let cache = ReservationStore::new(&settings.redis)?;
     if args.run.build {
         build_release(&["coupon-consumer", "xtask"]).await?;
     }
@@ -235,15 +206,13 @@ async fn measure(
     let sizes = args.batch_sizes()?;
     let coupons = CouponStore::new(mysql.clone());
     let create = async |label: &str| -> anyhow::Result<CouponId> {
-        let now = OffsetDateTime::now_utc();
-        let spec = CouponSpec {
-            name: format!("bench-consumer {} {label}", info.id),
-            discount_amount: 1000,
-            total_quantity: args.stock,
-            issue_starts_at: now - time::Duration::minutes(1),
-            issue_ends_at: now + time::Duration::days(1),
-            expiry_days: 30,
-        };
+        let spec = coupon::open_now(
+            format!("bench-consumer {} {label}", info.id),
+            1000,
+            args.stock,
+            30,
+            time::Duration::days(1),
+        );
         spec.validate()?;
         let record = coupons.create(&spec).await?;
         cache.load(record.id, &record.spec).await?;
@@ -262,7 +231,6 @@ async fn measure(
         Vec::new()
     };
 
-    let (watch, versions) = services(&settings).await;
     let bench = Bench {
         user_tag: format!("c{}x", std::process::id()),
         consumer: format!(
@@ -271,30 +239,36 @@ async fn measure(
             settings.mysql.pool_size,
             settings.kafka.session_timeout_ms
         ),
-        watch,
-        env: stack.child_env(&task_env),
+        run: Session::new(
+            info,
+            env.vars_with(&[
+                ("COUPON__LOG__FORMAT", "json".to_owned()),
+                ("COUPON__LOG__FILTER", "warn".to_owned()),
+            ]),
+            logs.to_owned(),
+            mysql,
+            settings,
+        )
+        .await,
         args,
-        info,
-        logs,
-        mysql,
     };
     let mut results = Results {
-        background: quiet_enough(&bench.args).await,
-        versions,
+        background: cpu::wait_until_quiet(
+            Duration::from_secs(bench.args.quiet_wait),
+            bench.args.quiet_pct,
+            "BENCH_QUIET_WAIT",
+        )
+        .await?,
         ..Results::default()
     };
 
     for (size, coupon) in sizes.iter().zip(round_coupons) {
-        let topic = format!("coupon-issue-benchc-{}-b{size}", bench.info.id);
-        leftovers
-            .topic(&settings.kafka, &topic, bench.args.partitions)
-            .await?;
-        leftovers
-            .topic(&settings.kafka, &format!("{topic}.dlq"), 1)
-            .await?;
+        let topic = round_topic(&env.names().run_id, *size);
+        env.create_topic(&topic, bench.args.partitions).await?;
+        env.create_topic(&format!("{topic}.dlq"), 1).await?;
         results
             .rounds
-            .push(round::run(&bench, &settings, *size, coupon, topic).await?);
+            .push(round::run(&bench, settings, *size, coupon, topic).await?);
     }
     for (kind, coupon) in ceiling_coupons {
         let mode = if kind == Kind::IssuePlain {
@@ -312,8 +286,14 @@ async fn measure(
             per_batch: bench.args.ceiling_per_stmt,
         };
         let name = format!("ceiling-{mode}");
-        let (measured, usage) =
-            ceiling::measure(&name, &params, &bench.env, &bench.logs, &bench.watch).await?;
+        let (measured, usage) = ceiling::measure(
+            &name,
+            &params,
+            &bench.run.env,
+            &bench.run.logs,
+            &bench.run.watch,
+        )
+        .await?;
         results.ceilings.push((kind, measured, usage));
     }
     let ok = summary::print(&bench, &results);
@@ -322,26 +302,4 @@ async fn measure(
     } else {
         ExitCode::FAILURE
     })
-}
-
-/// The machine's busy CPU before the start (nothing of ours running), waiting up to
-/// `--quiet-wait` seconds for it to drop below `--quiet-pct`.
-async fn quiet_enough(args: &Args) -> f64 {
-    let deadline = std::time::Instant::now() + Duration::from_secs(args.quiet_wait);
-    loop {
-        let busy = cpu::machine_busy(Duration::from_secs(2)).await;
-        if busy <= args.quiet_pct {
-            return busy;
-        }
-        if std::time::Instant::now() >= deadline {
-            eprintln!(
-                "[xtask] warning: the machine is {busy:.0}% busy (of one core) before the start; results will be low (see 'other')"
-            );
-            return busy;
-        }
-        eprintln!(
-            "[xtask] machine busy ({busy:.0}% of one core); waiting (BENCH_QUIET_WAIT={})",
-            args.quiet_wait
-        );
-    }
 }

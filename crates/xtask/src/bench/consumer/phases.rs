@@ -9,7 +9,8 @@ use couponrush_storage::{CouponStore, Database, IssuanceStore};
 use time::OffsetDateTime;
 
 use super::Poll;
-use crate::bench::ceiling::{lossy, rate};
+use crate::bench::ceiling::rate;
+use crate::report::to_f64;
 
 /// How a phase drained.
 #[derive(Debug, Clone, Copy, Default)]
@@ -146,8 +147,8 @@ pub fn batches(
     let span_ms = (*last.0 - *first.0).as_seconds_f64() * 1000.0;
     Batches {
         transactions: mine.len(),
-        rows_per_transaction: lossy(rows) / lossy(count),
-        ms_per_transaction: span_ms / lossy(count.saturating_sub(1).max(1)),
+        rows_per_transaction: to_f64(rows) / to_f64(count),
+        ms_per_transaction: span_ms / to_f64(count.saturating_sub(1).max(1)),
     }
 }
 

@@ -15,7 +15,7 @@ use super::Bench;
 use super::phases::{
     Batches, Drained, Poller, Scrape, batches, issued_groups, persist_share, scrape,
 };
-use crate::bench::proc_cpu::{self as cpu, Usage};
+use crate::bench::cpu::{self as cpu, Usage};
 use crate::binaries::release_binary;
 use crate::process::Service;
 
@@ -81,14 +81,14 @@ pub async fn run(
     };
     let name = format!("consumer-b{batch_size}");
     eprintln!("[xtask] === batch size {batch_size}: topic {topic}, coupon {coupon}");
-    let poller = Poller::new(&bench.mysql, coupon, args.poll);
+    let poller = Poller::new(&bench.run.mysql, coupon, args.poll);
     let every = Duration::from_millis(args.poll_ms);
     let timeout = Duration::from_secs(args.drain_timeout);
 
     // A: the backlog, then a fresh consumer.
     let preload_a = preload(&kafka, &events(bench, coupon, 0, args.backlog)?).await?;
     read_back(&kafka, &topic, args.backlog).await?;
-    let mut env = bench.env.clone();
+    let mut env = bench.run.env.clone();
     env.extend(
         [
             ("COUPON__KAFKA__TOPIC", kafka.topic.clone()),
@@ -111,16 +111,13 @@ pub async fn run(
         &release_binary("coupon-consumer")?,
         [""; 0],
         &env,
-        &bench.logs,
+        &bench.run.logs,
     )?;
     let pid = consumer.pid().context("the consumer exited at once")?;
-    let watch = bench
-        .watch
-        .with("consumer", pid)
-        .with("gen", std::process::id());
-    let before = watch.sample();
+    let watch = bench.run.watch.with("consumer", pid).with_generator();
+    let before = watch.snapshot()?;
     let drained_a = poller.drain(base, args.backlog, t0, every, timeout).await;
-    let cpu_a = watch.usage(&before, &watch.sample());
+    let cpu_a = watch.usage(&before, &watch.snapshot()?);
     consumer.check_alive()?;
     let drained_a = drained_a?;
     eprintln!(
@@ -133,8 +130,8 @@ pub async fn run(
         drained_a.count_star
     );
     tokio::time::sleep(METRICS_SETTLE).await;
-    let metrics_a = scrape(&args.ops_url()).await;
-    let groups_a = issued_groups(&bench.mysql, coupon).await?;
+    let metrics_a = scrape(&args.ops_url()?).await;
+    let groups_a = issued_groups(&bench.run.mysql, coupon).await?;
     let a = Phase {
         messages: args.backlog,
         preload: preload_a,
@@ -157,7 +154,7 @@ pub async fn run(
     let preload_b = prepared.send().await;
     let base = poller.rows().await;
     let threads_before = cpu::thread_ticks(pid);
-    let before = watch.sample();
+    let before = watch.snapshot()?;
     let t0 = Instant::now();
     consumer.signal("CONT").await?;
     let frozen_s = (t0 - stopped).as_secs_f64();
@@ -168,7 +165,7 @@ pub async fn run(
         preload_b.elapsed.as_secs_f64()
     );
     let drained_b = poller.drain(base, target, t0, every, timeout).await;
-    let cpu_b = watch.usage(&before, &watch.sample());
+    let cpu_b = watch.usage(&before, &watch.snapshot()?);
     let threads = cpu::per_thread(&threads_before, &cpu::thread_ticks(pid), t0.elapsed());
     consumer.check_alive()?;
     let drained_b = drained_b?;
@@ -180,9 +177,9 @@ pub async fn run(
         drained_b.count_star
     );
     tokio::time::sleep(METRICS_SETTLE).await;
-    let metrics_b = scrape(&args.ops_url()).await;
+    let metrics_b = scrape(&args.ops_url()?).await;
     let earlier: BTreeSet<_> = groups_a.into_keys().collect();
-    let groups_b = issued_groups(&bench.mysql, coupon).await?;
+    let groups_b = issued_groups(&bench.run.mysql, coupon).await?;
     let log = std::fs::read_to_string(consumer.log()).unwrap_or_default();
     let rebalanced =
         matches!((metrics_a, metrics_b), (Some(a), Some(b)) if b.rebalances > a.rebalances);
@@ -280,9 +277,9 @@ async fn check(
     coupon: CouponId,
     want: u64,
 ) -> anyhow::Result<Checks> {
-    let coupons = CouponStore::new(bench.mysql.clone());
+    let coupons = CouponStore::new(bench.run.mysql.clone());
     let rows = coupons.issued_count(coupon).await?;
-    let holders = IssuanceStore::new(bench.mysql.clone())
+    let holders = IssuanceStore::new(bench.run.mysql.clone())
         .holders(coupon)
         .await?
         .context("the coupon is gone")?;

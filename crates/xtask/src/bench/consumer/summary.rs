@@ -38,11 +38,11 @@ fn figure(name: String, value: f64, unit: &str, against: Option<(&Measured, &str
 #[allow(clippy::print_stdout)]
 pub fn print(bench: &Bench, results: &Results) -> bool {
     let args = &bench.args;
-    let info = &bench.info;
+    let info = &bench.run.info;
     println!(
         "\n===================================== couponrush coupon-consumer benchmark ====================================="
     );
-    print!("{}", info.header(args.run.build, &results.versions));
+    print!("{}", info.header(args.run.build, &bench.run.versions));
     println!(
         " consumer   ONE process, RUST_LOG=warn, log json, topic of {} partitions, {}",
         args.partitions, bench.consumer
@@ -125,7 +125,7 @@ pub fn print(bench: &Bench, results: &Results) -> bool {
     }
     println!(
         "\n CPU: % of one core over the phase (machine = {:.0} %); gen = the harness (poller) or the ceiling client",
-        crate::bench::proc_cpu::cores() * 100.0
+        crate::bench::cpu::Machine::get().cores * 100
     );
     for round in &results.rounds {
         println!(
@@ -221,10 +221,7 @@ pub fn print(bench: &Bench, results: &Results) -> bool {
         println!(" {figure}");
     }
     println!("\n results table rows (docs/benchmarks.md)\n");
-    print!(
-        "{}",
-        markdown_table(&figures, &info.provenance("cargo xtask bench consumer"))
-    );
+    print!("{}", markdown_table(&figures, &info.provenance()));
     println!(
         "================================================================================================================"
     );

@@ -1,91 +1,44 @@
-//! One isolated run against the stack (demo, benchmarks, checks): its own database, topic,
-//! consumer group and Redis key prefix, so it never sees an earlier run's data nor touches the
-//! tests' or a developer's. Names are made here, the services come from `scripts/stack.sh`
-//! (through [`Stack`]), and everything else uses the project's own code: the storage crate
-//! creates and migrates the database, the messaging crate creates and deletes topics, the cache
-//! crate deletes the run's keys.
+//! One isolated run against the stack (demo, benchmarks, checks): its own database, topics,
+//! consumer group and Redis key prefixes, so it never sees an earlier run's data nor touches the
+//! tests' or a developer's. Names are made in [`names`], the services come from
+//! `scripts/stack.sh` (through [`Stack`]), and everything else uses the project's own code: the
+//! storage crate creates and migrates the database, the messaging crate creates and deletes
+//! topics, testkit deletes the run's keys and drops its database.
 //!
 //! ```text
 //! let names = Isolation::unique("demo", "couponrush_demo".into(), 3);
 //! let env = RunEnv::up(&state_dir, names).await?;   // stack.sh up + this run's names
 //! env.recreate_database().await?;                    // drop, create, migrate
 //! env.create_topics().await?;
-//! ... start binaries with env.vars() ...
+//! ... start binaries with env.vars_with(...) ...
 //! env.cleanup(Cleanup { keys: true, topics: true, database: false, stack: true }).await;
 //! ```
 
+mod names;
+
 use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Context;
-use couponrush_config::Settings;
+use couponrush_config::{RedisSettings, Settings};
 use couponrush_storage::Database;
+pub use names::{Isolation, check_database_name, random_token};
 
+use crate::binaries::workspace_root;
+use crate::signals;
 use crate::stack::Stack;
 
 /// How long a topic administration call may take.
 const KAFKA_ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The names that make a run private.
-#[derive(Debug, Clone)]
-pub struct Isolation {
-    /// `YYYYmmdd-HHMMSS-<pid>`: in every name, so a person can tell runs apart.
-    pub run_id: String,
-    pub database: String,
-    pub topic: String,
-    pub dlq_topic: String,
-    pub consumer_group: String,
-    pub key_prefix: String,
-    /// Partitions of `topic` (the dead-letter topic has one).
-    pub partitions: i32,
-}
-
-impl Isolation {
-    /// Names unique to this run of `task` (`demo`, `openapi`, ...): topic
-    /// `coupon-issue-<task>-<run>`, group `coupon-issue-<task>-group-<run>`, key prefix
-    /// `couponrush-<task>:<run>:`. The database is the caller's choice: a fixed name the task
-    /// recreates each run (one run at a time, see [`crate::lock`]) never piles up.
-    pub fn unique(task: &str, database: String, partitions: i32) -> Self {
-        let run_id = run_id();
-        let topic = format!("{}{run_id}", Self::topic_stem(task));
-        Self {
-            dlq_topic: format!("{topic}.dlq"),
-            consumer_group: format!("coupon-issue-{task}-group-{run_id}"),
-            key_prefix: format!("couponrush-{task}:{run_id}:"),
-            database,
-            topic,
-            partitions,
-            run_id,
-        }
-    }
-
-    /// What every topic of `task`'s runs starts with (finding leftovers of interrupted runs).
-    pub fn topic_stem(task: &str) -> String {
-        format!("coupon-issue-{task}-")
-    }
-}
-
-/// `YYYYmmdd-HHMMSS-<pid>` (UTC).
-fn run_id() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    format!(
-        "{:04}{:02}{:02}-{:02}{:02}{:02}-{}",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second(),
-        std::process::id()
-    )
-}
-
 /// What [`RunEnv::cleanup`] removes besides stopping the stack services the run started.
 #[derive(Debug, Clone, Copy)]
 pub struct Cleanup {
-    /// Every Redis key under the run's prefix.
+    /// Every Redis key under the run's prefix and its scratch prefixes.
     pub keys: bool,
-    /// The run's topic and dead-letter topic.
+    /// The run's topics (those of its names and those [`RunEnv::create_topic`] made).
     pub topics: bool,
     /// The run's database.
     pub database: bool,
@@ -93,30 +46,64 @@ pub struct Cleanup {
     pub stack: bool,
 }
 
-/// The stack with this run's names applied: [`RunEnv::vars`] for the binaries it starts,
+impl Cleanup {
+    /// Everything the run made, or (`keep`) nothing of it; the stack services this run
+    /// started are stopped either way.
+    pub fn all_unless(keep: bool) -> Self {
+        Self {
+            keys: !keep,
+            topics: !keep,
+            database: !keep,
+            stack: true,
+        }
+    }
+}
+
+/// The stack with this run's names applied: [`RunEnv::vars_with`] for the binaries it starts,
 /// [`RunEnv::settings`] for the code it runs in-process.
 #[derive(Debug)]
 pub struct RunEnv {
     stack: Stack,
+    /// The shared state directory's services (never stopped by a run).
+    shared: bool,
     names: Isolation,
     settings: Settings,
+    /// Topics made with [`RunEnv::create_topic`], deleted with the run's.
+    extra_topics: Mutex<Vec<String>>,
 }
 
 impl RunEnv {
     /// `scripts/stack.sh up` with its state in `state_dir` (so [`RunEnv::cleanup`] stops only
     /// what this run started) and this run's database and topics, then the run's group and key
     /// prefix on top. Any `COUPON__*` variable of the caller reaches the binaries as well (a
-    /// person trying a setting), unless the run sets it.
+    /// person trying a setting: `stack.sh up` passes it through), unless the run sets it.
     pub async fn up(state_dir: &Path, names: Isolation) -> anyhow::Result<Self> {
-        let stack_settings = [
-            ("STACK_MYSQL_DATABASE", names.database.clone()),
-            ("STACK_TOPIC", names.topic.clone()),
-            ("STACK_PARTITIONS", names.partitions.to_string()),
-            ("STACK_DLQ_TOPIC", names.dlq_topic.clone()),
-        ];
+        Self::start(state_dir, names, false).await
+    }
+
+    /// [`RunEnv::up`] on the shared state directory (`.stack`, what a developer's
+    /// `scripts/stack.sh up` uses): its services are left running for everyone.
+    pub async fn up_shared(names: Isolation) -> anyhow::Result<Self> {
+        Self::start(&workspace_root().join(".stack"), names, true).await
+    }
+
+    async fn start(state_dir: &Path, names: Isolation, shared: bool) -> anyhow::Result<Self> {
+        let mut stack_settings = vec![("STACK_MYSQL_DATABASE", names.database.clone())];
+        if let Some(topic) = &names.topic {
+            stack_settings.extend([
+                ("STACK_TOPIC", topic.clone()),
+                ("STACK_PARTITIONS", names.partitions.to_string()),
+                (
+                    "STACK_DLQ_TOPIC",
+                    names.dlq_topic.clone().unwrap_or_default(),
+                ),
+            ]);
+        }
         let mut stack = Stack::up(state_dir, &stack_settings).await?;
         stack.set("COUPON__KAFKA__CONSUMER_GROUP", &names.consumer_group);
-        stack.set("COUPON__KAFKA__DLQ_TOPIC", &names.dlq_topic);
+        if let Some(dlq) = &names.dlq_topic {
+            stack.set("COUPON__KAFKA__DLQ_TOPIC", dlq);
+        }
         stack.set("COUPON__REDIS__KEY_PREFIX", &names.key_prefix);
         // Plain text in the log files a person reads.
         stack.set("COUPON__LOG__FORMAT", "text");
@@ -124,7 +111,7 @@ impl RunEnv {
             Ok(settings) => settings,
             Err(error) => {
                 // Nothing of the run exists yet, but stack.sh may have started services.
-                if let Err(down) = stack.down().await {
+                if !shared && let Err(down) = stack.down().await {
                     eprintln!("[xtask] stopping the stack services this run started: {down:#}");
                 }
                 return Err(error);
@@ -132,8 +119,10 @@ impl RunEnv {
         };
         Ok(Self {
             stack,
+            shared,
             names,
             settings,
+            extra_topics: Mutex::default(),
         })
     }
 
@@ -143,6 +132,14 @@ impl RunEnv {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// The run's Redis settings with another key prefix (a scratch prefix of the run).
+    pub fn redis_under(&self, prefix: &str) -> RedisSettings {
+        RedisSettings {
+            key_prefix: prefix.to_owned(),
+            ..self.settings.redis.clone()
+        }
     }
 
     /// The `COUPON__*` variables of a binary of this run.
@@ -162,9 +159,9 @@ impl RunEnv {
         vars
     }
 
-    /// Drops the run's database if it exists, creates it and applies the migrations: every run
-    /// starts from an empty schema.
-    pub async fn recreate_database(&self) -> anyhow::Result<()> {
+    /// Drops the run's database if it exists and creates it empty (the binaries under test
+    /// migrate it themselves).
+    pub async fn empty_database(&self) -> anyhow::Result<()> {
         let mysql = &self.settings.mysql;
         eprintln!(
             "[xtask] mysql: dropping and recreating database {}",
@@ -173,21 +170,29 @@ impl RunEnv {
         couponrush_testkit::drop_database(mysql).await?;
         Database::create_database_if_missing(mysql)
             .await
-            .with_context(|| format!("create database {}", mysql.database))?;
-        Database::new(mysql)?
-            .migrate()
+            .with_context(|| format!("create database {}", mysql.database))
+    }
+
+    /// [`RunEnv::empty_database`], then the migrations: every run starts from an empty schema.
+    pub async fn recreate_database(&self) -> anyhow::Result<Database> {
+        self.empty_database().await?;
+        let mysql = &self.settings.mysql;
+        let db = Database::new(mysql)?;
+        db.migrate()
             .await
             .with_context(|| format!("migrate database {}", mysql.database))?;
-        Ok(())
+        Ok(db)
     }
 
     /// Creates the run's topic (with [`Isolation::partitions`]) and dead-letter topic unless
     /// they exist, and waits until the broker serves the topic's metadata.
     pub async fn create_topics(&self) -> anyhow::Result<()> {
         let kafka = &self.settings.kafka;
-        couponrush_messaging::ensure_topic(kafka, &kafka.dlq_topic, 1, KAFKA_ADMIN_TIMEOUT)
-            .await
-            .context("create the dead-letter topic")?;
+        if let Some(dlq) = &self.names.dlq_topic {
+            couponrush_messaging::ensure_topic(kafka, dlq, 1, KAFKA_ADMIN_TIMEOUT)
+                .await
+                .context("create the dead-letter topic")?;
+        }
         couponrush_messaging::ensure_topic(
             kafka,
             &kafka.topic,
@@ -208,6 +213,21 @@ impl RunEnv {
         })
         .await?;
         Ok(())
+    }
+
+    /// Creates one more topic of the run (e.g. one per round), deleted with the run's.
+    pub async fn create_topic(&self, topic: &str, partitions: i32) -> anyhow::Result<()> {
+        if let Ok(mut topics) = self.extra_topics.lock() {
+            topics.push(topic.to_owned());
+        }
+        couponrush_messaging::ensure_topic(
+            &self.settings.kafka,
+            topic,
+            partitions,
+            KAFKA_ADMIN_TIMEOUT,
+        )
+        .await
+        .with_context(|| format!("create topic {topic}"))
     }
 
     /// Deletes every Redis key under the run's prefix; how many.
@@ -241,23 +261,60 @@ impl RunEnv {
         Ok(())
     }
 
+    /// Every topic of the run: its names' and those made since.
+    fn all_topics(&self) -> Vec<String> {
+        let names = [&self.names.topic, &self.names.dlq_topic];
+        let mut topics: Vec<String> = names.into_iter().flatten().cloned().collect();
+        if let Ok(extra) = self.extra_topics.lock() {
+            for topic in extra.iter() {
+                if !topics.contains(topic) {
+                    topics.push(topic.clone());
+                }
+            }
+        }
+        topics
+    }
+
+    /// Runs `work` on this run (stopped by SIGINT or SIGTERM: `Ok(Err(exit status))`), then
+    /// [`RunEnv::cleanup`] whatever happened; says where the logs are when it failed (`tag`
+    /// prefixes the lines it prints).
+    pub async fn run_then_clean<T>(
+        self,
+        tag: &str,
+        what: Cleanup,
+        logs: &Path,
+        work: impl AsyncFnOnce(&RunEnv) -> anyhow::Result<T>,
+    ) -> anyhow::Result<Result<T, ExitCode>> {
+        let outcome = signals::unless_interrupted(tag, Box::pin(work(&self))).await;
+        self.cleanup(what).await;
+        if outcome.is_err() {
+            eprintln!("[{tag}] failed; logs are in {}", logs.display());
+        }
+        outcome
+    }
+
     /// Removes what `what` says, then stops the stack services this run started. Never fails:
     /// each step that does is reported and the next one still runs (it runs on every exit
     /// path, after the task's own outcome is decided).
     pub async fn cleanup(self, what: Cleanup) {
-        if what.keys {
-            match self.delete_keys().await {
-                Ok(n) => eprintln!(
-                    "[xtask] redis: deleted {n} key(s) under prefix {}",
-                    self.names.key_prefix
-                ),
+        let prefixes = std::iter::once(&self.names.key_prefix).chain(&self.names.scratch_prefixes);
+        for prefix in prefixes {
+            if !what.keys {
+                eprintln!("[xtask] redis: kept the keys under prefix {prefix}");
+                continue;
+            }
+            match couponrush_testkit::delete_keys(&self.redis_under(prefix)).await {
+                Ok(n) => eprintln!("[xtask] redis: deleted {n} key(s) under prefix {prefix}"),
                 Err(error) => {
-                    eprintln!("[xtask] redis: could not delete the run's keys: {error:#}")
+                    eprintln!("[xtask] redis: could not delete the keys under {prefix}: {error:#}")
                 }
             }
         }
-        if what.topics {
-            let topics = [self.names.topic.as_str(), self.names.dlq_topic.as_str()];
+        let topics = self.all_topics();
+        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+        if !topics.is_empty() && !what.topics {
+            eprintln!("[xtask] kafka: kept topics {topics:?}");
+        } else if !topics.is_empty() {
             match self.delete_topics(&topics).await {
                 Ok(()) => eprintln!("[xtask] kafka: deleted topics {topics:?}"),
                 Err(error) => eprintln!(
@@ -275,6 +332,7 @@ impl RunEnv {
             }
         }
         if what.stack
+            && !self.shared
             && let Err(error) = self.stack.down().await
         {
             eprintln!("[xtask] stopping the stack services this run started: {error:#}");
