@@ -8,6 +8,7 @@
 #   log MSG... / die MSG...      messages; die exits 1
 #   port_open HOST PORT          something accepts TCP connections there
 #   apt_install PKG...           apt-get install (update once), via sudo -n when not root
+#   deb_unpack PKG               apt-get download PKG, dpkg -x into $TOOLS_DIR/deb (not installed)
 #   ensure_cmds CMD:PKG...       installs PKG for each CMD missing from PATH
 #   ensure_cargo                 puts cargo on PATH (rustup into ~/.cargo when missing)
 #   ensure_build_deps            C toolchain and headers the workspace's crates compile against
@@ -33,22 +34,39 @@ port_open() {
 }
 
 _TOOLS_APT_UPDATED=0
-apt_install() {
-    local sudo=()
+_APT_SUDO=()
+# apt-get update, once per run, as root (via sudo -n when not root).
+apt_update() {
     if ((EUID != 0)); then
-        command -v sudo >/dev/null || die "need root (or sudo) to apt-get install $*"
-        sudo=(sudo -n)
+        command -v sudo >/dev/null || die "need root (or sudo) to apt-get $*"
+        _APT_SUDO=(sudo -n)
     fi
     command -v apt-get >/dev/null || die "missing: $*; no apt-get here, install it by hand"
+    ((_TOOLS_APT_UPDATED == 0)) || return 0
+    log "apt-get update"
+    "${_APT_SUDO[@]}" apt-get -o DPkg::Lock::Timeout=300 update -qq >&2
+    _TOOLS_APT_UPDATED=1
+}
+
+apt_install() {
+    apt_update "$@"
     # Several checkouts may install at once on one machine: wait for dpkg's lock, not fail.
-    local apt=(apt-get -o DPkg::Lock::Timeout=300)
-    if ((_TOOLS_APT_UPDATED == 0)); then
-        log "apt-get update"
-        "${sudo[@]}" "${apt[@]}" update -qq >&2
-        _TOOLS_APT_UPDATED=1
-    fi
     log "apt-get install -y $*"
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -qq "$@" >&2
+    "${_APT_SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 \
+        install -y -qq "$@" >&2
+}
+
+# Unpacks Debian package $1 into $TOOLS_DIR/deb without installing it: the prometheus
+# packages' maintainer scripts would start daemons. Updates the package lists if needed.
+deb_unpack() {
+    local dir=$TOOLS_DIR/deb-download
+    log "apt-get download $1; dpkg -x into $TOOLS_DIR/deb (no daemon started)"
+    rm -rf "$dir" && mkdir -p "$dir"
+    (cd "$dir" && apt-get download -qq "$1" >&2) \
+        || { apt_update "$1" && (cd "$dir" && apt-get download -qq "$1" >&2); } \
+        || die "apt-get download $1 failed"
+    dpkg -x "$dir"/*.deb "$TOOLS_DIR/deb" || die "dpkg -x $1 failed"
+    rm -rf "$dir"
 }
 
 # ensure_cmds jq:jq curl:curl ... installs the package after ':' for every missing command.
@@ -152,11 +170,7 @@ tool_path() {
     if ! find_tool "$name"; then
         case $source in
             apt:*) apt_install "${source#apt:}" ;;
-            deb:*)
-                log "apt-get download ${source#deb:}; dpkg -x into $TOOLS_DIR/deb (no daemon started)"
-                (cd "$TOOLS_DIR" && rm -f ./*.deb && apt-get download -qq "${source#deb:}" >&2 \
-                    && dpkg -x ./*.deb deb && rm -f ./*.deb) || die "cannot unpack ${source#deb:}"
-                ;;
+            deb:*) deb_unpack "${source#deb:}" ;;
             pip:*)
                 py=$(_tools_python)
                 log "pip install ${source#pip:} into $TOOLS_DIR/venv (log: $TOOLS_DIR/install.log)"
