@@ -113,6 +113,17 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     for problem in &problems {
         println!("  {}", problem.replace('\n', "\n    "));
     }
+    let alerts = rules::alerts(&layout)?;
+    let names: std::collections::BTreeSet<&str> = alerts.iter().map(|a| a.name.as_str()).collect();
+    println!(
+        "  {} alerting rules ({} alerts) in {} rule file(s); {} rule test \
+         file(s); {} route cases",
+        alerts.len(),
+        names.len(),
+        layout.rule_files()?.len(),
+        layout.rule_tests()?.len(),
+        real_tools::route_cases(&layout)?.len()
+    );
     eprintln!(
         "[check-alerts] alerts, runbooks, routing: {}",
         if problems.is_empty() {
