@@ -6,7 +6,7 @@
 #   scripts/stack.sh status     one line per service (UP/DOWN, ours/external) + topics; exit 0 iff all fine
 #   scripts/stack.sh down       stop only what this script started (by pid file)
 #   scripts/stack.sh env        print only the `export COUPON__...` lines: eval "$(scripts/stack.sh env)"
-#   scripts/stack.sh tool NAME  install tool NAME if missing (apt-get or pip), print its path
+#   scripts/stack.sh tool NAME  install tool NAME if missing (apt-get, pip, or a .deb unpacked), print its path
 #
 # A service that already answers on its port is reused and never stopped by `down`. A service this
 # script starts gets a pid file and a log in $STACK_STATE_DIR. Every setting has a default:
@@ -15,7 +15,7 @@
 #   STACK_KAFKA_HOST=127.0.0.1 STACK_KAFKA_PORT=9092 STACK_TOPIC=coupon-issue STACK_PARTITIONS=3
 #   STACK_DLQ_TOPIC=<topic>.dlq (empty: none) STACK_DLQ_PARTITIONS=1
 #   STACK_STATE_DIR=<repo>/.stack STACK_WAIT_SECONDS=30 STACK_TANSU_BIN=<path to tansu, optional>
-#   STACK_TOOLS_DIR=~/.cache/couponrush/tools (tools installed with pip, shared by every state dir)
+#   STACK_TOOLS_DIR=~/.cache/couponrush/tools (tools installed with pip or unpacked from a .deb, shared by every state dir)
 #
 # Notes:
 # - tansu runs with memory storage: its topics vanish when it restarts; `up` recreates them.

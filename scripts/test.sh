@@ -54,6 +54,9 @@ fi
 step "deploy manifests (kubernetes-validate, the config loader; offline)"
 cargo xtask check deploy
 
+step "alert rules, their tests and runbooks, Alertmanager routing (promtool, amtool; offline)"
+cargo xtask check alerts
+
 step "stack up"
 stack_was_up=0
 scripts/stack.sh status >/dev/null 2>&1 && stack_was_up=1

