@@ -1,6 +1,7 @@
 //! Prometheus metrics of the consumer. The names the alert rules use come from the incident
-//! report: `kafka_consumer_lag`, `kafka_consumer_connection_count`,
-//! `kafka_consumer_records_consumed_total`.
+//! report (its section 9.3): `kafka_consumer_lag`, `kafka_consumer_connection_count`,
+//! `kafka_consumer_records_consumed_total`, `kafka_consumer_connection_creation_total`,
+//! `kafka_consumer_connection_close_total`.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -40,6 +41,10 @@ pub struct ConsumerMetrics {
     /// The partitions assigned to this member: the only ones whose lag it exports.
     assigned: Mutex<HashSet<PartitionLabels>>,
     pub connection_count: Gauge,
+    pub connection_creations: Counter,
+    pub connection_closes: Counter,
+    /// librdkafka's cumulative (connects, disconnects) over every broker handle, as last seen.
+    connections_seen: Mutex<(u64, u64)>,
     pub records_consumed: Counter,
     pub issued: Counter,
     pub duplicates: Counter,
@@ -65,6 +70,19 @@ impl ConsumerMetrics {
             "kafka_consumer_connection_count",
             "Brokers this consumer is connected to; 0 means it reads nothing",
             connection_count.clone(),
+        );
+        let connection_creations = Counter::default();
+        registry.register(
+            "kafka_consumer_connection_creation",
+            "Connections opened to brokers, bootstrap ones included (a consumer that keeps \
+             reconnecting shows here first)",
+            connection_creations.clone(),
+        );
+        let connection_closes = Counter::default();
+        registry.register(
+            "kafka_consumer_connection_close",
+            "Connections to brokers that closed, whoever closed them",
+            connection_closes.clone(),
         );
         let records_consumed = Counter::default();
         registry.register(
@@ -125,6 +143,9 @@ impl ConsumerMetrics {
             lag,
             assigned: Mutex::default(),
             connection_count,
+            connection_creations,
+            connection_closes,
+            connections_seen: Mutex::default(),
             records_consumed,
             issued,
             duplicates,
@@ -155,13 +176,10 @@ impl ConsumerMetrics {
     /// committed offset; when librdkafka knows neither (-1), or the partition is not assigned
     /// here, the series is removed.
     pub fn record_statistics(&self, statistics: &Statistics) {
-        let connected = statistics
-            .brokers
-            .values()
-            .filter(|b| b.nodeid >= 0 && b.state == "UP")
-            .count();
+        let connected = couponrush_messaging::connected_brokers(statistics);
         self.connection_count
             .set(i64::try_from(connected).unwrap_or(i64::MAX));
+        self.record_connections(statistics);
         let assigned = self.assigned.lock().unwrap_or_else(PoisonError::into_inner);
         for labels in assigned.iter() {
             let lag = statistics
@@ -182,6 +200,28 @@ impl ConsumerMetrics {
                 }
             }
         }
+    }
+
+    /// Turns librdkafka's cumulative connect/disconnect counts into the two counters. A count
+    /// that went down (librdkafka dropped a broker handle) adds nothing and becomes the new base.
+    fn record_connections(&self, statistics: &Statistics) {
+        let sum = |count: fn(&rdkafka::statistics::Broker) -> Option<i64>| -> u64 {
+            statistics
+                .brokers
+                .values()
+                .filter_map(count)
+                .map(|n| u64::try_from(n).unwrap_or(0))
+                .sum()
+        };
+        let now = (sum(|b| b.connects), sum(|b| b.disconnects));
+        let mut seen = self
+            .connections_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.connection_creations
+            .inc_by(now.0.saturating_sub(seen.0));
+        self.connection_closes.inc_by(now.1.saturating_sub(seen.1));
+        *seen = now;
     }
 
     /// What one settled batch did: its size, how long its MySQL transaction took (retries
@@ -246,6 +286,42 @@ mod tests {
             .collect();
         lines.sort();
         lines
+    }
+
+    /// Statistics with one broker handle per `(connects, disconnects)`.
+    fn brokers(counts: &[(i64, i64)]) -> Statistics {
+        let mut statistics = Statistics::default();
+        for (i, &(connects, disconnects)) in counts.iter().enumerate() {
+            let broker = rdkafka::statistics::Broker {
+                connects: Some(connects),
+                disconnects: Some(disconnects),
+                ..Default::default()
+            };
+            statistics.brokers.insert(format!("b{i}"), broker);
+        }
+        statistics
+    }
+
+    #[test]
+    fn connection_counters_follow_librdkafka_and_never_go_back() {
+        let metrics = ConsumerMetrics::new();
+        let sample = |series: &str| {
+            metrics
+                .encode()
+                .lines()
+                .find(|l| l.starts_with(series))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        metrics.record_statistics(&brokers(&[(1, 0), (1, 0)]));
+        metrics.record_statistics(&brokers(&[(3, 2), (1, 0)]));
+        assert_eq!(sample("kafka_consumer_connection_creation_total"), Some(4));
+        assert_eq!(sample("kafka_consumer_connection_close_total"), Some(2));
+        // A broker handle dropped: the sums fall, the counters stay, and count on from there.
+        metrics.record_statistics(&brokers(&[(3, 2)]));
+        metrics.record_statistics(&brokers(&[(5, 3)]));
+        assert_eq!(sample("kafka_consumer_connection_creation_total"), Some(6));
+        assert_eq!(sample("kafka_consumer_connection_close_total"), Some(3));
     }
 
     #[test]
