@@ -4,8 +4,8 @@
 //! Readiness as a whole, and MySQL, are each logged once per change of state.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use couponrush_messaging::DeadLetterPublisher;
@@ -37,7 +37,8 @@ pub fn watch_mysql(db: Database, health: Arc<Health>) -> tokio::task::JoinHandle
 /// The dead-letter producer is replaced here when it can no longer publish while the broker
 /// answers.
 pub fn watch_broker(
-    consumer: Arc<GroupConsumer>,
+    // Weak: the watcher must never be what keeps the consumer alive (see `close_off_runtime`).
+    consumer: Weak<GroupConsumer>,
     topic: String,
     health: Arc<Health>,
     progress_window: Duration,
@@ -49,7 +50,10 @@ pub fn watch_broker(
         let mut progress = Progress::default();
         loop {
             ticker.tick().await;
-            let (consumer, topic) = (consumer.clone(), topic.clone());
+            let Some(consumer) = consumer.upgrade() else {
+                return;
+            };
+            let topic = topic.clone();
             let idle = health.assigned() == Some(0);
             let answer = tokio::task::spawn_blocking(move || probe(&consumer, &topic, idle)).await;
             dead_letters.maintain(matches!(answer, Ok(Ok(_))));

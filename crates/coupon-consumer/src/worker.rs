@@ -81,7 +81,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningConsumer> {
         // A member at work on a partition commits at least once per batch bound plus a
         // commit interval.
         watch_broker(
-            consumer.clone(),
+            Arc::downgrade(&consumer),
             settings.kafka.topic.clone(),
             health.clone(),
             stuck_after + Duration::from_millis(settings.consumer.commit_interval_ms),
@@ -105,6 +105,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningConsumer> {
             watch.abort();
         }
         ops.stop().await;
+        close_off_runtime(consumer);
         result
     });
     Ok(RunningConsumer {
@@ -112,6 +113,26 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningConsumer> {
         stop,
         task,
     })
+}
+
+/// Drops the consumer on a thread of its own. rdkafka's drop polls until the group close has
+/// completed, with no bound; a broker that never completes it (seen with tansu after a
+/// connection cut and restore) would otherwise hang a runtime thread, and with it shutdown.
+/// A probe still holding the consumer for a moment is waited for (bounded), so the last owner is
+/// this thread, which the process does not wait for when it exits.
+fn close_off_runtime(consumer: Arc<GroupConsumer>) {
+    let closing = std::thread::Builder::new()
+        .name("consumer-close".to_owned())
+        .spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Arc::strong_count(&consumer) > 1 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            drop(consumer);
+        });
+    if let Err(error) = closing {
+        tracing::error!(%error, "cannot start the thread that closes the consumer");
+    }
 }
 
 /// Runs the consumer until `shutdown` resolves (or it fails).
