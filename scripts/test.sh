@@ -83,3 +83,6 @@ fi
 
 step "OpenAPI document vs the running API (schemathesis)"
 cargo xtask check openapi
+
+step "one request's trace across the real binaries, through a real OTLP receiver"
+cargo xtask check traces

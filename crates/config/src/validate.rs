@@ -199,6 +199,27 @@ impl Settings {
         if self.kafka.client_id.trim().is_empty() {
             errors.push(Invalid::new("kafka.client_id", "must not be empty"));
         }
+        if let Some(endpoint) = self.telemetry.otlp_endpoint() {
+            let scheme = url::Url::parse(endpoint).map(|url| url.scheme().to_owned());
+            if !matches!(scheme.as_deref(), Ok("http" | "https")) {
+                errors.push(Invalid::new(
+                    "telemetry.otlp_endpoint",
+                    format!("{endpoint:?} is not an http:// or https:// address"),
+                ));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.telemetry.sample_ratio) {
+            errors.push(Invalid::new(
+                "telemetry.sample_ratio",
+                "must be between 0.0 and 1.0",
+            ));
+        }
+        if !(1..=60_000).contains(&self.telemetry.export_timeout_ms) {
+            errors.push(Invalid::new(
+                "telemetry.export_timeout_ms",
+                "must be between 1 and 60000 ms",
+            ));
+        }
         if self.redis.key_prefix.contains(['{', '}']) {
             // Braces would break the per-coupon Redis Cluster hash tag.
             errors.push(Invalid::new(
@@ -366,6 +387,38 @@ mod tests {
             assert_eq!(errors.0[0].key, "admin.token");
             jail.set_env("COUPON__ADMIN__TOKEN", "0123456789abcdef0123");
             for_api().map_err(|e| e.to_string())?;
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn telemetry_settings_are_checked_and_default_to_no_export() {
+        Jail::expect_with(|jail| {
+            let s = load(&ConfigArgs::default()).map_err(|e| e.to_string())?;
+            assert_eq!(s.telemetry.otlp_endpoint(), None);
+            jail.set_env("COUPON__TELEMETRY__OTLP_ENDPOINT", "collector:4318");
+            jail.set_env("COUPON__TELEMETRY__SAMPLE_RATIO", "1.5");
+            jail.set_env("COUPON__TELEMETRY__EXPORT_TIMEOUT_MS", "0");
+            let Err(ConfigError::Invalid(errors)) = load(&ConfigArgs::default()) else {
+                return Err("a bad telemetry section must be refused".into());
+            };
+            let keys: Vec<_> = errors.0.iter().map(|e| e.key).collect();
+            assert_eq!(
+                keys,
+                [
+                    "telemetry.otlp_endpoint",
+                    "telemetry.sample_ratio",
+                    "telemetry.export_timeout_ms"
+                ]
+            );
+            jail.set_env(
+                "COUPON__TELEMETRY__OTLP_ENDPOINT",
+                " http://collector:4318 ",
+            );
+            jail.set_env("COUPON__TELEMETRY__SAMPLE_RATIO", "0.01");
+            jail.set_env("COUPON__TELEMETRY__EXPORT_TIMEOUT_MS", "2000");
+            let s = load(&ConfigArgs::default()).map_err(|e| e.to_string())?;
+            assert_eq!(s.telemetry.otlp_endpoint(), Some("http://collector:4318"));
             Ok(())
         });
     }

@@ -12,6 +12,7 @@ mod context;
 mod dead_letters;
 mod hold;
 mod intake;
+mod message_spans;
 mod metrics;
 mod offsets;
 mod ops;

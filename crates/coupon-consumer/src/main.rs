@@ -8,8 +8,10 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = async {
         let settings = cli.config.load()?;
-        couponrush_telemetry::init(&settings, "coupon-consumer");
-        coupon_consumer::run(settings, coupon_consumer::shutdown_signal()).await
+        let telemetry = couponrush_telemetry::init(&settings, "coupon-consumer")?;
+        let result = coupon_consumer::run(settings, coupon_consumer::shutdown_signal()).await;
+        telemetry.shutdown();
+        result
     };
     couponrush_telemetry::exit_code("coupon-consumer", result.await)
 }

@@ -12,12 +12,14 @@ use couponrush_messaging::issue_consumer_config;
 use couponrush_ops::OpsPort;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::BorrowedMessage;
+use tracing::Instrument;
 
 use crate::batch::{BatchReport, BatchResult, Incoming, persist};
 use crate::confirm::Confirmations;
 use crate::context::{GroupConsumer, GroupContext};
 use crate::hold::Hold;
 use crate::intake::{incoming, next_batch};
+use crate::message_spans::BatchSpans;
 use crate::metrics::ConsumerMetrics;
 use crate::ops::OpsState;
 use crate::readiness::Health;
@@ -168,8 +170,12 @@ async fn consume(
         // Retries keep the partitions (paused) instead of dropping out of the group.
         let mut hold = Hold::new(consumer, metrics, &mut shutdown, &mut carry);
         let max_attempts = settings.consumer.max_attempts;
-        let Some((mut result, took)) = persist_step(deps, &batch, max_attempts, &mut hold).await
-        else {
+        let spans = BatchSpans::open(&batch);
+        let persisted = persist_step(deps, &batch, max_attempts, &mut hold)
+            .instrument(spans.batch.clone())
+            .await;
+        spans.finish(persisted.as_ref().map(|(result, _)| result));
+        let Some((mut result, took)) = persisted else {
             break;
         };
         drop(hold);

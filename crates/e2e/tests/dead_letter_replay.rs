@@ -9,6 +9,8 @@ use couponrush_e2e::{Running, batch};
 use couponrush_storage::{CouponStore, Database, IssuanceStore};
 use couponrush_testkit::{TestEnv, eventually, issue_request};
 
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
 /// Replays the letters dead-lettered for an unknown coupon; the summary.
 async fn replay_unknown_coupons(env: &TestEnv) -> anyhow::Result<serde_json::Value> {
     let args = [
@@ -29,13 +31,24 @@ async fn dead_letters_are_replayed_by_reason_once_the_cause_is_fixed() -> anyhow
     // A request for the coupon that will be created next, sent before it exists (an event
     // published before its coupon reached MySQL), and a message nobody can read.
     let next = CouponId::new(first.get() + 1)?;
+    // It carries a caller's trace context: the dead letter and the replay keep it, so the
+    // request stays in its trace.
     let early = issue_request(next, "early")?;
-    env.produce_raw("early", &early.encode()).await?;
+    env.produce_with_headers("early", &early.encode(), &[("traceparent", TRACEPARENT)])
+        .await?;
     env.produce_raw("garbage", b"not json").await?;
     let letters = env
         .read_topic(&env.settings.kafka.dlq_topic, 2, Duration::from_secs(30))
         .await?;
     assert_eq!(letters.len(), 2);
+    let early_letter = letters
+        .iter()
+        .find(|l| l.key.as_deref() == Some(&b"early"[..]))
+        .ok_or_else(|| anyhow::anyhow!("no dead letter for the early request"))?;
+    assert_eq!(
+        early_letter.headers.get("traceparent").map(String::as_str),
+        Some(TRACEPARENT)
+    );
 
     // The cause is fixed: the coupon now exists.
     assert_eq!(running.create_coupon(5).await?, next);
@@ -65,6 +78,18 @@ async fn dead_letters_are_replayed_by_reason_once_the_cause_is_fixed() -> anyhow
 
     let replayed = replay_unknown_coupons(&env).await?;
     assert_eq!(replayed["replayed"], 1, "{replayed}");
+    let topic = env
+        .read_topic(&env.settings.kafka.topic, 3, Duration::from_secs(30))
+        .await?;
+    let copy = topic
+        .iter()
+        .find(|m| m.headers.contains_key("dlq-replayed-from"))
+        .ok_or_else(|| anyhow::anyhow!("no replayed copy on the issue topic: {topic:?}"))?;
+    assert_eq!(
+        copy.headers.get("traceparent").map(String::as_str),
+        Some(TRACEPARENT),
+        "the replayed request stays in its trace"
+    );
     assert_eq!(replayed["by_reason"]["undecodable"], 1);
     eventually(
         Duration::from_secs(30),

@@ -12,6 +12,7 @@ mod holds;
 mod metrics;
 mod participation;
 mod readiness;
+mod request_span;
 mod resolver;
 mod routes;
 mod server;

@@ -11,8 +11,10 @@ async fn main() -> ExitCode {
         let settings = cli
             .config
             .load_for(couponrush_config::Needs { admin_token: true })?;
-        couponrush_telemetry::init(&settings, "issuer-api");
-        issuer_api::run(settings).await
+        let telemetry = couponrush_telemetry::init(&settings, "issuer-api")?;
+        let result = issuer_api::run(settings).await;
+        telemetry.shutdown();
+        result
     };
     couponrush_telemetry::exit_code("issuer-api", result.await)
 }

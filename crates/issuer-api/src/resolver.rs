@@ -22,6 +22,7 @@ use couponrush_messaging::IssuePublisher;
 use couponrush_ops::Backoff;
 use futures::future::join_all;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use crate::metrics::{ApiMetrics, OutcomeLabels};
 
@@ -34,7 +35,9 @@ const ROUND_SIZE: usize = 512;
 /// Something to resolve.
 #[derive(Debug)]
 enum Unresolved {
-    Publish(IssueRequested),
+    /// With the span its attempts run in: in the request's trace, so the consumer's persist of
+    /// the copy that gets through is too.
+    Publish(IssueRequested, tracing::Span),
     Void {
         coupon: CouponId,
         user: UserId,
@@ -74,9 +77,17 @@ impl Resolver {
         (Self { jobs, metrics }, ResolverTask { stop, task })
     }
 
-    /// Keeps publishing `event` until the broker acknowledges it.
+    /// Keeps publishing `event` until the broker acknowledges it, continuing the current
+    /// span's trace (without keeping that span open meanwhile).
     pub fn publish(&self, event: IssueRequested) {
-        self.submit(Unresolved::Publish(event));
+        let span = tracing::info_span!(
+            parent: None,
+            "kafka.republish",
+            otel.kind = "producer",
+            request.id = %event.request_id,
+        );
+        couponrush_telemetry::propagation::continue_trace(&span, &tracing::Span::current());
+        self.submit(Unresolved::Publish(event, span));
     }
 
     /// Voids a reservation whose reserve call got no answer.
@@ -170,18 +181,20 @@ impl Work {
     /// `None` when resolved.
     async fn attempt(&self, job: Unresolved) -> Option<Unresolved> {
         let resolved = match &job {
-            Unresolved::Publish(event) => match self.publisher.publish(event).await {
-                Ok(()) => {
-                    // Its hold was cleared when it was handed here: it was decided then.
-                    tracing::info!(request.id = %event.request_id, coupon.id = %event.coupon_id,
+            Unresolved::Publish(event, span) => {
+                match self.publisher.publish(event).instrument(span.clone()).await {
+                    Ok(()) => {
+                        // Its hold was cleared when it was handed here: it was decided then.
+                        tracing::info!(request.id = %event.request_id, coupon.id = %event.coupon_id,
                         user.id = %event.user_id, "unconfirmed request published");
-                    Some("published")
+                        Some("published")
+                    }
+                    Err(error) => {
+                        tracing::debug!(%error, request.id = %event.request_id, "still unconfirmed");
+                        None
+                    }
                 }
-                Err(error) => {
-                    tracing::debug!(%error, request.id = %event.request_id, "still unconfirmed");
-                    None
-                }
-            },
+            }
             Unresolved::Void {
                 coupon,
                 user,

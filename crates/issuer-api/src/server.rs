@@ -6,7 +6,9 @@ use actix_web::dev::{ServerHandle, Service};
 use actix_web::http::Method;
 use actix_web::{App, HttpServer, web};
 use couponrush_config::Settings;
+use tracing_actix_web::TracingLogger;
 
+use crate::request_span::RequestSpan;
 use crate::routes;
 use crate::startup;
 use crate::state::AppState;
@@ -61,6 +63,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningApi> {
                 }
             })
             .configure(routes::configure)
+            // Outermost: the request's span covers everything, the metrics included.
+            .wrap(TracingLogger::<RequestSpan>::new())
     })
     // Shutdown waits for in-flight requests (each ends within the publish timeout).
     .shutdown_timeout(10);

@@ -11,6 +11,7 @@ mod producer;
 mod publisher;
 mod replay;
 mod settings;
+mod trace_context;
 
 pub use admin::{delete_topics, ensure_topic, list_topics};
 pub use dead_letter::{
@@ -27,3 +28,4 @@ pub use replay::{
     REPLAYED_FROM_HEADER, ReplayReport, ReplayRequest, replay_dead_letters, replay_group,
 };
 pub use settings::{client_config, consumer_config, issue_consumer_config};
+pub use trace_context::{trace_parent, with_current_trace};

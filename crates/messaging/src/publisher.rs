@@ -10,6 +10,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use crate::error::MessagingError;
 use crate::producer::{DeliveryFailure, ManagedProducer};
 use crate::settings::acked_producer_config;
+use crate::trace_context::with_current_trace;
 
 /// Header carrying the payload's schema version, readable without decoding the payload.
 pub const SCHEMA_VERSION_HEADER: &str = "schema-version";
@@ -67,12 +68,13 @@ impl IssuePublisher {
     /// Sends `event` keyed by user id and returns once the broker acknowledged it, or with
     /// the delivery report's verdict: [`DeliveryFailure::NotSent`] only when the message is
     /// certainly not in the topic.
+    /// The current span's trace context goes along in the headers (see `trace_context`).
     pub async fn publish(&self, event: &IssueRequested) -> Result<(), DeliveryFailure> {
         let payload = event.encode();
         let record = FutureRecord::to(&self.topic)
             .key(event.user_id.as_str())
             .payload(&payload)
-            .headers(schema_headers());
+            .headers(with_current_trace(schema_headers()));
         self.producer.deliver(record, self.guard).await
     }
 

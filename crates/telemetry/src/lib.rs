@@ -1,38 +1,80 @@
-//! Logging set-up shared by every binary: JSON lines in production, readable text otherwise.
+//! What every binary shares to be seen: logs (JSON lines in production, readable text
+//! otherwise) and OpenTelemetry traces exported over OTLP when a collector is configured, with
+//! W3C trace context carried across HTTP and Kafka (`propagation`).
 
-use std::io::IsTerminal;
+mod logs;
+pub mod propagation;
+mod traces;
 
 use couponrush_config::Settings;
-use tracing_subscriber::EnvFilter;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
-/// Installs the global tracing subscriber. `RUST_LOG` wins over `log.filter`.
-/// Safe to call more than once (tests): later calls keep the first subscriber.
-pub fn init(settings: &Settings, service: &'static str) {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&settings.log.filter))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(colour())
-        .with_writer(std::io::stderr);
-    let installed = if settings.json_logs() {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .try_init()
-    } else {
-        builder.try_init()
-    };
-    if installed.is_ok() {
-        tracing::info!(service, profile = ?settings.profile, "telemetry initialised");
+pub use traces::{TelemetryError, tracer_provider_builder};
+
+/// The process's telemetry. Keep it until the process ends, then call [`Self::shutdown`]:
+/// spans still queued for export are sent (bounded by `telemetry.export_timeout_ms`).
+#[derive(Debug)]
+#[must_use = "dropping it early loses the spans still queued for export"]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Whether spans leave the process.
+    pub fn exporting(&self) -> bool {
+        self.provider.is_some()
+    }
+
+    /// Sends the spans still queued and stops the exporter.
+    pub fn shutdown(self) {
+        if let Some(provider) = self.provider
+            && let Err(error) = provider.shutdown()
+        {
+            tracing::warn!(%error, "trace export did not finish cleanly");
+        }
     }
 }
 
-/// Colour only for a person at a terminal: escape codes in a file or a log collector are noise.
-/// `NO_COLOR` (<https://no-color.org>) turns it off at a terminal too.
-fn colour() -> bool {
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+/// Installs the global subscriber: logs, and trace export when `telemetry.otlp_endpoint` (or
+/// the standard `OTEL_EXPORTER_OTLP_ENDPOINT`) names a collector. `RUST_LOG` wins over
+/// `log.filter`. Safe to call more than once (tests): later calls keep the first subscriber.
+pub fn init(settings: &Settings, service: &'static str) -> Result<Telemetry, TelemetryError> {
+    let provider = traces::from_settings(settings, service)?;
+    Ok(install(settings, service, provider))
+}
+
+/// [`init`] with a tracer provider built by the caller (a test's in-memory exporter); `None`
+/// installs logs only.
+pub fn install(
+    settings: &Settings,
+    service: &'static str,
+    provider: Option<SdkTracerProvider>,
+) -> Telemetry {
+    let traces = provider
+        .as_ref()
+        .map(|provider| traces::layer(settings, provider, service));
+    let (logs, logs_ready) = logs::layer(settings, provider.is_some());
+    let installed = tracing_subscriber::registry()
+        .with(logs)
+        .with(traces)
+        .try_init();
+    if installed.is_err() {
+        // Another subscriber is in place (a test process): this provider exports nothing.
+        return Telemetry { provider: None };
+    }
+    logs_ready.ready();
+    if provider.is_some() {
+        propagation::install_global();
+    }
+    tracing::info!(
+        service,
+        profile = ?settings.profile,
+        traces = if provider.is_some() { "exported" } else { "off" },
+        "telemetry initialised"
+    );
+    Telemetry { provider }
 }
 
 /// Ends a binary: on error, logs it and prints the whole cause chain on one screen (no

@@ -264,6 +264,7 @@ async fn decide(
     let reservation = match state
         .reservations
         .reserve(coupon, user, request_id, now, state.hold_for)
+        .instrument(tracing::info_span!("redis.reserve", db.system = "redis"))
         .await
     {
         Ok(reservation) => reservation,
@@ -345,7 +346,16 @@ async fn publish(
 ) -> Decision {
     let event = IssueRequested::new(request_id, coupon, user.clone(), now);
     let started = std::time::Instant::now();
-    let published = state.publisher.publish(&event).await;
+    // The publish span's context travels in the message's headers: the consumer's persist of
+    // this message becomes its child, in this request's trace.
+    let span = tracing::info_span!(
+        "kafka.publish",
+        otel.kind = "producer",
+        messaging.system = "kafka",
+        messaging.operation = "publish",
+        messaging.destination.name = state.publisher.topic(),
+    );
+    let published = state.publisher.publish(&event).instrument(span).await;
     state
         .metrics
         .publish_duration

@@ -17,11 +17,11 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::apps::Apps;
-use crate::binaries::{build_release, workspace_root};
+use crate::binaries::workspace_root;
+use crate::check::live::LiveCheck;
 use crate::coupon;
-use crate::lock::RunLock;
-use crate::run_env::{Cleanup, Isolation, RunEnv};
-use crate::{signals, tools};
+use crate::run_env::RunEnv;
+use crate::tools;
 
 /// The schemathesis major version whose command line this check speaks.
 const SCHEMATHESIS_MAJOR: &str = "4.";
@@ -87,48 +87,31 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .dir
         .clone()
         .unwrap_or_else(|| workspace_root().join(".stack/openapi"));
-    // One run at a time: a run removes what an interrupted one left under the same names.
-    let (_lock, log_dir) = RunLock::with_fresh_logs(&dir, "check-openapi")?;
     let schemathesis = tools::require("schemathesis").await?;
     let version = schemathesis_version(&schemathesis).await?;
     say(&format!("{version} ({})", schemathesis.display()));
 
-    // A fixed database and key prefix, emptied at the start: what an interrupted run left is
-    // gone before this one begins (the lock keeps two runs apart).
-    let names = Isolation::unique("openapi", "couponrush_openapi".to_owned(), 1)
-        .with_key_prefix("couponrush-openapi:".to_owned());
-    let env = RunEnv::up(&dir.join("stack"), names).await?;
-    let mut apps = Apps::new(None);
-    let outcome = signals::unless_interrupted(
-        "check-openapi",
-        Box::pin(check(
-            &args,
-            &env,
-            &mut apps,
-            &schemathesis,
-            &schema,
-            &log_dir,
-        )),
-    )
-    .await;
-    apps.stop_all().await;
-    env.cleanup(Cleanup {
-        keys: true,
-        topics: true,
-        database: true,
-        stack: !args.keep_stack,
-    })
-    .await;
-    match outcome {
-        Ok(Ok(())) => {
+    let live = LiveCheck {
+        task: "openapi",
+        dir: &dir,
+        binaries: &["issuer-api"],
+        rust_log: None,
+        keep_stack: args.keep_stack,
+    };
+    let outcome = live
+        .run(async |env, apps, log_dir| {
+            check(&args, env, apps, &schemathesis, &schema, log_dir).await
+        })
+        .await;
+    match outcome? {
+        Ok(()) => {
             say(&format!(
                 "OK: issuer-api conforms to {} ({version})",
                 schema_file.display()
             ));
             Ok(ExitCode::SUCCESS)
         }
-        Ok(Err(code)) => Ok(code),
-        Err(error) => Err(error.context(format!("logs are in {}", log_dir.display()))),
+        Err(code) => Ok(code),
     }
 }
 
@@ -141,12 +124,6 @@ async fn check(
     schema: &serde_json::Value,
     log_dir: &Path,
 ) -> anyhow::Result<()> {
-    build_release(&["issuer-api"]).await?;
-    env.delete_keys().await?;
-    env.delete_leftover_topics("openapi").await?;
-    env.recreate_database().await?;
-    env.create_topics().await?;
-
     let bind = format!("127.0.0.1:{}", couponrush_testkit::closed_port()?);
     apps.start_api(env, &bind, log_dir)?;
     apps.wait_ready(Duration::from_secs(args.ready_timeout))
