@@ -59,6 +59,12 @@ pub struct BatchResult {
     pub report: BatchReport,
     pub rejected: Vec<Rejected>,
     pub confirmed: Vec<Confirmed>,
+    /// When the API accepted each request this batch newly issued (not the duplicates): with
+    /// `committed_at`, the time to issuance the consumer observes.
+    pub issued_requested_at: Vec<OffsetDateTime>,
+    /// When the transaction that issued them committed; `None` when nothing committed
+    /// (retries exhausted).
+    pub committed_at: Option<OffsetDateTime>,
 }
 
 /// Persists a batch. MySQL failures are retried with exponential backoff, without committing
@@ -99,7 +105,11 @@ pub async fn persist(
             .persist_batch(&requests, &participation, now)
             .await
         {
-            Ok(outcomes) => break outcomes,
+            Ok(outcomes) => {
+                // Read right after the commit returned: the moment the rows became the record.
+                result.committed_at = Some(OffsetDateTime::now_utc());
+                break outcomes;
+            }
             Err(error) if attempt >= max_attempts => {
                 tracing::error!(
                     %error, attempt, batch = payloads.len(),
@@ -130,6 +140,7 @@ pub async fn persist(
         let reason = match outcome {
             Persisted::Issued { issued_at } => {
                 result.report.issued += 1;
+                result.issued_requested_at.push(request.requested_at);
                 result.confirm(request, *issued_at);
                 continue;
             }

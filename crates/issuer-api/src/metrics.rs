@@ -1,11 +1,14 @@
 //! Prometheus metrics of the API, served at `/metrics` (OpenMetrics text).
 //!
 //! Names carry units (`_seconds`, `_total`). Labels are bounded: route patterns (not raw
-//! paths), status codes and fixed outcome names, so a flood of random URLs cannot blow up
-//! the series count.
+//! paths), status codes, fixed outcome names, and the ids of coupons Redis holds (never one
+//! a request merely named), so a flood of random URLs cannot blow up the series count. Every
+//! name, its unit and labels: docs/observability.md.
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use couponrush_domain::CouponId;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -29,6 +32,11 @@ pub struct RouteLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CouponLabels {
+    pub coupon_id: u64,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -63,6 +71,7 @@ pub struct ApiMetrics {
     pub participation_pending: Gauge,
     pub participation_dropped: Counter,
     pub producer_rebuilds: Family<ProducerLabels, Counter>,
+    pub stock_remaining: Family<CouponLabels, Gauge>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -164,8 +173,16 @@ impl ApiMetrics {
             "Producers replaced because they could no longer publish (fatal error, failure streak)",
             producer_rebuilds.clone(),
         );
+        let stock_remaining = Family::<CouponLabels, Gauge>::default();
+        registry.register(
+            "coupon_stock_remaining",
+            "Stock Redis had left for the coupon after this instance's latest reservation of it \
+             (0 once it answered sold out); take the min over instances",
+            stock_remaining.clone(),
+        );
         Arc::new(Self {
             registry,
+            stock_remaining,
             unresolved,
             resolutions,
             participation_pending,
@@ -209,6 +226,18 @@ impl ApiMetrics {
             .observe(elapsed.as_secs_f64());
     }
 
+    /// The stock Redis reported left for `coupon` by a reservation it decided (the reserve
+    /// script returns it with every acceptance; a sold-out answer means 0). Only coupons Redis
+    /// holds get here, which bounds the label. A release gives stock back unseen until the
+    /// next reservation: the gauge may read low by the releases since, never high.
+    pub fn stock_seen(&self, coupon: CouponId, remaining: u64) {
+        self.stock_remaining
+            .get_or_create(&CouponLabels {
+                coupon_id: coupon.get(),
+            })
+            .set(i64::try_from(remaining).unwrap_or(i64::MAX));
+    }
+
     /// Counts the result of releasing a reservation after a failed publish.
     pub fn releases_record<E>(&self, released: &Result<bool, E>) {
         let outcome = match released {
@@ -227,5 +256,29 @@ impl ApiMetrics {
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
         couponrush_ops::health::encode(&self.registry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stock_remaining_follows_the_latest_reservation_per_coupon()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let metrics = ApiMetrics::new();
+        metrics.stock_seen(CouponId::new(7)?, 41);
+        metrics.stock_seen(CouponId::new(7)?, 40);
+        metrics.stock_seen(CouponId::new(8)?, 0);
+        let text = metrics.encode();
+        assert!(
+            text.contains("couponrush_api_coupon_stock_remaining{coupon_id=\"7\"} 40\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("couponrush_api_coupon_stock_remaining{coupon_id=\"8\"} 0\n"),
+            "{text}"
+        );
+        Ok(())
     }
 }

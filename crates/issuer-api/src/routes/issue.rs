@@ -298,7 +298,8 @@ async fn decide(
     }
     state.presence.loaded(coupon);
     match reservation {
-        Reservation::Accepted { .. } => {
+        Reservation::Accepted { remaining } => {
+            state.metrics.stock_seen(coupon, remaining);
             if state.publisher.can_publish().is_ok() {
                 publish(state, coupon, user, request_id, now).await
             } else {
@@ -310,7 +311,10 @@ async fn decide(
             }
         }
         Reservation::AlreadyRequested(existing) => Decision::Already(existing),
-        Reservation::SoldOut => Decision::SoldOut,
+        Reservation::SoldOut => {
+            state.metrics.stock_seen(coupon, 0);
+            Decision::SoldOut
+        }
         Reservation::Held => Decision::Held,
         Reservation::NotOpen => Decision::NotOpen,
         Reservation::Closed => Decision::Closed,

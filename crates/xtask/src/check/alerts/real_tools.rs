@@ -10,6 +10,11 @@ use tokio::process::Command;
 use super::Layout;
 use crate::tools;
 
+/// `promtool args...` in `dir`; `None` when it succeeded, else the problem to report.
+pub async fn promtool_in(dir: &Path, args: &[String]) -> anyhow::Result<Option<String>> {
+    run("promtool", dir, args).await
+}
+
 /// Runs `tool args...` in `dir`; `None` when it succeeded, else the problem to report.
 async fn run(tool: &str, dir: &Path, args: &[String]) -> anyhow::Result<Option<String>> {
     let path = tools::require(tool).await?;
@@ -45,6 +50,20 @@ pub async fn test_rules(layout: &Layout) -> anyhow::Result<Vec<String>> {
 async fn promtool(layout: &Layout, verb: &str, files: &[PathBuf]) -> anyhow::Result<Vec<String>> {
     let mut args = vec![verb.to_owned(), "rules".to_owned()];
     args.extend(files.iter().map(|f| layout.show(f)));
+    Ok(run("promtool", &layout.root, &args)
+        .await?
+        .into_iter()
+        .collect())
+}
+
+/// `promtool check config` on the Prometheus configuration docker/compose.yaml mounts: its
+/// scrape jobs and alerting section load, and so does every rule file it lists.
+pub async fn check_scrape_config(layout: &Layout) -> anyhow::Result<Vec<String>> {
+    let args = vec![
+        "check".to_owned(),
+        "config".to_owned(),
+        layout.show(&layout.scrape_config()),
+    ];
     Ok(run("promtool", &layout.root, &args)
         .await?
         .into_iter()

@@ -5,7 +5,11 @@
 //!   inhibition's key); annotations `summary`, `description`, `runbook_url`;
 //! - `runbook_url` is `docs/runbooks/<alertname>.md`, and that file exists;
 //! - the rule tests hold, for every alert, a case where it fires and one where it must not;
-//! - routes.txt has a case for every severity the rules use.
+//! - routes.txt has a case for every severity the rules use;
+//! - every recording rule is evaluated by a `promql_expr_test` of the rule tests (its value is
+//!   tested, not just its syntax);
+//! - prometheus.yaml (the scrape configuration compose mounts) loads every rule file, so a new
+//!   file is not silently left out of the running Prometheus.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -61,6 +65,81 @@ pub fn alerts(layout: &Layout) -> anyhow::Result<Vec<Alert>> {
         }
     }
     Ok(alerts)
+}
+
+/// Every recording rule of the rule files: (file, name).
+pub fn recording_rules(layout: &Layout) -> anyhow::Result<Vec<(String, String)>> {
+    let mut records = Vec::new();
+    for path in layout.rule_files()? {
+        let doc = read_yaml(&path)?;
+        let groups = doc["groups"].as_sequence().into_iter().flatten();
+        for rule in groups.flat_map(|g| g["rules"].as_sequence().into_iter().flatten()) {
+            if let Some(name) = rule["record"].as_str() {
+                records.push((layout.show(&path), name.to_owned()));
+            }
+        }
+    }
+    Ok(records)
+}
+
+/// Recording rules no `promql_expr_test` evaluates.
+pub fn recording_problems(layout: &Layout) -> anyhow::Result<Vec<String>> {
+    let mut exprs = Vec::new();
+    for path in layout.rule_tests()? {
+        let doc = read_yaml(&path)?;
+        let tests = doc["tests"].as_sequence().into_iter().flatten();
+        for case in tests.flat_map(|t| t["promql_expr_test"].as_sequence().into_iter().flatten()) {
+            if let Some(expr) = case["expr"].as_str() {
+                exprs.push(expr.to_owned());
+            }
+        }
+    }
+    // A name followed by a name character is another rule (ratio_rate5m in ratio_rate5mx).
+    let evaluated = |name: &str| {
+        exprs.iter().any(|expr| {
+            expr.match_indices(name).any(|(at, _)| {
+                !expr[at + name.len()..]
+                    .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+            })
+        })
+    };
+    Ok(recording_rules(layout)?
+        .into_iter()
+        .filter(|(_, name)| !evaluated(name))
+        .map(|(file, name)| {
+            format!(
+                "{file}: recording rule {name}: no promql_expr_test evaluates it \
+                 (deploy/prometheus/tests)"
+            )
+        })
+        .collect())
+}
+
+/// Rule files the Prometheus configuration does not load.
+pub fn loaded_problems(layout: &Layout) -> anyhow::Result<Vec<String>> {
+    let config = layout.scrape_config();
+    let doc = read_yaml(&config)?;
+    let loaded: BTreeSet<&str> = doc["rule_files"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let mut problems = Vec::new();
+    for path in layout.rule_files()? {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !loaded.contains(name.as_str()) {
+            problems.push(format!(
+                "{}: rule_files does not list {name}: the Prometheus of docker/compose.yaml \
+                 would not evaluate it",
+                layout.show(&config)
+            ));
+        }
+    }
+    Ok(problems)
 }
 
 /// Labels, annotations and runbook of each alert.
@@ -185,5 +264,7 @@ pub fn problems(layout: &Layout) -> anyhow::Result<Vec<String>> {
     let mut problems = alert_problems(layout, &alerts);
     problems.extend(test_problems(layout, &alerts)?);
     problems.extend(route_problems(layout, &alerts)?);
+    problems.extend(recording_problems(layout)?);
+    problems.extend(loaded_problems(layout)?);
     Ok(problems)
 }

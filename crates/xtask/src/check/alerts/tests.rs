@@ -3,11 +3,16 @@
 
 use std::path::Path;
 
-use super::{Layout, problems, real_tools, rules};
+use super::{Layout, dashboards, problems, real_tools, rules};
 use crate::binaries::workspace_root;
 
 /// What the check reads, copied from the workspace into a temporary root.
-const TREES: [&str; 3] = ["deploy/prometheus", "deploy/alertmanager", "docs/runbooks"];
+const TREES: [&str; 4] = [
+    "deploy/prometheus",
+    "deploy/alertmanager",
+    "deploy/grafana",
+    "docs/runbooks",
+];
 
 fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(to)?;
@@ -180,8 +185,120 @@ fn an_alert_never_tested_firing_is_reported() -> anyhow::Result<()> {
 
 #[test]
 fn a_severity_without_a_route_case_is_reported() -> anyhow::Result<()> {
-    let warnings = "chat alertname=KafkaConsumerLagHigh severity=warning symptom=consumer_lag\n\
-                    chat alertname=CouponDeadLettersGrowing severity=warning symptom=dead_letters\n";
-    let needle = "no route case for severity=warning";
-    rules_report("deploy/alertmanager/tests/routes.txt", warnings, "", needle)
+    let (dir, layout) = copy()?;
+    let path = dir.path().join("deploy/alertmanager/tests/routes.txt");
+    let text = std::fs::read_to_string(&path)?;
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|line| !line.contains("severity=warning"))
+        .collect();
+    anyhow::ensure!(
+        kept.len() < text.lines().count(),
+        "no warning case to remove"
+    );
+    std::fs::write(&path, kept.join("\n"))?;
+    assert_mentions(
+        &rules::problems(&layout)?,
+        "no route case for severity=warning",
+    );
+    Ok(())
+}
+
+const SLO: &str = "deploy/prometheus/slo.yaml";
+const SLO_TESTS: &str = "deploy/prometheus/tests/slo.yaml";
+const SCRAPE: &str = "deploy/prometheus/prometheus.yaml";
+const DASHBOARD: &str = "deploy/grafana/couponrush-event.json";
+
+#[tokio::test]
+async fn promtool_test_rules_fails_when_the_fast_burn_threshold_moves() -> anyhow::Result<()> {
+    // Only the 1h/5m pair pages after 6 clean hours (tests/slo.yaml): at 144 it no longer does.
+    let (_dir, layout) = broken(
+        SLO,
+        "ratio_rate1h / 0.001 > 14.4",
+        "ratio_rate1h / 0.001 > 144",
+    )?;
+    assert_mentions(
+        &real_tools::test_rules(&layout).await?,
+        "IssueAvailabilityFastBurn",
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn promtool_check_config_fails_on_a_bad_scrape_configuration() -> anyhow::Result<()> {
+    let (_dir, layout) = broken(
+        SCRAPE,
+        "scrape_interval: 15s",
+        "scrape_interval: 15 seconds",
+    )?;
+    assert_mentions(
+        &real_tools::check_scrape_config(&layout).await?,
+        "promtool check config",
+    );
+    Ok(())
+}
+
+#[test]
+fn a_rule_file_prometheus_does_not_load_is_reported() -> anyhow::Result<()> {
+    let needle = "rule_files does not list slo.yaml";
+    rules_report(SCRAPE, "  - slo.yaml\n", "", needle)
+}
+
+#[test]
+fn a_recording_rule_no_test_evaluates_is_reported() -> anyhow::Result<()> {
+    let (from, to) = ("ratio_rate2h, 1 / 1024)", "ratio_rate2hx, 1 / 1024)");
+    let needle = "recording rule slo:issue_availability_errors:ratio_rate2h: no promql_expr_test";
+    rules_report(SLO_TESTS, from, to, needle)
+}
+
+#[tokio::test]
+async fn the_real_dashboards_have_queries_and_all_parse() -> anyhow::Result<()> {
+    let layout = Layout::new(&workspace_root());
+    assert!(dashboards::all_queries(&layout)?.len() >= 10);
+    let found = dashboards::problems(&layout).await?;
+    assert!(found.is_empty(), "{found:#?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_dashboard_query_that_does_not_parse_is_reported() -> anyhow::Result<()> {
+    let (_dir, layout) = broken(
+        DASHBOARD,
+        "min by (coupon_id) (couponrush_api_coupon_stock_remaining)",
+        "min by (coupon_id) (couponrush_api_coupon_stock_remaining",
+    )?;
+    let found = dashboards::problems(&layout).await?;
+    assert_mentions(&found, "panel \"Stock left\" (A)");
+    assert_eq!(found.len(), 1, "only the broken query: {found:#?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_dashboard_variable_the_check_cannot_substitute_is_reported() -> anyhow::Result<()> {
+    let (_dir, layout) = broken(DASHBOARD, "[$__rate_interval]", "[$window]")?;
+    assert_mentions(
+        &dashboards::problems(&layout).await?,
+        "uses a variable the check cannot substitute: `$window`",
+    );
+    Ok(())
+}
+
+#[test]
+fn queries_of_panels_nested_in_rows_are_found() -> anyhow::Result<()> {
+    let doc: serde_json::Value = serde_json::from_str(
+        r#"{"panels": [
+            {"type": "row", "title": "r", "panels": [
+                {"title": "inner", "targets": [{"refId": "B", "expr": "up"}]}
+            ]},
+            {"title": "outer", "targets": [{"refId": "A", "expr": "rate(x[$__rate_interval])"}]}
+        ]}"#,
+    )?;
+    let found = dashboards::queries("d.json", &doc);
+    let titles: Vec<&str> = found.iter().map(|q| q.panel.as_str()).collect();
+    assert_eq!(titles, ["inner", "outer"]);
+    assert_eq!(
+        dashboards::substituted(&found[1].expr).as_deref(),
+        Ok("rate(x[1m])")
+    );
+    Ok(())
 }
