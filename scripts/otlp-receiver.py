@@ -4,7 +4,8 @@
 Accepts POST /v1/traces in the OTLP protobuf encoding (gzip or not), decodes each request
 with the official `opentelemetry-proto` messages and appends one JSON object per span to
 --out: service name, trace and span ids (hex), parent span id, name, kind, link span ids and
-attributes. Answers as a collector does (an ExportTraceServiceResponse); anything it cannot
+attributes (with --count-only, one {"spans": N} line per export instead: a benchmark's
+collector, cheap beside the service it measures). Answers as a collector does (an ExportTraceServiceResponse); anything it cannot
 decode gets 400 and is logged, so a malformed export fails the check instead of vanishing.
 Prints "listening on PORT" once ready (--port 0 picks a free one).
 """
@@ -50,6 +51,7 @@ def spans(request):
 
 class Handler(BaseHTTPRequestHandler):
     out = None
+    count_only = False
 
     def do_POST(self):
         if self.path != "/v1/traces":
@@ -61,7 +63,11 @@ class Handler(BaseHTTPRequestHandler):
                 body = gzip.decompress(body)
             request = ExportTraceServiceRequest()
             request.ParseFromString(body)
-            lines = [json.dumps(span) for span in spans(request)]
+            if self.count_only:
+                count = sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans)
+                lines = [json.dumps({"spans": count})]
+            else:
+                lines = [json.dumps(span) for span in spans(request)]
         except Exception as error:  # noqa: BLE001 - any undecodable body is a failed export
             print(f"otlp-receiver: undecodable export: {error}", file=sys.stderr, flush=True)
             self.send_error(400, "undecodable OTLP protobuf")
@@ -84,8 +90,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--count-only", action="store_true")
     args = parser.parse_args()
     Handler.out = args.out
+    Handler.count_only = args.count_only
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     print(f"listening on {server.server_address[1]}", flush=True)
     server.serve_forever()

@@ -209,6 +209,8 @@ pub struct TelemetrySettings {
     pub sample_ratio: f64,
     #[serde(deserialize_with = "crate::lenient::text")]
     pub instance: String,
+    #[serde(deserialize_with = "crate::lenient::text")]
+    pub filter: String,
     pub export_timeout_ms: u64,
 }
 

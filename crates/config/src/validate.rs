@@ -208,6 +208,17 @@ impl Settings {
                 ));
             }
         }
+        for (key, directives) in [
+            ("log.filter", &self.log.filter),
+            ("telemetry.filter", &self.telemetry.filter),
+        ] {
+            if let Err(error) = tracing_subscriber::EnvFilter::try_new(directives) {
+                errors.push(Invalid::new(
+                    key,
+                    format!("{directives:?} is not a tracing filter: {error}"),
+                ));
+            }
+        }
         if !(0.0..=1.0).contains(&self.telemetry.sample_ratio) {
             errors.push(Invalid::new(
                 "telemetry.sample_ratio",
@@ -397,6 +408,7 @@ mod tests {
             let s = load(&ConfigArgs::default()).map_err(|e| e.to_string())?;
             assert_eq!(s.telemetry.otlp_endpoint(), None);
             jail.set_env("COUPON__TELEMETRY__OTLP_ENDPOINT", "collector:4318");
+            jail.set_env("COUPON__TELEMETRY__FILTER", "info,=[");
             jail.set_env("COUPON__TELEMETRY__SAMPLE_RATIO", "1.5");
             jail.set_env("COUPON__TELEMETRY__EXPORT_TIMEOUT_MS", "0");
             let Err(ConfigError::Invalid(errors)) = load(&ConfigArgs::default()) else {
@@ -407,6 +419,7 @@ mod tests {
                 keys,
                 [
                     "telemetry.otlp_endpoint",
+                    "telemetry.filter",
                     "telemetry.sample_ratio",
                     "telemetry.export_timeout_ms"
                 ]
@@ -415,6 +428,7 @@ mod tests {
                 "COUPON__TELEMETRY__OTLP_ENDPOINT",
                 " http://collector:4318 ",
             );
+            jail.set_env("COUPON__TELEMETRY__FILTER", "info,h2=off");
             jail.set_env("COUPON__TELEMETRY__SAMPLE_RATIO", "0.01");
             jail.set_env("COUPON__TELEMETRY__EXPORT_TIMEOUT_MS", "2000");
             let s = load(&ConfigArgs::default()).map_err(|e| e.to_string())?;

@@ -37,7 +37,7 @@ pub fn layer<S>(settings: &Settings, trace_ids: bool) -> (Box<dyn Layer<S> + Sen
 where
     S: Subscriber + for<'span> LookupSpan<'span> + Send + Sync,
 {
-    let filter = filter(settings, &[]);
+    let filter = filter(settings);
     let base = tracing_subscriber::fmt::layer()
         .with_ansi(colour())
         .with_writer(std::io::stderr);
@@ -119,17 +119,13 @@ where
     }
 }
 
-/// `RUST_LOG`, else `log.filter`, else `info`; plus `extra` directives (targets to silence).
-pub fn filter(settings: &Settings, extra: &[&str]) -> EnvFilter {
-    let base = std::env::var("RUST_LOG")
+/// `RUST_LOG`, else `log.filter`, else `info`.
+fn filter(settings: &Settings) -> EnvFilter {
+    std::env::var("RUST_LOG")
         .ok()
-        .filter(|directives| EnvFilter::try_new(directives).is_ok())
-        .unwrap_or_else(|| settings.log.filter.clone());
-    let directives = std::iter::once(base.as_str())
-        .chain(extra.iter().copied())
-        .collect::<Vec<_>>()
-        .join(",");
-    EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new("info"))
+        .and_then(|directives| EnvFilter::try_new(directives).ok())
+        .or_else(|| EnvFilter::try_new(&settings.log.filter).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"))
 }
 
 /// Colour only for a person at a terminal: escape codes in a file or a log collector are noise.

@@ -11,8 +11,8 @@ use opentelemetry_sdk::trace::{
     TracerProviderBuilder,
 };
 use tracing::Subscriber;
-use tracing_subscriber::Layer;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::{EnvFilter, Layer};
 
 /// The standard variables (OpenTelemetry's exporter specification), used when
 /// `telemetry.otlp_endpoint` is empty.
@@ -118,8 +118,12 @@ pub fn layer<S>(
 where
     S: Subscriber + for<'span> LookupSpan<'span>,
 {
-    // The same levels as the logs: a span below them would cost without being asked for.
-    let own = crate::logs::filter(settings, &EXPORT_INTERNALS);
+    // `telemetry.filter`, not the logs' filter: production logs at warn still trace requests.
+    let directives = std::iter::once(settings.telemetry.filter.as_str())
+        .chain(EXPORT_INTERNALS)
+        .collect::<Vec<_>>()
+        .join(",");
+    let own = EnvFilter::new(directives);
     tracing_opentelemetry::layer()
         .with_tracer(provider.tracer(service))
         // Thread names and ids are noise on an async runtime; the code location is kept.
@@ -217,7 +221,10 @@ mod tests {
         let kept = Link::with_context(remote(true));
         let dropped = Link::with_context(remote(false));
         assert_eq!(decide(None, &[]), SamplingDecision::Drop);
-        assert_eq!(decide(None, &[dropped.clone()]), SamplingDecision::Drop);
+        assert_eq!(
+            decide(None, std::slice::from_ref(&dropped)),
+            SamplingDecision::Drop
+        );
         assert_eq!(
             decide(None, &[dropped.clone(), kept.clone()]),
             SamplingDecision::RecordAndSample

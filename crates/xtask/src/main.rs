@@ -14,6 +14,7 @@ mod cli;
 mod coupon;
 mod demo;
 mod lock;
+mod otlp_receiver;
 mod process;
 mod report;
 mod run_env;

@@ -16,19 +16,17 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::process::{ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use serde::Deserialize;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::apps::Apps;
 use crate::binaries::workspace_root;
 use crate::check::live::LiveCheck;
 use crate::coupon;
+use crate::otlp_receiver::{OtlpReceiver, ReceivedSpan};
 use crate::run_env::RunEnv;
-use crate::tools;
 
 /// The caller's trace (W3C's own example ids).
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -50,20 +48,6 @@ pub struct Args {
     pub keep_stack: bool,
 }
 
-/// One span as the receiver writes it.
-#[derive(Debug, Clone, Deserialize)]
-struct Span {
-    service: Option<String>,
-    service_version: Option<String>,
-    service_instance: Option<String>,
-    trace_id: String,
-    span_id: String,
-    parent_span_id: String,
-    name: String,
-    links: Vec<String>,
-    attributes: serde_json::Map<String, serde_json::Value>,
-}
-
 fn say(message: &str) {
     eprintln!("[check-traces] {message}");
 }
@@ -73,7 +57,6 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .dir
         .clone()
         .unwrap_or_else(|| workspace_root().join(".stack/traces"));
-    let python = tools::require("otlp-python").await?;
     let live = LiveCheck {
         task: "traces",
         dir: &dir,
@@ -82,7 +65,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         keep_stack: args.keep_stack,
     };
     let outcome = live
-        .run(async |env, apps, log_dir| check(&args, env, apps, &python, log_dir).await)
+        .run(async |env, apps, log_dir| check(&args, env, apps, log_dir).await)
         .await;
     match outcome? {
         Ok(()) => Ok(ExitCode::SUCCESS),
@@ -90,19 +73,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn check(
-    args: &Args,
-    env: &RunEnv,
-    apps: &mut Apps,
-    python: &Path,
-    log_dir: &Path,
-) -> anyhow::Result<()> {
-    let spans_file = log_dir.join("spans.jsonl");
-    let (_receiver, port) = start_receiver(python, &spans_file, log_dir).await?;
-    let endpoint = format!("http://127.0.0.1:{port}");
+async fn check(args: &Args, env: &RunEnv, apps: &mut Apps, log_dir: &Path) -> anyhow::Result<()> {
+    let receiver = OtlpReceiver::start(log_dir, false).await?;
+    let endpoint = receiver.endpoint();
     say(&format!(
         "OTLP receiver on {endpoint}, spans into {}",
-        spans_file.display()
+        receiver.file().display()
     ));
     *apps = std::mem::take(apps).with_vars(vec![
         ("COUPON__TELEMETRY__OTLP_ENDPOINT", endpoint),
@@ -143,7 +119,8 @@ async fn check(
     say("3 requests accepted (sampled, unsampled and no traceparent)");
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(args.timeout);
-    while !read_spans(&spans_file)?
+    while !receiver
+        .spans()?
         .iter()
         .any(|s| s.trace_id == TRACE && s.name == "coupon.persist")
     {
@@ -159,7 +136,7 @@ async fn check(
     // Stopping flushes what the exporters still hold: the unsampled request has then had
     // every chance to (wrongly) show up.
     apps.stop_all().await;
-    let spans = read_spans(&spans_file)?;
+    let spans = receiver.spans()?;
     verify(&spans)?;
     verify_logs(&api_log)?;
     say(&format!(
@@ -169,52 +146,8 @@ async fn check(
     Ok(())
 }
 
-/// Starts the receiver; its child handle (killed on drop) and port.
-async fn start_receiver(
-    python: &Path,
-    out: &Path,
-    log_dir: &Path,
-) -> anyhow::Result<(tokio::process::Child, u16)> {
-    let script = workspace_root().join("scripts/otlp-receiver.py");
-    let stderr = std::fs::File::create(log_dir.join("otlp-receiver.log"))?;
-    let mut child = tokio::process::Command::new(python)
-        .arg(&script)
-        .args(["--port", "0", "--out"])
-        .arg(out)
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("start {}", script.display()))?;
-    let stdout = child.stdout.take().context("the receiver's stdout")?;
-    let mut first = String::new();
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        BufReader::new(stdout).read_line(&mut first),
-    )
-    .await
-    .context("the OTLP receiver did not start within 30 s")??;
-    let port = first
-        .trim()
-        .strip_prefix("listening on ")
-        .and_then(|p| p.parse().ok())
-        .with_context(|| format!("the OTLP receiver said {first:?}"))?;
-    Ok((child, port))
-}
-
-fn read_spans(file: &Path) -> anyhow::Result<Vec<Span>> {
-    let text = match std::fs::read_to_string(file) {
-        Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(error) => return Err(error).context(format!("read {}", file.display())),
-    };
-    text.lines()
-        .map(|line| serde_json::from_str(line).with_context(|| format!("span line {line:?}")))
-        .collect()
-}
-
 /// The trace's shape; see the module documentation.
-fn verify(spans: &[Span]) -> anyhow::Result<()> {
+fn verify(spans: &[ReceivedSpan]) -> anyhow::Result<()> {
     let of = |name: &str, service: &str| {
         spans
             .iter()

@@ -72,6 +72,11 @@ pub struct Args {
     /// See --quiet-wait.
     #[arg(long, env = "BENCH_QUIET_PCT", default_value_t = 20)]
     pub quiet_pct: u32,
+    /// The tracing cost: the best accepted phase again with traces exported at this sample
+    /// ratio to a real OTLP receiver, bracketed by the same phase with tracing off (a fresh
+    /// API each); "off" skips it.
+    #[arg(long, env = "BENCH_TRACED_RATIO", default_value = "0.01")]
+    pub traced_ratio: TracedRatio,
     /// Keep, build and the run directory ([default: <repo>/.stack/bench]).
     #[command(flatten)]
     pub run: RunArgs,
@@ -151,6 +156,29 @@ impl FromStr for SoldOutConcurrency {
     }
 }
 
+/// The sample ratio of the traced phase, or none.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TracedRatio {
+    Off,
+    Ratio(f64),
+}
+
+impl FromStr for TracedRatio {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.trim() == "off" {
+            return Ok(Self::Off);
+        }
+        text.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|ratio| (0.0..=1.0).contains(ratio))
+            .map(Self::Ratio)
+            .ok_or_else(|| format!("'{text}' is neither \"off\" nor a ratio from 0 to 1"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,5 +191,9 @@ mod tests {
         assert_eq!("best".parse(), Ok(SoldOutConcurrency::Best));
         assert_eq!("64".parse(), Ok(SoldOutConcurrency::Connections(64)));
         assert!("0".parse::<SoldOutConcurrency>().is_err());
+        assert_eq!("off".parse(), Ok(TracedRatio::Off));
+        assert_eq!("0.01".parse(), Ok(TracedRatio::Ratio(0.01)));
+        assert!("1.5".parse::<TracedRatio>().is_err());
+        assert!("some".parse::<TracedRatio>().is_err());
     }
 }

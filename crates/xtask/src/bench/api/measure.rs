@@ -8,16 +8,17 @@ use anyhow::Context;
 use couponrush_cache::ReservationStore;
 use couponrush_domain::CouponId;
 
-use super::args::SoldOutConcurrency;
+use super::args::{SoldOutConcurrency, TracedRatio};
 use super::http::{self, HttpPhase, PhaseSpec, Wrk, WrkRun};
 use super::lua::LuaBench;
-use super::summary::{self, Results};
+use super::summary::{self, Results, TracingCost};
 use super::{Args, Tools, log};
 use crate::apps::Apps;
 use crate::bench::cpu::{self, Watch};
 use crate::bench::run_info::services;
 use crate::binaries::{build_release, release_binary};
 use crate::coupon;
+use crate::otlp_receiver::OtlpReceiver;
 use crate::process::{run_to_end, tail};
 use crate::run_env::RunEnv;
 
@@ -59,10 +60,7 @@ impl Run<'_> {
         self.migrate(&batch_binary, &self.env.vars_with(&logging))
             .await?;
 
-        let mut apps = Apps::new(Some("warn".to_owned())).with_vars(vec![
-            ("COUPON__HTTP__WORKERS", args.workers.to_string()),
-            logging[0].clone(),
-        ]);
+        let mut apps = self.api_apps(&[]);
         apps.start_api(self.env, &args.http_bind, self.log_dir)?;
         log(&format!(
             "started issuer-api ({} worker(s), log {})",
@@ -127,6 +125,12 @@ impl Run<'_> {
         // The API is no longer needed: stopped, the Lua phases run on a quieter machine.
         apps.stop_all().await;
         watch.remove("api");
+        let tracing = match args.traced_ratio {
+            TracedRatio::Off => None,
+            TracedRatio::Ratio(ratio) => {
+                Some(self.tracing_cost(&wrk, &watch, big, best, ratio).await?)
+            }
+        };
 
         let lua = LuaBench {
             program: self.tools.redis_benchmark.clone(),
@@ -151,9 +155,99 @@ impl Run<'_> {
             lua_sold_out,
             stock_left,
             background,
+            tracing,
             versions,
             redis_pool: self.env.settings().redis.pool_size,
         }))
+    }
+
+    /// issuer-api as every phase runs it (workers, JSON logs at warn), plus `extra` variables.
+    fn api_apps(&self, extra: &[(&'static str, String)]) -> Apps {
+        let mut vars = vec![
+            ("COUPON__HTTP__WORKERS", self.args.workers.to_string()),
+            ("COUPON__LOG__FORMAT", "json".to_owned()),
+        ];
+        vars.extend(extra.iter().cloned());
+        Apps::new(Some("warn".to_owned())).with_vars(vars)
+    }
+
+    /// The accepted path at `conns` with traces exported at `ratio` to a real OTLP receiver,
+    /// between two runs with tracing off: each on a fresh issuer-api, so that only the
+    /// telemetry settings differ, and the two untraced runs show the drift around it.
+    async fn tracing_cost(
+        &self,
+        wrk: &Wrk,
+        watch: &Watch,
+        big: CouponId,
+        conns: u32,
+        ratio: f64,
+    ) -> anyhow::Result<TracingCost> {
+        let args = self.args;
+        let tag = &self.secrets.user_tag;
+        let receiver = OtlpReceiver::start(self.log_dir, true).await?;
+        let traced = [
+            ("COUPON__TELEMETRY__OTLP_ENDPOINT", receiver.endpoint()),
+            ("COUPON__TELEMETRY__SAMPLE_RATIO", ratio.to_string()),
+        ];
+        let coupon = big.to_string();
+        let mut phases = Vec::new();
+        for (label, vars) in [
+            ("untraced", &[][..]),
+            ("traced", &traced[..]),
+            ("untraced-after", &[][..]),
+        ] {
+            let log_dir = self.log_dir.join(label);
+            std::fs::create_dir_all(&log_dir)?;
+            let mut apps = self.api_apps(vars);
+            apps.start_api(self.env, &args.http_bind, &log_dir)?;
+            apps.wait_ready(Duration::from_secs(args.ready_timeout))
+                .await?;
+            let watch = match apps.api()?.service().pid() {
+                Some(pid) => watch.with("api", pid),
+                None => watch.clone(),
+            };
+            let name = format!("{label}-c{conns}");
+            let phase = wrk
+                .phase(
+                    &watch,
+                    PhaseSpec {
+                        name: &name,
+                        coupon: &coupon,
+                        warmup_users: &format!("{tag}{label}w"),
+                        users: &format!("{tag}{label}a"),
+                        conns,
+                        warmup: args.warmup,
+                        secs: args.duration,
+                        count: |run: &WrkRun| run.s202,
+                    },
+                )
+                .await?;
+            apps.check_alive()?;
+            log(&format!(
+                "{name}: {} accepted/s, p99 {} ms ({})",
+                phase.rps,
+                http::ms(phase.wrk.p99_us),
+                phase.cpu
+            ));
+            // Stopping flushes the spans still queued.
+            apps.stop_all().await;
+            phases.push(phase);
+        }
+        let spans = receiver.count()?;
+        let [before, traced, after]: [HttpPhase; 3] = phases
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("three tracing phases expected"))?;
+        anyhow::ensure!(
+            ratio == 0.0 || spans > 0,
+            "tracing at ratio {ratio} exported no span: the traced phase measured nothing"
+        );
+        Ok(TracingCost {
+            ratio,
+            before,
+            traced,
+            after,
+            spans,
+        })
     }
 
     /// `compensation-batch migrate` of the binaries under test, on the run's database.

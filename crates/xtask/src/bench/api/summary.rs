@@ -22,9 +22,35 @@ pub struct Results {
     pub stock_left: u64,
     /// Percent of one core other processes used before the start.
     pub background: f64,
+    /// The accepted path with traces exported, between two runs without.
+    pub tracing: Option<TracingCost>,
     /// wrk's and the servers' versions, for the header.
     pub versions: String,
     pub redis_pool: usize,
+}
+
+/// The accepted path at the best concurrency on a fresh issuer-api three times: tracing off,
+/// traces exported at `ratio` to a real OTLP receiver, tracing off again.
+#[derive(Debug)]
+pub struct TracingCost {
+    pub ratio: f64,
+    pub before: HttpPhase,
+    pub traced: HttpPhase,
+    pub after: HttpPhase,
+    /// Spans the receiver got from the traced run.
+    pub spans: u64,
+}
+
+impl TracingCost {
+    /// The traced rate over the mean of the untraced ones around it.
+    fn kept(&self) -> f64 {
+        let untraced = (to_f64(self.before.rps) + to_f64(self.after.rps)) / 2.0;
+        if untraced > 0.0 {
+            to_f64(self.traced.rps) / untraced
+        } else {
+            0.0
+        }
+    }
 }
 
 impl Results {
@@ -80,6 +106,14 @@ fn text(args: &Args, r: &Results, info: &RunInfo) -> String {
     );
     for (phase, _) in &r.accepted {
         out.push(http_row("accepted (202)", phase));
+    }
+    if let Some(tracing) = &r.tracing {
+        out.push(http_row("untraced (202)", &tracing.before));
+        out.push(http_row(
+            &format!("traced {} (202)", tracing.ratio),
+            &tracing.traced,
+        ));
+        out.push(http_row("untraced again (202)", &tracing.after));
     }
     out.push(http_row("sold out (409)", &r.sold_out));
     if let Some(floor) = &r.floor {
@@ -174,6 +208,16 @@ fn text(args: &Args, r: &Results, info: &RunInfo) -> String {
         r.lua_sold_out.rps,
         ratio3(sold_out.rps, r.lua_sold_out.rps)
     ));
+    if let Some(tracing) = &r.tracing {
+        out.push(format!(
+            " tracing    traced at ratio {} / mean of the untraced runs around it = {} / {} = {:.3} ({} spans exported)",
+            tracing.ratio,
+            tracing.traced.rps,
+            (tracing.before.rps + tracing.after.rps) / 2,
+            tracing.kept(),
+            tracing.spans
+        ));
+    }
     let targets = targets(r);
     let verdict = |met: bool| if met { "met" } else { "NOT met" };
     out.push(format!(
@@ -188,6 +232,12 @@ fn text(args: &Args, r: &Results, info: &RunInfo) -> String {
         "            accepted >= 0.4 x Lua ceiling ............... {}",
         verdict(targets[2])
     ));
+    if let Some(tracing) = &r.tracing {
+        out.push(format!(
+            "            traced keeps >= 0.90 x untraced ............. {}",
+            verdict(tracing.kept() >= 0.9)
+        ));
+    }
     out.push("===============================================================================================================".to_owned());
     out.join("\n")
 }
@@ -282,6 +332,23 @@ pub fn figures(r: &Results) -> Vec<Figure> {
                 "µs",
             ));
         }
+    }
+    if let Some(tracing) = &r.tracing {
+        let untraced = (f(tracing.before.rps) + f(tracing.after.rps)) / 2.0;
+        figures.push(
+            Figure::new(
+                format!(
+                    "issuer-api accepted/s traced at ratio {}, {} conns",
+                    tracing.ratio, tracing.traced.conns
+                ),
+                f(tracing.traced.rps),
+                "/s",
+            )
+            .against(
+                untraced,
+                "the same, tracing off (mean of the runs before and after)",
+            ),
+        );
     }
     figures.push(Figure::new(
         "Lua reserve ceiling, accept (redis-benchmark EVALSHA)",
