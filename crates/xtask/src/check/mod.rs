@@ -1,10 +1,13 @@
-//! `cargo xtask check openapi|deploy|alerts`: what the project ships, checked by the real tools.
+//! `cargo xtask check openapi|deploy|alerts|metrics`: what the project ships, checked
+//! by the real tools.
 
 use std::process::ExitCode;
 
 mod alerts;
 mod deploy;
+mod metrics;
 mod openapi;
+mod users;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -15,6 +18,8 @@ pub enum Command {
     /// The alert rules, their tests and runbooks, the Alertmanager routing, offline (promtool,
     /// amtool).
     Alerts(alerts::Args),
+    /// Every metric name the rules and dashboards read is exported by the running binaries.
+    Metrics(metrics::Args),
 }
 
 impl Command {
@@ -23,6 +28,7 @@ impl Command {
             Self::Openapi(args) => openapi::run(args).await,
             Self::Deploy(args) => deploy::run(args).await,
             Self::Alerts(args) => alerts::run(args).await,
+            Self::Metrics(args) => metrics::run(args).await,
         }
     }
 }
