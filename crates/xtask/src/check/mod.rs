@@ -1,10 +1,11 @@
-//! `cargo xtask check openapi|deploy|alerts|metrics`: what the project ships, checked
+//! `cargo xtask check openapi|deploy|alerts|metrics|incident`: what the project ships, checked
 //! by the real tools.
 
 use std::process::ExitCode;
 
 mod alerts;
 mod deploy;
+mod incident;
 mod metrics;
 mod openapi;
 mod users;
@@ -20,6 +21,10 @@ pub enum Command {
     Alerts(alerts::Args),
     /// Every metric name the rules and dashboards read is exported by the running binaries.
     Metrics(metrics::Args),
+    /// The incident replayed live (the consumer loses its broker while users take part): the
+    /// real Prometheus and Alertmanager must page; measures the seconds to the page. Includes
+    /// the metrics check, on the same binaries.
+    Incident(incident::Args),
 }
 
 impl Command {
@@ -29,6 +34,7 @@ impl Command {
             Self::Deploy(args) => deploy::run(args).await,
             Self::Alerts(args) => alerts::run(args).await,
             Self::Metrics(args) => metrics::run(args).await,
+            Self::Incident(args) => incident::run(args).await,
         }
     }
 }
