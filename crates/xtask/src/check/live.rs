@@ -1,7 +1,8 @@
-//! What every check against the running binaries shares: one run at a time under its
-//! directory (fresh logs), its own database, topics and Redis key prefix, made clean at the
-//! start (what an interrupted run left under the same names is gone first), and on every exit
-//! path, Ctrl-C included, the binaries stopped and all of it removed.
+//! What the checks against running binaries share (openapi, traces): one run at a time under
+//! its directory (fresh logs), its own database, topics and Redis key prefix, made clean at
+//! the start (what an interrupted run left under the same names is gone first), and on every
+//! exit path, Ctrl-C included, the binaries stopped and all of it removed
+//! ([`RunEnv::run_then_clean`]).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -10,7 +11,6 @@ use crate::apps::Apps;
 use crate::binaries::build_release;
 use crate::lock::RunLock;
 use crate::run_env::{Cleanup, Isolation, RunEnv};
-use crate::signals;
 
 /// One live check: `task` names its database (`couponrush_<task>`), key prefix and topics.
 #[derive(Debug)]
@@ -35,30 +35,27 @@ impl LiveCheck<'_> {
     ) -> anyhow::Result<Result<T, ExitCode>> {
         let tag = format!("check-{}", self.task);
         let (_lock, log_dir) = RunLock::with_fresh_logs(self.dir, &tag)?;
+        build_release(self.binaries).await?;
         let names = Isolation::unique(self.task, format!("couponrush_{}", self.task), 1)
             .with_key_prefix(format!("couponrush-{}:", self.task));
         let env = RunEnv::up(&self.dir.join("stack"), names).await?;
         let mut apps = Apps::new(self.rust_log);
-        let outcome = signals::unless_interrupted(
-            &tag,
-            Box::pin(async {
-                build_release(self.binaries).await?;
+        let cleanup = Cleanup {
+            stack: !self.keep_stack,
+            ..Cleanup::all_unless(false)
+        };
+        env.run_then_clean(&tag, cleanup, &log_dir, async |env| {
+            let outcome = async {
                 env.delete_keys().await?;
                 env.delete_leftover_topics(self.task).await?;
                 env.recreate_database().await?;
                 env.create_topics().await?;
-                work(&env, &mut apps, &log_dir).await
-            }),
-        )
-        .await;
-        apps.stop_all().await;
-        env.cleanup(Cleanup {
-            keys: true,
-            topics: true,
-            database: true,
-            stack: !self.keep_stack,
+                work(env, &mut apps, &log_dir).await
+            }
+            .await;
+            apps.stop_all().await;
+            outcome
         })
-        .await;
-        outcome.map_err(|error| error.context(format!("logs are in {}", log_dir.display())))
+        .await
     }
 }

@@ -1,12 +1,16 @@
-//! `cargo xtask check openapi|deploy|alerts|traces`: what the project ships, checked by the real tools.
+//! `cargo xtask check openapi|deploy|alerts|traces|metrics|incident`: what the project ships,
+//! checked by the real tools.
 
 use std::process::ExitCode;
 
 mod alerts;
 mod deploy;
+mod incident;
 mod live;
+mod metrics;
 mod openapi;
 mod traces;
+mod users;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -20,6 +24,12 @@ pub enum Command {
     /// One request's trace across the real issuer-api and coupon-consumer, received by a real
     /// OTLP receiver.
     Traces(traces::Args),
+    /// Every metric name the rules and dashboards read is exported by the running binaries.
+    Metrics(metrics::Args),
+    /// The incident replayed live (the consumer loses its broker while users take part): the
+    /// real Prometheus and Alertmanager must page; measures the seconds to the page. Includes
+    /// the metrics check, on the same binaries.
+    Incident(incident::Args),
 }
 
 impl Command {
@@ -29,6 +39,8 @@ impl Command {
             Self::Deploy(args) => deploy::run(args).await,
             Self::Alerts(args) => alerts::run(args).await,
             Self::Traces(args) => traces::run(args).await,
+            Self::Metrics(args) => metrics::run(args).await,
+            Self::Incident(args) => incident::run(args).await,
         }
     }
 }

@@ -126,6 +126,15 @@ impl RunEnv {
         })
     }
 
+    /// The run's binaries and its own Kafka calls (topics) use the broker at `bootstrap`
+    /// instead of the stack's: a private broker the run can fault without touching anyone's.
+    pub fn use_broker(&mut self, bootstrap: &str) -> anyhow::Result<()> {
+        self.stack
+            .set("COUPON__KAFKA__BOOTSTRAP_SERVERS", bootstrap);
+        self.settings = self.stack.settings()?;
+        Ok(())
+    }
+
     pub fn names(&self) -> &Isolation {
         &self.names
     }
