@@ -8,6 +8,7 @@ use couponrush_domain::{
     ParticipationRecorded, RequestId, Reservation, UserId,
 };
 use couponrush_messaging::DeliveryFailure;
+use couponrush_telemetry::propagation::unless_unsampled;
 use futures::StreamExt;
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -264,7 +265,9 @@ async fn decide(
     let reservation = match state
         .reservations
         .reserve(coupon, user, request_id, now, state.hold_for)
-        .instrument(tracing::info_span!("redis.reserve", db.system = "redis"))
+        .instrument(unless_unsampled(|| {
+            tracing::info_span!("redis.reserve", db.system = "redis")
+        }))
         .await
     {
         Ok(reservation) => reservation,
@@ -352,13 +355,15 @@ async fn publish(
     let started = std::time::Instant::now();
     // The publish span's context travels in the message's headers: the consumer's persist of
     // this message becomes its child, in this request's trace.
-    let span = tracing::info_span!(
-        "kafka.publish",
-        otel.kind = "producer",
-        messaging.system = "kafka",
-        messaging.operation = "publish",
-        messaging.destination.name = state.publisher.topic(),
-    );
+    let span = unless_unsampled(|| {
+        tracing::info_span!(
+            "kafka.publish",
+            otel.kind = "producer",
+            messaging.system = "kafka",
+            messaging.operation = "publish",
+            messaging.destination.name = state.publisher.topic(),
+        )
+    });
     let published = state.publisher.publish(&event).instrument(span).await;
     state
         .metrics
