@@ -58,12 +58,20 @@ async fn the_consumers_persist_continues_the_api_requests_trace() -> anyhow::Res
     let http = find("POST /coupons/{coupon_id}/issue")?;
     assert_eq!(http.parent_span_id, SpanId::from_hex(CALLER_SPAN)?);
     assert!(http.parent_span_is_remote, "the caller's span is remote");
-    let issue = find("issue")?;
-    assert_eq!(issue.parent_span_id, http.span_context.span_id());
+    let user = http
+        .attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == "user.id")
+        .map(|kv| kv.value.to_string());
+    assert_eq!(
+        user.as_deref(),
+        Some("traced-user"),
+        "the decision is on the HTTP span"
+    );
     let reserve = find("redis.reserve")?;
-    assert_eq!(reserve.parent_span_id, issue.span_context.span_id());
+    assert_eq!(reserve.parent_span_id, http.span_context.span_id());
     let publish = find("kafka.publish")?;
-    assert_eq!(publish.parent_span_id, issue.span_context.span_id());
+    assert_eq!(publish.parent_span_id, http.span_context.span_id());
 
     let persist = find("coupon.persist")?;
     assert_eq!(persist.parent_span_id, publish.span_context.span_id());

@@ -228,31 +228,26 @@ pub async fn issue(
     }
     let request_id = RequestId::generate();
     let now = OffsetDateTime::now_utc();
-    let span = tracing::info_span!(
-        "issue",
-        coupon.id = %coupon,
-        user.id = %user,
-        request.id = %request_id,
-        outcome = tracing::field::Empty,
-    );
-    async move {
-        let decision = decide(&state, coupon, &user, request_id, now).await;
-        tracing::Span::current().record("outcome", decision.label());
-        tracing::debug!("decided");
-        state.metrics.outcome(decision.label());
-        if let Some(outcome) = decision.participation() {
-            state.participation.record(ParticipationRecorded::new(
-                request_id,
-                coupon,
-                user.clone(),
-                outcome,
-                now,
-            ));
-        }
-        decision.into_response(coupon, &user, request_id)
+    // The request's span (request_span.rs) declares these fields: its log lines and its trace
+    // carry them.
+    let span = tracing::Span::current();
+    span.record("coupon.id", tracing::field::display(coupon));
+    span.record("user.id", tracing::field::display(&user));
+    span.record("request.id", tracing::field::display(request_id));
+    let decision = decide(&state, coupon, &user, request_id, now).await;
+    span.record("outcome", decision.label());
+    tracing::debug!("decided");
+    state.metrics.outcome(decision.label());
+    if let Some(outcome) = decision.participation() {
+        state.participation.record(ParticipationRecorded::new(
+            request_id,
+            coupon,
+            user.clone(),
+            outcome,
+            now,
+        ));
     }
-    .instrument(span)
-    .await
+    decision.into_response(coupon, &user, request_id)
 }
 
 async fn decide(

@@ -6,7 +6,8 @@
 //! `traceparent` is kept (parent-based sampling). Three requests go in: one with a sampled
 //! `traceparent`, one with an unsampled one, one with none. Passing means:
 //! - the sampled one comes back as one trace across both services: the API's HTTP span (the
-//!   caller's span its remote parent), the Redis reservation and the publish under it, and
+//!   caller's span its remote parent, the decision recorded on it), the Redis reservation and
+//!   the publish under it, and
 //!   the consumer's persist of that message as the publish span's child; the consumer's batch
 //!   span links to it;
 //! - nothing of the other two is exported;
@@ -162,10 +163,14 @@ fn verify(spans: &[ReceivedSpan]) -> anyhow::Result<()> {
         "the HTTP span's parent is {}, not the caller's span",
         http.parent_span_id
     );
-    let issue = of("issue", "issuer-api")?;
+    anyhow::ensure!(
+        http.attributes.get("outcome") == Some(&serde_json::json!("QUEUED")),
+        "the HTTP span does not record the decision: {:?}",
+        http.attributes.get("outcome")
+    );
     let reserve = of("redis.reserve", "issuer-api")?;
     let publish = of("kafka.publish", "issuer-api")?;
-    for (child, parent) in [(issue, http), (reserve, issue), (publish, issue)] {
+    for (child, parent) in [(reserve, http), (publish, http)] {
         anyhow::ensure!(
             child.parent_span_id == parent.span_id,
             "{} is not a child of {}",
