@@ -145,8 +145,9 @@ deb_data() {
     [[ $1 == alertmanager && ! -e $AM_TEMPLATES/default.tmpl && -e $from/default.tmpl ]] || return 0
     ((EUID == 0)) || sudo=(sudo -n)
     log "copying Alertmanager's templates from the unpacked package into $AM_TEMPLATES"
-    "${sudo[@]}" mkdir -p "$AM_TEMPLATES" && "${sudo[@]}" cp "$from"/*.tmpl "$AM_TEMPLATES"/ \
-        || die "cannot copy Alertmanager's templates into $AM_TEMPLATES"
+    if ! { "${sudo[@]}" mkdir -p "$AM_TEMPLATES" && "${sudo[@]}" cp "$from"/*.tmpl "$AM_TEMPLATES"/; }; then
+        die "cannot copy Alertmanager's templates into $AM_TEMPLATES"
+    fi
 }
 
 # Prints the path of tool NAME if it is there: STACK_TANSU_BIN (tansu), PATH, the tools

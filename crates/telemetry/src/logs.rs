@@ -78,9 +78,12 @@ impl WithTraceIds {
     where
         S: Subscriber + for<'span> LookupSpan<'span>,
     {
-        let span = ctx.lookup_current()?;
+        // The subscriber's current span, not the log filter's: logs at warn still name the
+        // trace of the (info) span they were written in.
+        let current = ctx.current_span();
+        let id = current.id()?;
         let dispatch = self.dispatch.get()?.upgrade()?;
-        let context = tracing_opentelemetry::get_otel_context(&span.id(), &dispatch)?;
+        let context = tracing_opentelemetry::get_otel_context(id, &dispatch)?;
         let otel = context.span();
         let span_context = otel.span_context();
         span_context.is_valid().then(|| {
