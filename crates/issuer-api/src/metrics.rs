@@ -114,6 +114,12 @@ impl ApiMetrics {
             publish_failures.clone(),
         );
         let releases = Family::<OutcomeLabels, Counter>::default();
+        // Exported at 0 from the start: a family appears only once a series exists, and an
+        // alert on its rate (IssueApiReservationReleaseErrors) must see it before the first
+        // failed publish, not be blind until then.
+        for outcome in ["released", "not_held", "error"] {
+            drop(releases.get_or_create(&OutcomeLabels { outcome }));
+        }
         registry.register(
             "reservation_releases",
             "Reservations given back after a failed publish (outcome released, not_held, error)",
@@ -280,5 +286,15 @@ mod tests {
             "{text}"
         );
         Ok(())
+    }
+
+    #[test]
+    fn release_outcomes_are_exported_before_the_first_release() {
+        let text = ApiMetrics::new().encode();
+        for outcome in ["released", "not_held", "error"] {
+            let series =
+                format!("couponrush_api_reservation_releases_total{{outcome=\"{outcome}\"}} 0\n");
+            assert!(text.contains(&series), "{series} missing from\n{text}");
+        }
     }
 }

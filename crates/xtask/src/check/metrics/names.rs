@@ -31,20 +31,14 @@ pub const FROM_OUTSIDE: &[(&str, &str)] = &[
         "Prometheus writes it per alert with a `for` duration",
     ),
     (
-        "kube_job_status_failed",
-        "kube-state-metrics, for the reconcile CronJob's Jobs (deploy/k8s/reconcile-job.yaml)",
-    ),
-    (
-        "kube_job_status_succeeded",
-        "kube-state-metrics, for the reconcile CronJob's Jobs (deploy/k8s/reconcile-job.yaml)",
-    ),
-    (
-        "kube_job_owner",
-        "kube-state-metrics: joins a Job to the CronJob that made it",
+        "kube_cronjob_status_last_schedule_time",
+        "kube-state-metrics, for the reconcile CronJob (deploy/k8s/reconcile-job.yaml; \
+         CouponReconcileFailing)",
     ),
     (
         "kube_cronjob_status_last_successful_time",
-        "kube-state-metrics, for the reconcile CronJob (deploy/k8s/reconcile-job.yaml)",
+        "kube-state-metrics, for the reconcile CronJob (deploy/k8s/reconcile-job.yaml; \
+         CouponReconcileFailing)",
     ),
 ];
 
