@@ -101,6 +101,12 @@ impl Apps {
         self
     }
 
+    /// Every binary started from now on also gets `vars` (e.g. an address known only once
+    /// the run is under way).
+    pub fn add_vars(&mut self, vars: Vec<(&'static str, String)>) {
+        self.vars.extend(vars);
+    }
+
     /// The run's variables plus [`Apps::with_vars`], `extra` and the log filter.
     fn vars(&self, env: &RunEnv, extra: &[(&str, String)]) -> Vec<(String, String)> {
         let mut extra: Vec<(&str, String)> =

@@ -1,4 +1,4 @@
-//! What the checks against running binaries share (openapi, traces): one run at a time under
+//! What the checks against running binaries share (openapi, traces, metrics): one run at a time under
 //! its directory (fresh logs), its own database, topics and Redis key prefix, made clean at
 //! the start (what an interrupted run left under the same names is gone first), and on every
 //! exit path, Ctrl-C included, the binaries stopped and all of it removed
@@ -20,6 +20,8 @@ pub struct LiveCheck<'a> {
     pub dir: &'a Path,
     /// The release binaries it runs, built first.
     pub binaries: &'a [&'a str],
+    /// Partitions of its topic.
+    pub partitions: i32,
     /// `RUST_LOG` of the binaries it starts (`None`: the caller's).
     pub rust_log: Option<String>,
     /// Leave the stack services this run started running.
@@ -36,8 +38,12 @@ impl LiveCheck<'_> {
         let tag = format!("check-{}", self.task);
         let (_lock, log_dir) = RunLock::with_fresh_logs(self.dir, &tag)?;
         build_release(self.binaries).await?;
-        let names = Isolation::unique(self.task, format!("couponrush_{}", self.task), 1)
-            .with_key_prefix(format!("couponrush-{}:", self.task));
+        let names = Isolation::unique(
+            self.task,
+            format!("couponrush_{}", self.task),
+            self.partitions,
+        )
+        .with_key_prefix(format!("couponrush-{}:", self.task));
         let env = RunEnv::up(&self.dir.join("stack"), names).await?;
         let mut apps = Apps::new(self.rust_log);
         let cleanup = Cleanup {

@@ -95,6 +95,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         task: "openapi",
         dir: &dir,
         binaries: &["issuer-api"],
+        partitions: 1,
         rust_log: None,
         keep_stack: args.keep_stack,
     };

@@ -62,6 +62,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         task: "traces",
         dir: &dir,
         binaries: &["issuer-api", "coupon-consumer"],
+        partitions: 1,
         rust_log: Some("info,issuer_api=debug".to_owned()),
         keep_stack: args.keep_stack,
     };
@@ -81,7 +82,7 @@ async fn check(args: &Args, env: &RunEnv, apps: &mut Apps, log_dir: &Path) -> an
         "OTLP receiver on {endpoint}, spans into {}",
         receiver.file().display()
     ));
-    *apps = std::mem::take(apps).with_vars(vec![
+    apps.add_vars(vec![
         ("COUPON__TELEMETRY__OTLP_ENDPOINT", endpoint),
         ("COUPON__TELEMETRY__SAMPLE_RATIO", "0".to_owned()),
         ("COUPON__LOG__FORMAT", "json".to_owned()),

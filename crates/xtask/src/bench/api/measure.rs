@@ -223,12 +223,7 @@ impl Run<'_> {
                 )
                 .await?;
             apps.check_alive()?;
-            log(&format!(
-                "{name}: {} accepted/s, p99 {} ms ({})",
-                phase.rps,
-                http::ms(phase.wrk.p99_us),
-                phase.cpu
-            ));
+            log_accepted(&name, &phase);
             // Stopping flushes the spans still queued.
             apps.stop_all().await;
             phases.push(phase);
@@ -309,12 +304,7 @@ impl Run<'_> {
                     phase.wrk.s202
                 ));
             }
-            log(&format!(
-                "{name}: {} accepted/s, p99 {} ms ({})",
-                phase.rps,
-                http::ms(phase.wrk.p99_us),
-                phase.cpu
-            ));
+            log_accepted(&name, &phase);
             phases.push((phase, recorded));
         }
         let (_, stock_left) = participants().await?;
@@ -376,4 +366,14 @@ impl Run<'_> {
         log(&format!("{name}: {} answers/s ({})", floor.rps, floor.cpu));
         Ok((sold_out, Some(floor)))
     }
+}
+
+/// The progress line of an accepted-path phase.
+fn log_accepted(name: &str, phase: &HttpPhase) {
+    log(&format!(
+        "{name}: {} accepted/s, p99 {} ms ({})",
+        phase.rps,
+        http::ms(phase.wrk.p99_us),
+        phase.cpu
+    ));
 }

@@ -23,10 +23,9 @@ use anyhow::Context;
 use super::alerts::Layout;
 use super::users::{Users, dead_letter_one};
 use crate::apps::Apps;
-use crate::binaries::{build_release, workspace_root};
+use crate::binaries::workspace_root;
+use crate::check::live::LiveCheck;
 use crate::coupon;
-use crate::lock::RunLock;
-use crate::run_env::{Cleanup, Isolation, RunEnv};
 
 mod names;
 pub use names::Referenced;
@@ -61,45 +60,35 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .dir
         .clone()
         .unwrap_or_else(|| workspace_root().join(".stack/check-metrics"));
-    let (_lock, log_dir) = RunLock::with_fresh_logs(&dir, "check-metrics")?;
-    build_release(&["issuer-api", "coupon-consumer"]).await?;
-    let names = Isolation::unique("metrics", "couponrush_metrics".to_owned(), 3);
-    let env = RunEnv::up(&dir.join("stack"), names).await?;
-    let mut apps = Apps::new(None);
-    let outcome = env
-        .run_then_clean(
-            "check-metrics",
-            Cleanup::all_unless(false),
-            &log_dir,
-            async |env| {
-                let outcome = async {
-                    env.delete_leftover_topics("metrics").await?;
-                    env.recreate_database().await?;
-                    env.create_topics().await?;
-                    apps.start_consumers(env, 1, &log_dir)?;
-                    let bind = format!("127.0.0.1:{}", couponrush_testkit::closed_port()?);
-                    apps.start_api(env, &bind, &log_dir)?;
-                    apps.wait_ready(Duration::from_secs(60)).await?;
-                    let api = apps.api()?;
-                    let spec = coupon::open_now(
-                        format!("metrics check {}", env.names().run_id),
-                        1000,
-                        args.users.max(1),
-                        7,
-                        time::Duration::hours(1),
-                    );
-                    let id = api.create_coupon(&spec).await?;
-                    let users = Users::new(api.base_url(), id, "metrics-user")?;
-                    let answers = users.burst(args.users, 20).await;
-                    say(&format!("{} users sent: {answers}", args.users));
-                    dead_letter_one(env).await?;
-                    check_running(&referenced, &apps, Duration::from_secs(args.within)).await
-                }
-                .await;
-                apps.stop_all().await;
-                outcome
-            },
-        )
+    let live = LiveCheck {
+        task: "metrics",
+        dir: &dir,
+        binaries: &["issuer-api", "coupon-consumer"],
+        partitions: 3,
+        rust_log: None,
+        keep_stack: args.keep_stack,
+    };
+    let outcome = live
+        .run(async |env, apps, log_dir| {
+            apps.start_consumers(env, 1, log_dir)?;
+            let bind = format!("127.0.0.1:{}", couponrush_testkit::closed_port()?);
+            apps.start_api(env, &bind, log_dir)?;
+            apps.wait_ready(Duration::from_secs(60)).await?;
+            let api = apps.api()?;
+            let spec = coupon::open_now(
+                format!("metrics check {}", env.names().run_id),
+                1000,
+                args.users.max(1),
+                7,
+                time::Duration::hours(1),
+            );
+            let id = api.create_coupon(&spec).await?;
+            let users = Users::new(api.base_url(), id, "metrics-user")?;
+            let answers = users.burst(args.users, 20).await;
+            say(&format!("{} users sent: {answers}", args.users));
+            dead_letter_one(env).await?;
+            check_running(&referenced, apps, Duration::from_secs(args.within)).await
+        })
         .await?;
     match outcome {
         Ok(problems) => Ok(report(&referenced, &problems)),

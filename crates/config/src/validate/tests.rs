@@ -1,0 +1,202 @@
+use figment::Jail;
+use figment::providers::Env;
+
+use super::Needs;
+use crate::{ConfigArgs, ConfigError, ENV_PREFIX};
+
+fn load(args: &ConfigArgs) -> Result<crate::Settings, ConfigError> {
+    args.load_with(Env::prefixed(ENV_PREFIX).split("__"))
+}
+
+#[test]
+fn loopback_detection() {
+    for host in [
+        "localhost",
+        "LOCALHOST",
+        "127.0.0.1",
+        "127.8.9.1",
+        "::1",
+        "[::1]",
+        "a.localhost",
+    ] {
+        assert!(super::is_loopback(host), "{host}");
+    }
+    for host in [
+        "kafka",
+        "10.0.0.1",
+        "kafka.internal",
+        "localhost.example.com",
+    ] {
+        assert!(!super::is_loopback(host), "{host}");
+    }
+}
+
+#[test]
+fn defaults_load_in_development() {
+    Jail::expect_with(|_| {
+        let s = load(&ConfigArgs::default()).map_err(|e| e.to_string())?;
+        assert_eq!(s.kafka.topic, "coupon-issue");
+        assert_eq!(s.kafka.consumer_group, "coupon-issue-group");
+        Ok(())
+    });
+}
+
+#[test]
+fn production_refuses_every_loopback_host_naming_the_setting() {
+    Jail::expect_with(|jail| {
+        jail.set_env("COUPON__PROFILE", "production");
+        jail.set_env("COUPON__ADMIN__TOKEN", "0123456789abcdef0123");
+        jail.set_env(
+            "COUPON__KAFKA__BOOTSTRAP_SERVERS",
+            "kafka-0:9092,localhost:9092",
+        );
+        let Err(ConfigError::Invalid(errors)) = load(&ConfigArgs::default()) else {
+            return Err("production with localhost must be refused".into());
+        };
+        let keys: Vec<_> = errors.0.iter().map(|e| e.key).collect();
+        assert_eq!(keys, ["kafka.bootstrap_servers", "redis.url", "mysql.host"]);
+        let text = errors.to_string();
+        assert!(text.contains("COUPON__KAFKA__BOOTSTRAP_SERVERS"), "{text}");
+        assert!(
+            text.contains("\"localhost\" is a loopback address"),
+            "{text}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn production_accepts_real_hosts_and_requires_a_token_where_used() {
+    Jail::expect_with(|jail| {
+        jail.set_env("COUPON__PROFILE", "production");
+        jail.set_env("COUPON__KAFKA__BOOTSTRAP_SERVERS", "kafka:9092");
+        jail.set_env("COUPON__REDIS__URL", "redis://:pw@redis:6379/0");
+        jail.set_env("COUPON__MYSQL__HOST", "mysql");
+        // Only a binary serving the admin endpoints needs the token.
+        load(&ConfigArgs::default()).map_err(|e| e.to_string())?;
+        let admin = Needs { admin_token: true };
+        let for_api =
+            || ConfigArgs::default().load_with_needs(Env::prefixed(ENV_PREFIX).split("__"), admin);
+        let Err(ConfigError::Invalid(errors)) = for_api() else {
+            return Err("a production API without admin token must be refused".into());
+        };
+        assert_eq!(errors.0.len(), 1);
+        assert_eq!(errors.0[0].key, "admin.token");
+        jail.set_env("COUPON__ADMIN__TOKEN", "0123456789abcdef0123");
+        for_api().map_err(|e| e.to_string())?;
+        Ok(())
+    });
+}
+
+#[test]
+fn telemetry_settings_are_checked_and_default_to_no_export() {
+    Jail::expect_with(|jail| {
+        let s = load(&ConfigArgs::default()).map_err(|e| e.to_string())?;
+        assert_eq!(s.telemetry.otlp_endpoint(), None);
+        jail.set_env("COUPON__TELEMETRY__OTLP_ENDPOINT", "collector:4318");
+        jail.set_env("COUPON__TELEMETRY__FILTER", "info,=[");
+        jail.set_env("COUPON__TELEMETRY__SAMPLE_RATIO", "1.5");
+        jail.set_env("COUPON__TELEMETRY__EXPORT_TIMEOUT_MS", "0");
+        let Err(ConfigError::Invalid(errors)) = load(&ConfigArgs::default()) else {
+            return Err("a bad telemetry section must be refused".into());
+        };
+        let keys: Vec<_> = errors.0.iter().map(|e| e.key).collect();
+        assert_eq!(
+            keys,
+            [
+                "telemetry.otlp_endpoint",
+                "telemetry.filter",
+                "telemetry.sample_ratio",
+                "telemetry.export_timeout_ms"
+            ]
+        );
+        jail.set_env(
+            "COUPON__TELEMETRY__OTLP_ENDPOINT",
+            " http://collector:4318 ",
+        );
+        jail.set_env("COUPON__TELEMETRY__FILTER", "info,h2=off");
+        jail.set_env("COUPON__TELEMETRY__SAMPLE_RATIO", "0.01");
+        jail.set_env("COUPON__TELEMETRY__EXPORT_TIMEOUT_MS", "2000");
+        let s = load(&ConfigArgs::default()).map_err(|e| e.to_string())?;
+        assert_eq!(s.telemetry.otlp_endpoint(), Some("http://collector:4318"));
+        Ok(())
+    });
+}
+
+#[test]
+fn layers_apply_in_order_file_env_flags() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "c.toml",
+            "[kafka]\ntopic = \"from-file\"\nclient_id = \"file\"\n[http]\nworkers = 3\n",
+        )?;
+        jail.set_env("COUPON__KAFKA__TOPIC", "from-env");
+        jail.set_env("COUPON__MYSQL__PASSWORD", "1234");
+        let args = ConfigArgs {
+            config: Some("c.toml".into()),
+            profile: None,
+            overrides: vec!["kafka.topic=from-flag".into(), "http.workers=5".into()],
+        };
+        let s = load(&args).map_err(|e| e.to_string())?;
+        assert_eq!(s.kafka.topic, "from-flag");
+        assert_eq!(s.kafka.client_id, "file");
+        assert_eq!(s.http.workers, 5);
+        // A numeric-looking secret stays a string and never prints.
+        assert_eq!(s.mysql.password.expose(), "1234");
+        assert!(!format!("{s:?}").contains("1234"));
+        Ok(())
+    });
+}
+
+#[test]
+fn bad_input_is_reported_clearly() {
+    Jail::expect_with(|jail| {
+        let missing = ConfigArgs {
+            config: Some("nope.toml".into()),
+            ..ConfigArgs::default()
+        };
+        assert!(matches!(load(&missing), Err(ConfigError::MissingFile(_))));
+        let bad_flag = ConfigArgs {
+            overrides: vec!["novalue".into()],
+            ..ConfigArgs::default()
+        };
+        assert!(matches!(load(&bad_flag), Err(ConfigError::BadOverride(_))));
+        jail.set_env("COUPON__KAFKA__BOOTSTRAP_SERVER", "typo:9092");
+        let err = load(&ConfigArgs::default()).err().map(|e| e.to_string());
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("bootstrap_server")),
+            "{err:?}"
+        );
+        jail.clear_env();
+        jail.set_env("COUPON__KAFKA__BOOTSTRAP_SERVERS", "no-port");
+        jail.set_env("COUPON__REDIS__KEY_PREFIX", "{x}");
+        let Err(ConfigError::Invalid(errors)) = load(&ConfigArgs::default()) else {
+            return Err("invalid values must be refused".into());
+        };
+        let keys: Vec<_> = errors.0.iter().map(|e| e.key).collect();
+        assert_eq!(keys, ["kafka.bootstrap_servers", "redis.key_prefix"]);
+        Ok(())
+    });
+}
+
+#[test]
+fn consumer_poll_interval_and_lock_wait_are_bounded() {
+    Jail::expect_with(|jail| {
+        jail.set_env("COUPON__KAFKA__SESSION_TIMEOUT_MS", "6000");
+        jail.set_env("COUPON__CONSUMER__MAX_POLL_INTERVAL_MS", "5999");
+        jail.set_env("COUPON__MYSQL__LOCK_WAIT_TIMEOUT_S", "0");
+        let Err(ConfigError::Invalid(errors)) = load(&ConfigArgs::default()) else {
+            return Err("a poll interval below the session timeout must be refused".into());
+        };
+        let keys: Vec<_> = errors.0.iter().map(|e| e.key).collect();
+        assert_eq!(
+            keys,
+            ["mysql.lock_wait_timeout_s", "consumer.max_poll_interval_ms"]
+        );
+        jail.set_env("COUPON__CONSUMER__MAX_POLL_INTERVAL_MS", "6000");
+        jail.set_env("COUPON__MYSQL__LOCK_WAIT_TIMEOUT_S", "1");
+        load(&ConfigArgs::default()).map_err(|e| e.to_string())?;
+        Ok(())
+    });
+}
