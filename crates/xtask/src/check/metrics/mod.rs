@@ -3,7 +3,8 @@
 //! an alert (a selector of a missing name is simply empty: the rule never fires).
 //!
 //! Names are read from `deploy/prometheus/*.yaml` (every rule's `expr`; recording rules'
-//! outputs count as known) and `deploy/grafana/*.json` (panel `targets[].expr`), then looked
+//! outputs count as known), `deploy/grafana/*.json` (panel `targets[].expr`) and the Argo
+//! Rollouts analysis templates under `deploy/k8s` (their Prometheus queries), then looked
 //! up in what issuer-api's `/metrics` and coupon-consumer's ops-port `/metrics` export after
 //! real traffic; names from outside (`up`, `ALERTS`, kube-state-metrics) are in one
 //! allow-list, [`names::FROM_OUTSIDE`].
@@ -14,7 +15,7 @@
 //! runs the same [`check_running`] on the binaries it already runs, before its fault.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -96,7 +97,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// What the rule files and the dashboards read and record.
+/// What the rule files, the dashboards and the canary analyses read and record.
 pub fn referenced(layout: &Layout) -> anyhow::Result<Referenced> {
     let mut referenced = Referenced::default();
     for path in layout.rule_files()? {
@@ -118,7 +119,37 @@ pub fn referenced(layout: &Layout) -> anyhow::Result<Referenced> {
             referenced.add_dashboard(&layout.show(&path), &text)?;
         }
     }
+    for path in manifest_files(&layout.root.join("deploy/k8s"))? {
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
+        // Most manifests hold no analysis: skip parsing them.
+        if text.contains("AnalysisTemplate") {
+            referenced.add_analysis_templates(&layout.show(&path), &text)?;
+        }
+    }
     Ok(referenced)
+}
+
+/// Every `.yaml` file under `dir` (kustomize bases, components and overlays), sorted; none when
+/// `dir` does not exist.
+fn manifest_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        if !dir.is_dir() {
+            continue;
+        }
+        for entry in std::fs::read_dir(&dir).with_context(|| format!("list {}", dir.display()))? {
+            let path = entry?.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|ext| ext == "yaml") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 /// Scrapes the running API and consumers until every referenced name is exported or `within`

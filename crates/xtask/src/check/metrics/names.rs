@@ -1,4 +1,5 @@
-//! The metric names rules and dashboards read, and the names the binaries export.
+//! The metric names rules, dashboards and canary analyses read, and the names the binaries
+//! export.
 //!
 //! Referenced names come from parsing each PromQL expression with `promql-parser` (a port of
 //! Prometheus's own grammar, maintained by GreptimeDB, which runs it in production): a regex
@@ -17,6 +18,7 @@ use std::collections::BTreeSet;
 use promql_parser::label::MatchOp;
 use promql_parser::parser::Expr;
 use promql_parser::util::{ExprVisitor, walk_expr};
+use serde::Deserialize;
 use serde_yaml_ng::Value;
 
 /// Names that come from outside the binaries, each with why a rule or panel may read them.
@@ -32,12 +34,12 @@ pub const FROM_OUTSIDE: &[(&str, &str)] = &[
     ),
     (
         "kube_cronjob_status_last_schedule_time",
-        "kube-state-metrics, for the reconcile CronJob (deploy/k8s/reconcile-job.yaml; \
+        "kube-state-metrics, for the reconcile CronJob (deploy/k8s/base/reconcile-job.yaml; \
          CouponReconcileFailing)",
     ),
     (
         "kube_cronjob_status_last_successful_time",
-        "kube-state-metrics, for the reconcile CronJob (deploy/k8s/reconcile-job.yaml; \
+        "kube-state-metrics, for the reconcile CronJob (deploy/k8s/base/reconcile-job.yaml; \
          CouponReconcileFailing)",
     ),
 ];
@@ -89,6 +91,31 @@ impl Referenced {
         Ok(())
     }
 
+    /// Every Prometheus query of the Argo Rollouts analysis templates in a manifest file (any
+    /// number of YAML documents; other kinds are skipped). Argo's `{{args.*}}` placeholders are
+    /// replaced as in [`argo_to_promql`].
+    pub fn add_analysis_templates(&mut self, show: &str, text: &str) -> anyhow::Result<()> {
+        for document in serde_yaml_ng::Deserializer::from_str(text) {
+            let doc = Value::deserialize(document)
+                .map_err(|e| anyhow::anyhow!("{show} is not YAML: {e}"))?;
+            let kind = doc["kind"].as_str().unwrap_or_default();
+            if kind != "AnalysisTemplate" && kind != "ClusterAnalysisTemplate" {
+                continue;
+            }
+            let template = doc["metadata"]["name"].as_str().unwrap_or("(unnamed)");
+            for metric in doc["spec"]["metrics"].as_sequence().into_iter().flatten() {
+                if let Some(query) = metric["provider"]["prometheus"]["query"].as_str() {
+                    let metric = metric["name"].as_str().unwrap_or("(unnamed)");
+                    self.add(
+                        format!("{show}: {kind} {template} metric {metric}"),
+                        &argo_to_promql(query),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Every panel query (`targets[].expr`, rows' panels included) of a Grafana dashboard.
     pub fn add_dashboard(&mut self, show: &str, text: &str) -> anyhow::Result<()> {
         let doc: serde_json::Value =
@@ -126,6 +153,25 @@ fn grafana_to_promql(expr: &str) -> String {
             .replace(&format!("${variable}"), "5m");
     }
     expr
+}
+
+/// Argo Rollouts' `{{...}}` placeholders replaced by a plain word, so the query parses as
+/// PromQL: they stand inside label values (`pod=~"api-{{args.hash}}-.*"`), where the braces
+/// would otherwise read as a malformed regex repetition. Argo substitutes them before
+/// Prometheus sees the query; a placeholder elsewhere (a duration) still fails to parse.
+fn argo_to_promql(query: &str) -> String {
+    let mut promql = String::with_capacity(query.len());
+    let mut rest = query;
+    while let Some(start) = rest.find("{{") {
+        let Some(length) = rest[start..].find("}}") else {
+            break;
+        };
+        promql.push_str(&rest[..start]);
+        promql.push_str("arg");
+        rest = &rest[start + length + 2..];
+    }
+    promql.push_str(rest);
+    promql
 }
 
 /// The metric names `expr` selects.

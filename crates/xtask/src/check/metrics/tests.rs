@@ -131,5 +131,53 @@ fn the_projects_rules_parse_and_read_the_report_names() -> anyhow::Result<()> {
     ] {
         assert!(read.iter().any(|n| *n == name), "{name} in {read:?}");
     }
+    // The canary analysis (deploy/k8s/components/canary) is read too.
+    assert!(
+        referenced.uses.iter().any(|u| u
+            .place
+            .contains("AnalysisTemplate issuer-api-canary metric error-ratio")),
+        "{:?}",
+        referenced.uses.iter().map(|u| &u.place).collect::<Vec<_>>()
+    );
+    Ok(())
+}
+
+#[test]
+fn an_analysis_query_reading_a_made_up_metric_fails() -> anyhow::Result<()> {
+    let mut referenced = Referenced::default();
+    referenced.add_analysis_templates(
+        "canary.yaml",
+        r#"apiVersion: v1
+kind: Service
+metadata: {name: not-an-analysis}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: canary}
+spec:
+  args: [{name: hash}]
+  metrics:
+    - name: lag
+      provider:
+        prometheus:
+          query: max(kafka_consumer_lag{pod=~"api-{{args.hash}}-.*"}) or vector(0)
+    - name: renamed
+      provider:
+        prometheus:
+          query: sum(rate(kafka_consumer_records_consumed{pod=~"api-{{args.hash}}-.*"}[2m]))
+    - name: smoke
+      provider:
+        job: {spec: {}}
+"#,
+    )?;
+    assert_eq!(referenced.uses.len(), 2, "{:?}", referenced.uses);
+    let problems = unknown(&referenced, &exported_names(PAGE));
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with(
+            "canary.yaml: AnalysisTemplate canary metric renamed: `kafka_consumer_records_consumed`"
+        ),
+        "{problems:?}"
+    );
     Ok(())
 }
