@@ -27,7 +27,7 @@ pub struct Args {
     /// Kubernetes versions to validate against, separated by spaces or commas.
     #[arg(long, env = "DEPLOY_K8S_VERSIONS", default_value = "1.30.0 1.34.0")]
     pub versions: String,
-    /// The directory checked (default: deploy/k8s of this workspace).
+    /// The directory checked (default: deploy/k8s/base of this workspace).
     #[arg(long, env = "DEPLOY_K8S_DIR")]
     pub dir: Option<PathBuf>,
 }
@@ -66,7 +66,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(!versions.is_empty(), "DEPLOY_K8S_VERSIONS is empty");
     let dir = args
         .dir
-        .unwrap_or_else(|| workspace_root().join("deploy/k8s"));
+        .unwrap_or_else(|| workspace_root().join("deploy/k8s/base"));
     anyhow::ensure!(dir.is_dir(), "no directory {}", dir.display());
     let manifests = Manifests::load(&dir)?;
     let files = manifests.manifest_files();

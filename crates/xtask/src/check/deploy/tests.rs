@@ -287,10 +287,10 @@ fn the_config_loader_refuses_what_production_refuses() -> anyhow::Result<()> {
 }
 
 fn real_manifests() -> anyhow::Result<Manifests> {
-    Manifests::load(&workspace_root().join("deploy/k8s"))
+    Manifests::load(&workspace_root().join("deploy/k8s/base"))
 }
 
-/// deploy/k8s/configmap.yaml with the example Secret, through the real loader under the
+/// deploy/k8s/base/configmap.yaml with the example Secret, through the real loader under the
 /// production profile: what every workload of the directory would start with.
 #[test]
 fn the_real_manifests_load_in_production() -> anyhow::Result<()> {
@@ -311,7 +311,7 @@ fn a_loopback_broker_in_the_real_configmap_is_refused() -> anyhow::Result<()> {
         .objects
         .iter_mut()
         .find(|o| o.kind() == "ConfigMap")
-        .ok_or_else(|| anyhow::anyhow!("no ConfigMap in deploy/k8s"))?;
+        .ok_or_else(|| anyhow::anyhow!("no ConfigMap in deploy/k8s/base"))?;
     configmap.value["data"]["COUPON__KAFKA__BOOTSTRAP_SERVERS"] =
         Value::String("kafka-0.kafka:9092,localhost:9092".into());
     let problems = super::problems(&manifests);
