@@ -39,8 +39,8 @@ pub const KAFKA_TRIGGER_KEYS: [&str; 19] = [
 /// lag of a group without committed offsets the same way (its default is `latest`).
 const CONSUMER_OFFSET_RESET: &str = "earliest";
 
-/// Partitions of the issue topic, as deploy/k8s/base/configmap.yaml requires it created
-/// ("The topic must exist with 3 partitions"); the project creates it with as many.
+/// Partitions of the issue topic: deploy/k8s/base/configmap.yaml requires the topic to exist
+/// with 3 (the README's diagram says the same). Change both together.
 pub const ISSUE_TOPIC_PARTITIONS: u64 = 3;
 
 /// The problems of every `kafka` trigger of the ScaledObjects and ScaledJobs.
