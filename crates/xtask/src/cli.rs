@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::{bench, check, demo};
+use crate::{bench, check, demo, generate};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -27,6 +27,10 @@ pub enum Command {
     /// Offline and against-the-running-code checks of what the project ships.
     #[command(subcommand)]
     Check(check::Command),
+    /// Writes the files generated from the project's own sources (each check reading one
+    /// fails while it is stale).
+    #[command(name = "gen", subcommand)]
+    Gen(generate::Command),
 }
 
 impl Command {
@@ -36,6 +40,7 @@ impl Command {
             Self::Demo(args) => demo::run(args).await,
             Self::Bench(command) => command.run().await,
             Self::Check(command) => command.run().await,
+            Self::Gen(command) => command.run().await,
         }
     }
 }

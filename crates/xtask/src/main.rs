@@ -13,6 +13,7 @@ mod check;
 mod cli;
 mod coupon;
 mod demo;
+mod generate;
 mod lock;
 mod otlp_receiver;
 mod process;

@@ -9,7 +9,8 @@ use anyhow::Context;
 
 use crate::binaries::workspace_root;
 
-/// The path of `name`, installing it first when it is missing.
+/// The path of `name`, installing it first when it is missing (a directory for a tool that is
+/// a set of packages, e.g. `kubernetes-models`' node_modules).
 pub async fn require(name: &str) -> anyhow::Result<PathBuf> {
     if let Some(found) = on_path(name) {
         return Ok(found);
@@ -28,8 +29,8 @@ pub async fn require(name: &str) -> anyhow::Result<PathBuf> {
     );
     let path = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
     anyhow::ensure!(
-        path.is_file(),
-        "`scripts/stack.sh tool {name}` printed {}, which is not a file",
+        path.exists(),
+        "`scripts/stack.sh tool {name}` printed {}, which does not exist",
         path.display()
     );
     Ok(path)

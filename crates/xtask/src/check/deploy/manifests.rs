@@ -1,6 +1,7 @@
-//! The manifests of one directory, read as Kubernetes reads them: every `*.yaml` document an
-//! object, `kustomization.yaml` apart. What cannot be read (bad YAML, a repeated key, a `.yml`
-//! file this check would skip) is a problem, reported with the rest.
+//! Manifests read as Kubernetes reads them: the files of one directory (every `*.yaml` document
+//! an object, `kustomization.yaml` apart), or the output of `kubectl kustomize`. What cannot be
+//! read (bad YAML, a repeated key, a `.yml` file this check would skip) is a problem, reported
+//! with the rest.
 
 use std::path::Path;
 
@@ -49,6 +50,9 @@ pub struct Manifests {
     pub files: Vec<String>,
     pub kustomization: Value,
     pub objects: Vec<Object>,
+    /// The image repositories the kustomization's `images:` entries (and those of the
+    /// kustomizations a build includes) name, before and after their `newName`.
+    pub covered_images: Vec<String>,
     /// What could not be read.
     pub problems: Vec<String>,
 }
@@ -82,11 +86,14 @@ impl Manifests {
             };
             if file == KUSTOMIZATION {
                 match <[Value; 1]>::try_from(documents) {
-                    Ok([document]) if document["kind"] == "Kustomization" => {
+                    Ok([document])
+                        if document["kind"] == "Kustomization"
+                            || document["kind"] == "Component" =>
+                    {
                         kustomization = document;
                     }
                     _ => problems.push(format!(
-                        "{KUSTOMIZATION}: expected one document of kind Kustomization"
+                        "{KUSTOMIZATION}: expected one document of kind Kustomization or Component"
                     )),
                 }
                 continue;
@@ -101,10 +108,46 @@ impl Manifests {
         }
         Ok(Self {
             files,
+            covered_images: image_names(&kustomization),
             kustomization,
             objects,
             problems,
         })
+    }
+
+    /// The objects of `kubectl kustomize` output `text`, named after `source` (the directory
+    /// built), with `extra` objects (the example Secret, which a build leaves out on purpose)
+    /// and the `covered_images` of the kustomizations built.
+    pub fn built(
+        source: &str,
+        text: &str,
+        extra: Vec<Object>,
+        covered_images: Vec<String>,
+    ) -> Self {
+        let mut problems = Vec::new();
+        let mut objects = match parse(text) {
+            Ok(documents) => documents
+                .into_iter()
+                .map(|value| Object {
+                    file: source.to_owned(),
+                    value,
+                })
+                .collect(),
+            Err(error) => {
+                problems.push(format!(
+                    "{source}: the built output is not valid YAML: {error}"
+                ));
+                Vec::new()
+            }
+        };
+        objects.extend(extra);
+        Self {
+            files: Vec::new(),
+            kustomization: Value::Null,
+            objects,
+            covered_images,
+            problems,
+        }
     }
 
     /// The manifests kubernetes-validate checks: every file but the kustomization.
@@ -142,6 +185,10 @@ impl Manifests {
                     "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" => {
                         &owner.value["spec"]
                     }
+                    // An Argo Rollout with its own template (one with a workloadRef has none).
+                    "Rollout" if owner.value["spec"]["template"].is_mapping() => {
+                        &owner.value["spec"]
+                    }
                     _ => return None,
                 };
                 let template = &spec["template"];
@@ -154,6 +201,18 @@ impl Manifests {
             })
             .collect()
     }
+}
+
+/// The repositories the `images:` entries of `kustomization` name: each `name`, and its
+/// `newName` (what the build writes).
+pub fn image_names(kustomization: &Value) -> Vec<String> {
+    kustomization["images"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .flat_map(|i| [&i["name"], &i["newName"]])
+        .filter_map(|n| n.as_str().map(str::to_owned))
+        .collect()
 }
 
 /// Every non-empty document of a YAML stream. A mapping that repeats a key is an error (the

@@ -16,21 +16,26 @@ pub const SECRET_KEYS: [&str; 3] = [
     "COUPON__ADMIN__TOKEN",
 ];
 
-/// `kustomization.yaml` lists every manifest of the directory except the secret example, and
-/// nothing else.
+/// `kustomization.yaml` names every manifest of its directory except the secret example (as a
+/// resource, a patch, ...), and every file its `resources` list is one of the directory.
 pub fn kustomization_lists_every_manifest(m: &Manifests) -> Vec<String> {
     let mut problems = Vec::new();
+    let mut named = Vec::new();
+    strings(&m.kustomization, &mut named);
+    let named: Vec<&str> = named.iter().map(|n| n.trim_start_matches("./")).collect();
+    for file in m.manifest_files() {
+        if file != SECRET_EXAMPLE && !named.contains(&file) {
+            problems.push(format!("{KUSTOMIZATION}: resources does not list {file}"));
+        }
+    }
+    // Directories (`../../base`) and remote resources are kustomize's to resolve.
     let listed: Vec<&str> = m.kustomization["resources"]
         .as_sequence()
         .into_iter()
         .flatten()
-        .map(|r| r.as_str().unwrap_or_default())
+        .map(|r| r.as_str().unwrap_or_default().trim_start_matches("./"))
+        .filter(|r| r.ends_with(".yaml") && !r.contains('/'))
         .collect();
-    for file in m.manifest_files() {
-        if file != SECRET_EXAMPLE && !listed.contains(&file) {
-            problems.push(format!("{KUSTOMIZATION}: resources does not list {file}"));
-        }
-    }
     for name in &listed {
         if *name == SECRET_EXAMPLE {
             problems.push(format!(
@@ -46,6 +51,16 @@ pub fn kustomization_lists_every_manifest(m: &Manifests) -> Vec<String> {
         problems.push(format!("{KUSTOMIZATION}: resources lists a file twice"));
     }
     problems
+}
+
+/// Every string scalar of `value`, depth first.
+fn strings(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(s) => out.push(s.clone()),
+        Value::Sequence(items) => items.iter().for_each(|v| strings(v, out)),
+        Value::Mapping(map) => map.values().for_each(|v| strings(v, out)),
+        _ => {}
+    }
 }
 
 /// A Deployment's (StatefulSet's, ...) selector matches the labels of its own pods.
@@ -151,15 +166,10 @@ pub fn setting_keys(m: &Manifests) -> Vec<String> {
     problems
 }
 
-/// Every container image is covered by an `images:` entry of the kustomization, so one edit
-/// there points every workload at the built image.
+/// Every container image is covered by an `images:` entry of the kustomization (or of one the
+/// build includes), so one edit there points every workload at the built image.
 pub fn images_covered(m: &Manifests) -> Vec<String> {
-    let covered: Vec<&str> = m.kustomization["images"]
-        .as_sequence()
-        .into_iter()
-        .flatten()
-        .filter_map(|i| i["name"].as_str())
-        .collect();
+    let covered: Vec<&str> = m.covered_images.iter().map(String::as_str).collect();
     let mut problems = Vec::new();
     for t in m.templates() {
         for container in containers(t.spec) {
@@ -174,6 +184,30 @@ pub fn images_covered(m: &Manifests) -> Vec<String> {
         }
     }
     problems
+}
+
+/// What a HorizontalPodAutoscaler, a KEDA ScaledObject or an Argo Rollout's `workloadRef`
+/// points at exists in the same namespace: a typo leaves the workload unscaled (or the Rollout
+/// managing nothing) without an error anywhere at apply time.
+pub fn scale_targets_exist(m: &Manifests) -> Vec<String> {
+    m.objects
+        .iter()
+        .filter_map(|o| {
+            let (target, default_kind) = match o.kind() {
+                "HorizontalPodAutoscaler" => (&o.value["spec"]["scaleTargetRef"], ""),
+                "ScaledObject" => (&o.value["spec"]["scaleTargetRef"], "Deployment"),
+                "Rollout" if !o.value["spec"]["workloadRef"].is_null() => {
+                    (&o.value["spec"]["workloadRef"], "")
+                }
+                _ => return None,
+            };
+            let kind = target["kind"].as_str().unwrap_or(default_kind);
+            let name = target["name"].as_str().unwrap_or_default();
+            m.find(kind, &m.namespace(o), name)
+                .is_none()
+                .then(|| format!("{}: targets {kind} {name:?}, not defined here", o.label()))
+        })
+        .collect()
 }
 
 /// The repository of an image reference: without its `@digest` and its `:tag`.

@@ -1,13 +1,13 @@
-//! The schemas: `kubernetes-validate --strict` (unknown fields are errors) against each
-//! Kubernetes version asked, and `kubectl kustomize` (or `kustomize build`) when one is here.
-//! Both run as the real tools; kubernetes-validate carries its schemas, so nothing here needs a
-//! cluster or the network.
+//! Kubernetes' own schemas: `kubernetes-validate --strict` (unknown fields are errors) against
+//! each Kubernetes version asked, run as the real tool; it carries its schemas, so nothing here
+//! needs a cluster or the network.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use tokio::process::Command;
 
+use super::manifests::Object;
 use crate::tools;
 
 /// `kubernetes-validate --strict -k V...` over `files` of `dir` (named relative to it). Fails
@@ -28,11 +28,16 @@ pub async fn validate(dir: &Path, files: &[&str], versions: &[String]) -> anyhow
         .with_context(|| format!("run {}", validator.display()))?;
     let text = String::from_utf8_lossy(&output.stdout).into_owned()
         + &String::from_utf8_lossy(&output.stderr);
-    let mut bad = 0;
+    let (mut bad, mut passed) = (0, 0);
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        println!("{line}");
-        bad += usize::from(!line.starts_with("INFO "));
+        if line.starts_with("INFO ") {
+            passed += 1;
+        } else {
+            println!("{line}");
+            bad += 1;
+        }
     }
+    println!("  kubernetes-validate: {passed} object/version pair(s) passed");
     if !output.status.success() || bad > 0 {
         eprintln!(
             "[check-deploy] FAIL: kubernetes-validate {}, {bad} line(s) other than INFO",
@@ -43,38 +48,26 @@ pub async fn validate(dir: &Path, files: &[&str], versions: &[String]) -> anyhow
     Ok(true)
 }
 
-/// `kubectl kustomize DIR` or `kustomize build DIR` (offline), if either is on PATH: the
-/// kustomization builds, and its output passes [`validate`] too. `None`: neither is here.
-pub async fn kustomize(dir: &Path, versions: &[String]) -> anyhow::Result<Option<bool>> {
-    let build: &[&str] = if tools::on_path("kubectl").is_some() {
-        &["kubectl", "kustomize"]
-    } else if tools::on_path("kustomize").is_some() {
-        &["kustomize", "build"]
-    } else {
-        return Ok(None);
-    };
-    eprintln!(
-        "[check-deploy] 3/3 {} (offline) and kubernetes-validate of its output",
-        build.join(" ")
-    );
-    let output = Command::new(build[0])
-        .args(&build[1..])
-        .arg(dir)
-        .output()
-        .await
-        .with_context(|| format!("run {}", build.join(" ")))?;
-    if !output.status.success() {
-        eprintln!("{}", String::from_utf8_lossy(&output.stderr));
-        eprintln!(
-            "[check-deploy] FAIL: {} ({})",
-            build.join(" "),
-            output.status
-        );
-        return Ok(Some(false));
-    }
+/// [`validate`] over the Kubernetes kinds of every build (each written to a file named after
+/// its kustomization) and the example Secret files, in one run of the tool.
+pub async fn validate_builds(
+    builds: &[(String, Vec<&Object>)],
+    secrets: &[PathBuf],
+    versions: &[String],
+) -> anyhow::Result<bool> {
     let out = tempfile::tempdir().context("a temporary directory")?;
-    std::fs::write(out.path().join("kustomized.yaml"), &output.stdout)?;
-    Ok(Some(
-        validate(out.path(), &["kustomized.yaml"], versions).await?,
-    ))
+    let mut files = Vec::new();
+    for (name, objects) in builds {
+        let file = format!("{}.yaml", name.replace(['/', '.'], "_"));
+        let mut text = String::new();
+        for object in objects {
+            text.push_str("---\n");
+            text.push_str(&serde_yaml_ng::to_string(&object.value)?);
+        }
+        std::fs::write(out.path().join(&file), text)?;
+        files.push(file);
+    }
+    files.extend(secrets.iter().map(|p| p.display().to_string()));
+    let files: Vec<&str> = files.iter().map(String::as_str).collect();
+    validate(out.path(), &files, versions).await
 }

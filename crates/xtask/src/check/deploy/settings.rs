@@ -3,7 +3,7 @@
 //! loader: the production profile's rules (no loopback host for Kafka, Redis, MySQL; valid
 //! topics, ports, timeouts; no unknown key) come from `couponrush_config`, not a copy.
 
-use couponrush_config::{ConfigArgs, ENV_PREFIX, Needs};
+use couponrush_config::{ConfigArgs, ENV_PREFIX, Needs, Settings};
 use figment::providers::Env;
 
 use super::manifests::{Manifests, Template, containers, env_from};
@@ -23,11 +23,11 @@ pub fn settings_load_in_production(m: &Manifests) -> Vec<String> {
             match environment(m, &t, container) {
                 // The example Secret's admin token is a placeholder the production profile
                 // refuses on purpose (see secret.example.yaml): checked by the tests, not here.
-                Ok(Some(vars)) => problems.extend(
-                    load(&vars, Needs::default())
-                        .err()
-                        .map(|e| format!("{at}: {e}")),
-                ),
+                Ok(Some(vars)) => {
+                    if let Err(error) = load(&vars, Needs::default()) {
+                        problems.push(format!("{at}: {error}"));
+                    }
+                }
                 Ok(None) => {} // names an undefined source: env_from_names_defined_sources says so
                 Err(problem) => problems.push(format!("{at}: {problem}")),
             }
@@ -65,7 +65,7 @@ pub fn environment(
 
 /// Loads `vars` alone (not this process's environment) through the real loader, for a binary
 /// that `needs` what it says; the production profile must be among them.
-pub fn load(vars: &[(String, String)], needs: Needs) -> anyhow::Result<()> {
+pub fn load(vars: &[(String, String)], needs: Needs) -> anyhow::Result<Settings> {
     let profile = format!("{ENV_PREFIX}PROFILE");
     anyhow::ensure!(
         vars.iter().any(|(k, v)| *k == profile && v == "production"),
@@ -76,6 +76,5 @@ pub fn load(vars: &[(String, String)], needs: Needs) -> anyhow::Result<()> {
         ..ConfigArgs::default()
     };
     let nothing_from_this_process = Env::prefixed(ENV_PREFIX).split("__").filter(|_| false);
-    args.load_with_needs(nothing_from_this_process, needs)?;
-    Ok(())
+    Ok(args.load_with_needs(nothing_from_this_process, needs)?)
 }

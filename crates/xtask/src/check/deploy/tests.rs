@@ -1,5 +1,6 @@
 //! Each rule fails on a small manifest set broken in its one way, and passes on the real
-//! deploy/k8s; the real ConfigMap and example Secret go through the binaries' config loader.
+//! deploy/k8s/base; the real ConfigMap and example Secret go through the binaries' config
+//! loader. (tests_tools.rs: the checks that run kubectl and node.)
 
 use std::collections::BTreeMap;
 
@@ -38,6 +39,8 @@ data:
   COUPON__PROFILE: production
   COUPON__KAFKA__BOOTSTRAP_SERVERS: kafka:9092
   COUPON__MYSQL__HOST: mysql
+  COUPON__KAFKA__TOPIC: coupon-issue
+  COUPON__KAFKA__CONSUMER_GROUP: coupon-issue-group
 ";
 
 const API: &str = "\
@@ -283,6 +286,128 @@ fn the_config_loader_refuses_what_production_refuses() -> anyhow::Result<()> {
             "COUPON__MYSQL__HOTS: mysql",
         )],
         &["container api:", "hots"],
+    )
+}
+
+/// A KEDA ScaledObject scaling the small set's Deployment on the consumer group's lag.
+const SCALED: &str = "\
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: api}
+spec:
+  scaleTargetRef: {name: api}
+  minReplicaCount: 1
+  maxReplicaCount: 3
+  triggers:
+    - type: kafka
+      metadata:
+        bootstrapServers: kafka:9092
+        consumerGroup: coupon-issue-group
+        topic: coupon-issue
+        lagThreshold: '50'
+        offsetResetPolicy: earliest
+";
+
+/// The small set plus [`SCALED`], listed in the kustomization, then `edit`.
+fn fails_scaled(edit: &[(&str, &str, &str)], expected: &[&str]) -> anyhow::Result<()> {
+    let mut all = vec![
+        ("scale.yaml", "", SCALED),
+        ("kustomization.yaml", "api.yaml]", "api.yaml, scale.yaml]"),
+    ];
+    all.extend_from_slice(edit);
+    fails(&all, expected)
+}
+
+#[test]
+fn a_kafka_trigger_must_use_documented_keys_and_match_the_consumer() -> anyhow::Result<()> {
+    let problems = problems_after(&[
+        ("scale.yaml", "", SCALED),
+        ("kustomization.yaml", "api.yaml]", "api.yaml, scale.yaml]"),
+    ])?;
+    anyhow::ensure!(problems.is_empty(), "{problems:#?}");
+    fails_scaled(
+        &[("scale.yaml", "lagThreshold:", "lagThreshhold:")],
+        &[
+            "ScaledObject api: triggers[0] (kafka): metadata key \"lagThreshhold\" is not a \
+             parameter of KEDA's kafka scaler",
+        ],
+    )?;
+    fails_scaled(
+        &[(
+            "scale.yaml",
+            "offsetResetPolicy: earliest",
+            "offsetResetPolicy: latest",
+        )],
+        &["offsetResetPolicy is latest; the consumer resets to earliest"],
+    )?;
+    fails_scaled(
+        &[("scale.yaml", "        offsetResetPolicy: earliest\n", "")],
+        &["offsetResetPolicy is latest (default)"],
+    )?;
+    fails_scaled(
+        &[(
+            "scale.yaml",
+            "consumerGroup: coupon-issue-group",
+            "consumerGroup: other",
+        )],
+        &["consumerGroup is \"other\", but Deployment api consumes \"coupon-issue-group\""],
+    )?;
+    fails_scaled(
+        &[("scale.yaml", "maxReplicaCount: 3", "maxReplicaCount: 4")],
+        &["ScaledObject api: maxReplicaCount 4 exceeds the 3 partitions"],
+    )?;
+    fails_scaled(
+        &[("scale.yaml", "  maxReplicaCount: 3\n", "")],
+        &["maxReplicaCount (unset) exceeds"],
+    )
+}
+
+#[test]
+fn a_scale_target_must_exist() -> anyhow::Result<()> {
+    fails_scaled(
+        &[(
+            "scale.yaml",
+            "scaleTargetRef: {name: api}",
+            "scaleTargetRef: {name: apl}",
+        )],
+        &["ScaledObject api: targets Deployment \"apl\", not defined here"],
+    )?;
+    fails(
+        &[
+            (
+                "hpa.yaml",
+                "",
+                "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: api}\n\
+                 spec: {scaleTargetRef: {apiVersion: argoproj.io/v1alpha1, kind: Rollout, name: api}}\n",
+            ),
+            ("kustomization.yaml", "api.yaml]", "api.yaml, hpa.yaml]"),
+        ],
+        &["HorizontalPodAutoscaler api: targets Rollout \"api\", not defined here"],
+    )
+}
+
+#[test]
+fn an_overlay_names_its_patches() -> anyhow::Result<()> {
+    // A patch named by `patches` counts as listed; one named nowhere does not.
+    let patch =
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: api}\nspec: {replicas: 2}\n";
+    let listed = problems_after(&[
+        ("replicas.yaml", "", patch),
+        (
+            "kustomization.yaml",
+            "images:",
+            "patches:\n  - path: replicas.yaml\nimages:",
+        ),
+    ])?;
+    anyhow::ensure!(
+        !listed
+            .iter()
+            .any(|p| p.contains("does not list replicas.yaml")),
+        "{listed:#?}"
+    );
+    fails(
+        &[("replicas.yaml", "", patch)],
+        &["resources does not list replicas.yaml"],
     )
 }
 
