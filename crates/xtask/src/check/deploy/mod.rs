@@ -13,9 +13,9 @@ use std::process::ExitCode;
 use crate::binaries::workspace_root;
 
 mod manifests;
-mod rules;
+pub(super) mod rules;
 mod schema;
-mod settings;
+pub(super) mod settings;
 #[cfg(test)]
 mod tests;
 
