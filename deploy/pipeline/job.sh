@@ -6,6 +6,10 @@
 #       builds OVERLAY (kubectl kustomize), takes the Job TEMPLATE from it (by name, or by
 #       generateName TEMPLATE-), creates a copy named TEMPLATE-<UTC time> that is not
 #       suspended, then waits for it like `wait`. The copy runs the overlay's image.
+#   deploy/pipeline/job.sh migrate OVERLAY [TIMEOUT_S]
+#       the schema migration before any new code: deletes the last Job couponrush-migrate (a
+#       Job is immutable), applies OVERLAY's configuration and migration objects only
+#       (app.kubernetes.io/component config or migrate), then waits for the Job like `wait`.
 #   deploy/pipeline/job.sh wait JOB [TIMEOUT_S]
 #       waits until Job JOB is Complete or Failed (`kubectl wait` alone waits for one of the
 #       two and would sit out the timeout on a failure), prints its pods' logs, exits 0 only
@@ -55,8 +59,17 @@ run_job() {
     wait_job "$name" "$timeout"
 }
 
+migrate() {
+    local overlay=$1 timeout=${2:-600}
+    kc delete job couponrush-migrate --ignore-not-found --wait
+    kubectl apply -k "$overlay" -l 'app.kubernetes.io/component in (config,migrate)'
+    wait_job couponrush-migrate "$timeout"
+}
+
+usage="usage: $0 run OVERLAY TEMPLATE [TIMEOUT_S] | migrate OVERLAY [TIMEOUT_S] | wait JOB [TIMEOUT_S]"
 case ${1:-} in
-    run) (($# >= 3)) || { log "usage: $0 run OVERLAY TEMPLATE [TIMEOUT_S]"; exit 2; }; run_job "${@:2}" ;;
-    wait) (($# >= 2)) || { log "usage: $0 wait JOB [TIMEOUT_S]"; exit 2; }; wait_job "${@:2}" ;;
-    *) log "usage: $0 run OVERLAY TEMPLATE [TIMEOUT_S] | wait JOB [TIMEOUT_S]"; exit 2 ;;
+    run) (($# >= 3)) || { log "$usage"; exit 2; }; run_job "${@:2}" ;;
+    migrate) (($# >= 2)) || { log "$usage"; exit 2; }; migrate "${@:2}" ;;
+    wait) (($# >= 2)) || { log "$usage"; exit 2; }; wait_job "${@:2}" ;;
+    *) log "$usage"; exit 2 ;;
 esac

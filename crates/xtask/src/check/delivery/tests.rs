@@ -5,12 +5,13 @@ use super::{Layout, check, compose, dockerfile, linters};
 use crate::binaries::workspace_root;
 
 /// What the check reads, copied from the workspace into a temporary root.
-const FILES: [&str; 6] = [
+const FILES: [&str; 7] = [
     "docker/Dockerfile",
     "docker/compose.yaml",
     ".github/workflows/ci.yml",
     ".github/workflows/release.yml",
     ".github/workflows/deploy.yml",
+    ".github/actions/cluster/action.yml",
     "deploy/k6/issue-load.js",
 ];
 
@@ -188,8 +189,8 @@ async fn actionlint_rejects_a_job_needing_an_unknown_job() -> anyhow::Result<()>
 async fn actionlint_runs_shellcheck_on_run_scripts() -> anyhow::Result<()> {
     let (_dir, layout) = broken(
         ".github/workflows/deploy.yml",
-        r#"run: kustomize edit set image "couponrush=$IMAGE""#,
-        "run: kustomize edit set image couponrush=$IMAGE",
+        r#"run: deploy/pipeline/job.sh migrate "$OVERLAY" 600"#,
+        "run: deploy/pipeline/job.sh migrate $OVERLAY 600",
     )?;
     assert_mentions(&linters::actionlint(&layout.workflows()).await?, "SC2086");
     Ok(())
