@@ -57,6 +57,9 @@ cargo xtask check deploy
 step "alert rules, their tests and runbooks, Alertmanager routing (promtool, amtool; offline)"
 cargo xtask check alerts
 
+step "image, compose settings, workflows, load script (hadolint, actionlint + shellcheck, k6; offline)"
+cargo xtask check delivery
+
 step "stack up"
 stack_was_up=0
 scripts/stack.sh status >/dev/null 2>&1 && stack_was_up=1

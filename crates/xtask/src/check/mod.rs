@@ -1,9 +1,10 @@
-//! `cargo xtask check openapi|deploy|alerts|traces|metrics|incident`: what the project ships,
+//! `cargo xtask check openapi|deploy|alerts|delivery|traces|metrics|incident`: what the project ships,
 //! checked by the real tools.
 
 use std::process::ExitCode;
 
 mod alerts;
+mod delivery;
 mod deploy;
 mod incident;
 mod live;
@@ -21,6 +22,10 @@ pub enum Command {
     /// The alert rules, their tests and runbooks, the Alertmanager routing, offline (promtool,
     /// amtool).
     Alerts(alerts::Args),
+    /// What builds and ships the image, offline: docker/compose.yaml's settings through the
+    /// config loader, hadolint and pinned bases on docker/Dockerfile, actionlint on the
+    /// workflows, `k6 inspect` on the load script.
+    Delivery(delivery::Args),
     /// One request's trace across the real issuer-api and coupon-consumer, received by a real
     /// OTLP receiver.
     Traces(traces::Args),
@@ -38,6 +43,7 @@ impl Command {
             Self::Openapi(args) => openapi::run(args).await,
             Self::Deploy(args) => deploy::run(args).await,
             Self::Alerts(args) => alerts::run(args).await,
+            Self::Delivery(args) => delivery::run(args).await,
             Self::Traces(args) => traces::run(args).await,
             Self::Metrics(args) => metrics::run(args).await,
             Self::Incident(args) => incident::run(args).await,

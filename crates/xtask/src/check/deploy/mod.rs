@@ -35,9 +35,9 @@ mod keda;
 mod layout;
 mod manifests;
 mod monitors;
-mod rules;
+pub(super) mod rules;
 mod schema;
-mod settings;
+pub(super) mod settings;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
