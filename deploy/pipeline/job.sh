@@ -2,10 +2,11 @@
 # One-shot Kubernetes Jobs for the deploy pipeline (.github/workflows/deploy.yml), usable by hand
 # with the same kubeconfig:
 #
-#   deploy/pipeline/job.sh run OVERLAY TEMPLATE [TIMEOUT_S]
-#       builds OVERLAY (kubectl kustomize), takes the Job TEMPLATE from it (by name, or by
-#       generateName TEMPLATE-), creates a copy named TEMPLATE-<UTC time> that is not
-#       suspended, then waits for it like `wait`. The copy runs the overlay's image.
+#   deploy/pipeline/job.sh run CRONJOB [TIMEOUT_S]
+#       creates Job CRONJOB-<UTC time> from the applied CronJob CRONJOB (a suspended template
+#       such as couponrush-smoke: `kubectl create job --from` copies CronJobs only, and a
+#       suspended one never runs by itself), then waits for it like `wait`. Run it after
+#       `kubectl apply -k OVERLAY`: the copy runs the image that apply gave the template.
 #   deploy/pipeline/job.sh migrate OVERLAY [TIMEOUT_S]
 #       the schema migration before any new code: deletes the last Job couponrush-migrate (a
 #       Job is immutable), applies OVERLAY's configuration and migration objects only
@@ -15,8 +16,7 @@
 #       two and would sit out the timeout on a failure), prints its pods' logs, exits 0 only
 #       when it completed.
 #
-# NAMESPACE (default couponrush) is the namespace. Needs kubectl and yq (mikefarah's v4, as
-# on GitHub's ubuntu runners).
+# NAMESPACE (default couponrush) is the namespace. Needs kubectl.
 set -euo pipefail
 
 NAMESPACE=${NAMESPACE:-couponrush}
@@ -47,15 +47,10 @@ wait_job() {
 }
 
 run_job() {
-    local overlay=$1 template=$2 timeout=${3:-600} name manifest
+    local template=$1 timeout=${2:-600} name
     name="$template-$(date -u +%Y%m%d%H%M%S)"
-    manifest=$(kubectl kustomize "$overlay" | TEMPLATE=$template NAME=$name yq '
-        select(.kind == "Job" and (.metadata.name == strenv(TEMPLATE)
-                                   or .metadata.generateName == strenv(TEMPLATE) + "-"))
-        | .metadata.name = strenv(NAME) | del(.metadata.generateName) | .spec.suspend = false')
-    [[ -n $manifest ]] || { log "no Job $template in $overlay"; return 1; }
-    log "creating job/$name from $template ($overlay)"
-    kc create -f - <<<"$manifest"
+    log "creating job/$name from cronjob/$template"
+    kc create job "$name" --from="cronjob/$template"
     wait_job "$name" "$timeout"
 }
 
@@ -66,9 +61,9 @@ migrate() {
     wait_job couponrush-migrate "$timeout"
 }
 
-usage="usage: $0 run OVERLAY TEMPLATE [TIMEOUT_S] | migrate OVERLAY [TIMEOUT_S] | wait JOB [TIMEOUT_S]"
+usage="usage: $0 run CRONJOB [TIMEOUT_S] | migrate OVERLAY [TIMEOUT_S] | wait JOB [TIMEOUT_S]"
 case ${1:-} in
-    run) (($# >= 3)) || { log "$usage"; exit 2; }; run_job "${@:2}" ;;
+    run) (($# >= 2)) || { log "$usage"; exit 2; }; run_job "${@:2}" ;;
     migrate) (($# >= 2)) || { log "$usage"; exit 2; }; migrate "${@:2}" ;;
     wait) (($# >= 2)) || { log "$usage"; exit 2; }; wait_job "${@:2}" ;;
     *) log "$usage"; exit 2 ;;
