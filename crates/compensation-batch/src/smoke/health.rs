@@ -6,6 +6,7 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use url::{Host, Url};
 
@@ -58,7 +59,7 @@ pub async fn consumers_ready(plan: &Plan) -> Result<(Vec<Consumer>, String), Str
         match resolve(url).await {
             Ok(addresses) => {
                 for address in addresses {
-                    match consumer(plan, url, address) {
+                    match consumer(plan.http_timeout, url, address) {
                         Ok(consumer) => consumers.push(consumer),
                         Err(error) => failures.push(error),
                     }
@@ -96,7 +97,7 @@ pub async fn consumers_ready(plan: &Plan) -> Result<(Vec<Consumer>, String), Str
     }
 }
 
-fn consumer(plan: &Plan, url: &Url, address: SocketAddr) -> Result<Consumer, String> {
+fn consumer(timeout: Duration, url: &Url, address: SocketAddr) -> Result<Consumer, String> {
     let pinned = match url.host() {
         Some(Host::Domain(host)) => Some((host, address)),
         _ => None,
@@ -104,7 +105,7 @@ fn consumer(plan: &Plan, url: &Url, address: SocketAddr) -> Result<Consumer, Str
     Ok(Consumer {
         url: url.clone(),
         address,
-        client: client(plan.http_timeout, pinned)?,
+        client: client(timeout, pinned)?,
     })
 }
 
@@ -139,4 +140,91 @@ async fn resolve(url: &Url) -> Result<BTreeSet<SocketAddr>, String> {
         return Err(format!("{url}: resolves to no address (no consumer pod?)"));
     }
     Ok(addresses)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(raw: &str) -> Result<Url, String> {
+        Url::parse(raw).map_err(|e| e.to_string())
+    }
+
+    #[tokio::test]
+    async fn a_name_stands_for_every_address_it_resolves_to() -> Result<(), String> {
+        let ip = resolve(&url("http://10.1.2.3:9090")?).await?;
+        assert_eq!(
+            ip.into_iter().collect::<Vec<_>>(),
+            [SocketAddr::from(([10, 1, 2, 3], 9090))]
+        );
+        // However many addresses localhost has here, 127.0.0.1 is one of them.
+        let local = resolve(&url("http://localhost:9090")?).await?;
+        assert!(
+            local.contains(&SocketAddr::from(([127, 0, 0, 1], 9090))),
+            "{local:?}"
+        );
+        Ok(())
+    }
+
+    /// Ready, with no metrics: all a probe reads.
+    #[derive(Debug)]
+    struct Ready;
+
+    impl couponrush_ops::HealthReport for Ready {
+        fn readiness(&self) -> (bool, serde_json::Value) {
+            (true, serde_json::json!({ "status": "UP" }))
+        }
+        fn metrics(&self) -> String {
+            String::new()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_address_is_asked_under_the_url_s_own_name() -> anyhow::Result<()> {
+        // The ops port every binary serves; a name nobody resolves, so only the pinned
+        // address can reach it.
+        let ops = couponrush_ops::OpsPort::serve("127.0.0.1:0", "test", Ready)?;
+        let url = url(&format!("http://consumer-pod.invalid:{}", ops.addr.port()))
+            .map_err(anyhow::Error::msg)?;
+        let timeout = Duration::from_secs(5);
+        let pod = consumer(timeout, &url, ops.addr).map_err(anyhow::Error::msg)?;
+        assert_eq!(
+            pod.label(),
+            format!(
+                "http://consumer-pod.invalid:{}/ at {}",
+                ops.addr.port(),
+                ops.addr
+            )
+        );
+        probe(&pod).await.map_err(anyhow::Error::msg)?;
+
+        // The same name at another pod's address, where nothing listens (the port is always
+        // the URL's): named, with that address.
+        let gone = SocketAddr::from(([127, 0, 0, 2], ops.addr.port()));
+        let error = probe(&consumer(timeout, &url, gone).map_err(anyhow::Error::msg)?)
+            .await
+            .err()
+            .unwrap_or_default();
+        assert!(
+            error.starts_with(&format!("GET {url}health/live: ")),
+            "{error}"
+        );
+        assert!(error.ends_with(&format!("(address {gone})")), "{error}");
+        ops.stop().await;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_name_that_does_not_resolve_is_a_failure_naming_the_url() -> Result<(), String> {
+        // `.invalid` never resolves (RFC 2606).
+        let error = resolve(&url("http://coupon-consumer-ops.invalid:9090")?)
+            .await
+            .err()
+            .unwrap_or_default();
+        assert!(
+            error.starts_with("http://coupon-consumer-ops.invalid:9090/: "),
+            "{error}"
+        );
+        Ok(())
+    }
 }
