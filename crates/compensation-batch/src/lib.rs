@@ -7,16 +7,19 @@ mod output;
 mod progress;
 mod reconcile;
 mod replay_dlq;
+mod smoke;
 
-use couponrush_config::Settings;
+use couponrush_config::{Needs, Settings};
 
 pub use compensate::CompensateArgs;
 pub use output::OutputFormat;
 pub use reconcile::ReconcileArgs;
 pub use replay_dlq::ReplayDlqArgs;
+pub use smoke::SmokeArgs;
 
-/// Exit status of a reconciliation that found a coupon neither CONSISTENT nor PENDING:
-/// distinct from 1 (the job itself failed) so a scheduler can tell the two apart.
+/// Exit status of a reconciliation that found a coupon neither CONSISTENT nor PENDING, or of a
+/// smoke test a step of which failed: distinct from 1 (the job itself could not run, e.g. bad
+/// configuration) so a scheduler can tell the two apart.
 pub const EXIT_NEEDS_ATTENTION: u8 = 3;
 
 /// Command line of the `compensation-batch` binary.
@@ -45,6 +48,21 @@ pub enum Command {
     Reconcile(ReconcileArgs),
     /// Re-drive dead-lettered messages into the issue topic (all, or by reason).
     ReplayDlq(ReplayDlqArgs),
+    /// Post-deploy check: API and every consumer live and ready, consumer lag low, and real
+    /// issuances against a dedicated smoke coupon reach ISSUED and MySQL. Exits 3 naming the
+    /// step that failed (api-ready, consumers-ready, consumer-lag, issue, issued).
+    Smoke(SmokeArgs),
+}
+
+impl Command {
+    /// The settings this job needs besides those every binary shares: the smoke test may have
+    /// to create its coupon through the admin API.
+    pub fn needs(&self) -> Needs {
+        match self {
+            Self::Smoke(_) => Needs { admin_token: true },
+            _ => Needs::default(),
+        }
+    }
 }
 
 /// How a job that ran to completion ended.
@@ -72,6 +90,13 @@ pub async fn run(command: &Command, settings: &Settings) -> anyhow::Result<Compl
             let (summary, healthy) = reconcile::run(args, settings).await?;
             Completion {
                 needs_attention: !healthy,
+                summary,
+            }
+        }
+        Command::Smoke(args) => {
+            let (summary, passed) = smoke::run(args, settings).await?;
+            Completion {
+                needs_attention: !passed,
                 summary,
             }
         }

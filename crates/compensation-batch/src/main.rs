@@ -7,7 +7,7 @@ use compensation_batch::{Cli, Completion, EXIT_NEEDS_ATTENTION};
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = async {
-        let settings = cli.config.load()?;
+        let settings = cli.config.load_for(cli.command.needs())?;
         let telemetry = couponrush_telemetry::init(&settings, "compensation-batch")?;
         let result = compensation_batch::run(&cli.command, &settings).await;
         telemetry.shutdown();

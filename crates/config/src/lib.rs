@@ -17,7 +17,8 @@ pub use args::ConfigArgs;
 pub use secret::Secret;
 pub use settings::{
     AdminSettings, ConsumerSettings, HttpSettings, KafkaSettings, LogFormat, LogSettings,
-    MysqlSettings, Profile, RedisSettings, Settings, StartupSettings, TelemetrySettings,
+    MysqlSettings, Profile, RedisSettings, Settings, SmokeSettings, StartupSettings,
+    TelemetrySettings,
 };
 pub use validate::{Invalid, Needs, ValidationErrors};
 

@@ -3,6 +3,8 @@ use std::net::IpAddr;
 
 use crate::settings::{Profile, Settings};
 
+mod smoke;
+
 /// One setting that cannot be used, with the key and environment variable that set it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalid {
@@ -292,6 +294,8 @@ impl Settings {
                 errors.push(Invalid::new(key, "must be between 1 and 600000 ms"));
             }
         }
+        // Shape only: the targets' hosts are the smoke command's to check (`validate_smoke`).
+        errors.extend(smoke::smoke_problems(&self.smoke, false));
         if needs.admin_token && production && self.admin.token.expose().len() < 16 {
             errors.push(Invalid::new(
                 "admin.token",

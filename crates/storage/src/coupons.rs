@@ -123,6 +123,35 @@ impl CouponStore {
         row.map(CouponRecord::try_from).transpose()
     }
 
+    /// The oldest coupon named `name` whose window is open from `open_at` until at least
+    /// `open_until` with `at_least` units left in MySQL: the smoke command's dedicated coupon,
+    /// found again by every run (never a real event's, which are named otherwise).
+    pub async fn find_open_by_name(
+        &self,
+        name: &str,
+        open_at: OffsetDateTime,
+        open_until: OffsetDateTime,
+        at_least: u32,
+    ) -> Result<Option<CouponRecord>, StorageError> {
+        let at_least = i32::try_from(at_least).unwrap_or(i32::MAX);
+        let row = self
+            .db
+            .run(async |conn| {
+                Ok(coupon::table
+                    .filter(coupon::name.eq(name))
+                    .filter(coupon::issue_starts_at.le(to_db(open_at)))
+                    .filter(coupon::issue_ends_at.gt(to_db(open_until)))
+                    .filter(coupon::available_quantity.ge(at_least))
+                    .order(coupon::id)
+                    .select(CouponRow::as_select())
+                    .first(conn)
+                    .await
+                    .optional()?)
+            })
+            .await?;
+        row.map(CouponRecord::try_from).transpose()
+    }
+
     /// Every coupon, in id order.
     pub async fn list(&self) -> Result<Vec<CouponRecord>, StorageError> {
         let rows: Vec<CouponRow> = self

@@ -200,3 +200,106 @@ fn consumer_poll_interval_and_lock_wait_are_bounded() {
         Ok(())
     });
 }
+
+#[test]
+fn smoke_urls_come_as_a_list_or_comma_separated_text() {
+    Jail::expect_with(|jail| {
+        let s = load(&ConfigArgs::default()).map_err(|e| e.to_string())?;
+        assert_eq!(s.smoke.consumer_ops_urls, ["http://127.0.0.1:9090"]);
+        assert_eq!(s.smoke.count, 5);
+        s.validate_smoke().map_err(|e| e.to_string())?;
+        jail.set_env(
+            "COUPON__SMOKE__CONSUMER_OPS_URLS",
+            "http://consumer-ops.couponrush:9090, http://10.0.0.7:9090",
+        );
+        let s = load(&ConfigArgs::default()).map_err(|e| e.to_string())?;
+        assert_eq!(
+            s.smoke.consumer_ops_urls,
+            [
+                "http://consumer-ops.couponrush:9090",
+                "http://10.0.0.7:9090"
+            ]
+        );
+        let urls = s.smoke.consumer_ops_urls().map_err(|e| e.to_string())?;
+        assert_eq!(urls[0].host_str(), Some("consumer-ops.couponrush"));
+        jail.create_file(
+            "c.toml",
+            "[smoke]\nconsumer_ops_urls = [\"http://a:9090\", \"http://b:9090\"]\n",
+        )?;
+        jail.clear_env();
+        let file = ConfigArgs {
+            config: Some("c.toml".into()),
+            ..ConfigArgs::default()
+        };
+        let s = load(&file).map_err(|e| e.to_string())?;
+        assert_eq!(
+            s.smoke.consumer_ops_urls,
+            ["http://a:9090", "http://b:9090"]
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn smoke_settings_are_checked_at_start_up() {
+    Jail::expect_with(|jail| {
+        jail.set_env("COUPON__SMOKE__API_URL", "issuer-api:8080");
+        jail.set_env("COUPON__SMOKE__CONSUMER_OPS_URLS", "");
+        jail.set_env("COUPON__SMOKE__COUNT", "0");
+        jail.set_env("COUPON__SMOKE__MAX_LAG", "0");
+        jail.set_env("COUPON__SMOKE__DEADLINE_MS", "0");
+        jail.set_env("COUPON__SMOKE__HTTP_TIMEOUT_MS", "600001");
+        jail.set_env("COUPON__SMOKE__COUPON_NAME", " ");
+        jail.set_env("COUPON__SMOKE__COUPON_WINDOW_DAYS", "0");
+        let Err(ConfigError::Invalid(errors)) = load(&ConfigArgs::default()) else {
+            return Err("a bad smoke section must be refused".into());
+        };
+        let keys: Vec<_> = errors.0.iter().map(|e| e.key).collect();
+        assert_eq!(
+            keys,
+            [
+                "smoke.api_url",
+                "smoke.consumer_ops_urls",
+                "smoke.count",
+                "smoke.max_lag",
+                "smoke.deadline_ms",
+                "smoke.http_timeout_ms",
+                "smoke.poll_interval_ms",
+                "smoke.coupon_name",
+                "smoke.coupon_window_days",
+            ]
+        );
+        let text = errors.to_string();
+        assert!(text.contains("COUPON__SMOKE__API_URL"), "{text}");
+        assert!(
+            text.contains("\"issuer-api:8080\" is not an http:// or https:// URL"),
+            "{text}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn production_refuses_loopback_smoke_targets_only_for_the_smoke_command() {
+    Jail::expect_with(|jail| {
+        jail.set_env("COUPON__PROFILE", "production");
+        jail.set_env("COUPON__KAFKA__BOOTSTRAP_SERVERS", "kafka:9092");
+        jail.set_env("COUPON__REDIS__URL", "redis://redis:6379");
+        jail.set_env("COUPON__MYSQL__HOST", "mysql");
+        // The API and the consumer never read [smoke]: its local defaults do not stop them.
+        let s = load(&ConfigArgs::default()).map_err(|e| e.to_string())?;
+        let Err(errors) = s.validate_smoke() else {
+            return Err("loopback smoke targets must be refused in production".into());
+        };
+        let keys: Vec<_> = errors.0.iter().map(|e| e.key).collect();
+        assert_eq!(keys, ["smoke.api_url", "smoke.consumer_ops_urls"]);
+        jail.set_env("COUPON__SMOKE__API_URL", "https://issuer-api.couponrush");
+        jail.set_env(
+            "COUPON__SMOKE__CONSUMER_OPS_URLS",
+            "http://coupon-consumer-ops.couponrush:9090",
+        );
+        let s = load(&ConfigArgs::default()).map_err(|e| e.to_string())?;
+        s.validate_smoke().map_err(|e| e.to_string())?;
+        Ok(())
+    });
+}
