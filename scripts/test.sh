@@ -51,7 +51,7 @@ if command -v shellcheck >/dev/null 2>&1 || { command -v apt-get >/dev/null && a
     shellcheck -x "${shell_files[@]}"
 fi
 
-step "deploy manifests (kubernetes-validate, the config loader; offline)"
+step "deploy manifests: kubectl kustomize of every overlay, kubernetes-validate, CRD schemas, KEDA trigger keys, the config loader (offline)"
 cargo xtask check deploy
 
 step "alert rules, their tests and runbooks, Alertmanager routing (promtool, amtool; offline)"
