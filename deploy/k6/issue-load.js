@@ -47,6 +47,11 @@ if (!(MAX_FAILED >= 0 && MAX_FAILED <= 1)) {
 const accepted = new Counter('accepted');
 const refused = new Counter('refused');
 const untruthful = new Counter('untruthful');
+// Neither a yes nor a no: 503 (e.g. STOCK_HELD, units held by requests whose publish is not
+// confirmed yet: "try again") and anything else, counted apart so a run's failed requests are
+// broken down in its summary line instead of left as one rate.
+const unavailable = new Counter('unavailable');
+const other = new Counter('other');
 
 http.setResponseCallback(http.expectedStatuses(202, 409));
 
@@ -117,6 +122,8 @@ export default function (data) {
     if (res.status === 202 && truthful) accepted.add(1);
     else if (res.status === 409 && truthful) refused.add(1, { code: String(body.code) });
     else if (!truthful) untruthful.add(1, { status: String(res.status), code: String(body.code) });
+    else if (res.status === 503) unavailable.add(1, { code: String(body.code) });
+    else other.add(1, { status: String(res.status) });
 }
 
 // One line for the pipeline's log instead of k6's long summary (its text helper is a remote
@@ -135,6 +142,7 @@ export function handleSummary(data) {
     const line =
         `issue-load: requests=${count(data, 'http_reqs')} accepted=${count(data, 'accepted')} ` +
         `refused=${count(data, 'refused')} untruthful=${count(data, 'untruthful')} ` +
+        `unavailable_503=${count(data, 'unavailable')} other=${count(data, 'other')} ` +
         `failed_rate=${typeof failed.rate === 'number' ? failed.rate.toFixed(4) : 'n/a'} ` +
         `p95=${ms(d['p(95)'])} p99=${ms(d['p(99)'])} max=${ms(d.max)} ` +
         `thresholds=${crossed.length === 0 ? 'passed' : `CROSSED (${crossed.join('; ')})`}\n`;
