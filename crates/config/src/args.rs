@@ -5,6 +5,7 @@ use figment::providers::{Env, Format, Toml};
 use figment::value::Value;
 
 use crate::describe::NamedEnv;
+use crate::redact;
 use crate::{ConfigError, DEFAULTS, ENV_PREFIX, Needs, Settings};
 
 /// Configuration flags shared by every binary; flatten into each binary's clap parser.
@@ -53,16 +54,18 @@ impl ConfigArgs {
         if let Some(profile) = &self.profile {
             figment = figment.merge(("profile", profile.as_str()));
         }
-        for raw in &self.overrides {
+        for (position, raw) in (1..).zip(&self.overrides) {
             let (key, value) = raw
                 .split_once('=')
                 .filter(|(k, _)| !k.trim().is_empty())
-                .ok_or_else(|| ConfigError::BadOverride(raw.clone()))?;
+                .ok_or(ConfigError::BadOverride(position))?;
             // Parse like an env var value so `--set http.workers=4` is a number, not a string.
             let value: Value = value.parse().unwrap_or_else(|_| Value::from(value));
             figment = figment.merge((key.trim(), value));
         }
-        let settings: Settings = figment.extract().map_err(Box::new)?;
+        let settings: Settings = figment
+            .extract()
+            .map_err(|error| redact::load_errors(error, &figment))?;
         settings.validate_for(needs)?;
         Ok(settings)
     }

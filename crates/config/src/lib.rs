@@ -9,11 +9,13 @@
 mod args;
 mod describe;
 mod lenient;
+mod redact;
 mod secret;
 mod settings;
 mod validate;
 
 pub use args::ConfigArgs;
+pub use redact::LoadErrors;
 pub use secret::Secret;
 pub use settings::{
     AdminSettings, ConsumerSettings, HttpSettings, KafkaSettings, LogFormat, LogSettings,
@@ -33,10 +35,12 @@ pub const ENV_PREFIX: &str = "COUPON__";
 pub enum ConfigError {
     #[error("config file {0} does not exist")]
     MissingFile(std::path::PathBuf),
-    #[error("--set {0:?}: expected section.key=value")]
-    BadOverride(String),
-    #[error("configuration is not readable: {0}")]
-    Load(#[from] Box<figment::Error>),
+    /// The flag's position among the `--set` flags (from 1): its text is not repeated, since
+    /// a flag without `=` may be a secret typed in the wrong place.
+    #[error("--set flag {0} is not section.key=value")]
+    BadOverride(usize),
+    #[error(transparent)]
+    Load(#[from] LoadErrors),
     #[error(transparent)]
     Invalid(#[from] ValidationErrors),
 }

@@ -51,12 +51,22 @@ pub struct ValidationErrors(pub Vec<Invalid>);
 
 impl fmt::Display for ValidationErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid configuration:")?;
-        for invalid in &self.0 {
-            write!(f, "\n  - {invalid}")?;
-        }
-        Ok(())
+        bulleted(f, "invalid configuration:", &self.0)
     }
+}
+
+/// `heading`, then one `  - item` line per item: how every configuration error lists its
+/// problems, so a person reads all of them from one start-up attempt.
+pub(crate) fn bulleted<T: fmt::Display>(
+    f: &mut fmt::Formatter<'_>,
+    heading: &str,
+    items: &[T],
+) -> fmt::Result {
+    f.write_str(heading)?;
+    for item in items {
+        write!(f, "\n  - {item}")?;
+    }
+    Ok(())
 }
 
 /// Whether `host` names this machine. Such a host works on a laptop and silently points a
@@ -99,11 +109,12 @@ impl Settings {
     pub fn validate_for(&self, needs: Needs) -> Result<(), ValidationErrors> {
         let mut errors = Vec::new();
         let production = self.profile == Profile::Production;
-        let mut refuse_loopback = |key: &'static str, host: &str| {
+        // Problems name the entry, not its text: no config error shows a value (redact.rs).
+        let mut refuse_loopback = |key: &'static str, what: &str, host: &str| {
             if production && is_loopback(host) {
                 errors.push(Invalid::new(
                     key,
-                    format!("{host:?} is a loopback address, refused in the production profile"),
+                    format!("{what} is a loopback address, refused in the production profile"),
                 ));
             }
         };
@@ -117,25 +128,26 @@ impl Settings {
                 "must list at least one host:port",
             ));
         }
-        for entry in &brokers {
+        for (position, entry) in (1..).zip(&brokers) {
+            let what = format!("entry {position} of {}", brokers.len());
             match split_host_port(entry).filter(|(_, port)| *port != 0) {
-                Some((host, _)) => refuse_loopback("kafka.bootstrap_servers", host),
+                Some((host, _)) => refuse_loopback("kafka.bootstrap_servers", &what, host),
                 None => kafka_errors.push(Invalid::new(
                     "kafka.bootstrap_servers",
-                    format!("{entry:?} is not host:port"),
+                    format!("{what} is not host:port"),
                 )),
             }
         }
         // Redis
         match self.redis.host() {
-            Some(host) => refuse_loopback("redis.url", &host),
+            Some(host) => refuse_loopback("redis.url", "its host", &host),
             None => kafka_errors.push(Invalid::new(
                 "redis.url",
                 "must be redis://[:password@]host:port[/db]",
             )),
         }
         // MySQL
-        refuse_loopback("mysql.host", &self.mysql.host);
+        refuse_loopback("mysql.host", "it", &self.mysql.host);
         errors.extend(kafka_errors);
 
         for (key, topic) in [
@@ -206,7 +218,7 @@ impl Settings {
             if !matches!(scheme.as_deref(), Ok("http" | "https")) {
                 errors.push(Invalid::new(
                     "telemetry.otlp_endpoint",
-                    format!("{endpoint:?} is not an http:// or https:// address"),
+                    "is not an http:// or https:// address",
                 ));
             }
         }
@@ -214,10 +226,12 @@ impl Settings {
             ("log.filter", &self.log.filter),
             ("telemetry.filter", &self.telemetry.filter),
         ] {
-            if let Err(error) = tracing_subscriber::EnvFilter::try_new(directives) {
+            // The parser's own message quotes the directive: left out, as every value is.
+            if tracing_subscriber::EnvFilter::try_new(directives).is_err() {
                 errors.push(Invalid::new(
                     key,
-                    format!("{directives:?} is not a tracing filter: {error}"),
+                    "is not a tracing filter (comma-separated directives such as \
+                     `info,coupon_consumer=debug`)",
                 ));
             }
         }

@@ -31,6 +31,7 @@ pub(super) fn smoke_problems(smoke: &SmokeSettings, refuse_loopback: bool) -> Ve
     let mut errors = Vec::new();
     errors.extend(url_problem(
         "smoke.api_url",
+        "it",
         &smoke.api_url,
         refuse_loopback,
     ));
@@ -40,8 +41,15 @@ pub(super) fn smoke_problems(smoke: &SmokeSettings, refuse_loopback: bool) -> Ve
             "must name at least one consumer ops URL",
         ));
     }
-    for raw in &smoke.consumer_ops_urls {
-        errors.extend(url_problem("smoke.consumer_ops_urls", raw, refuse_loopback));
+    let urls = smoke.consumer_ops_urls.len();
+    for (position, raw) in (1..).zip(&smoke.consumer_ops_urls) {
+        let what = format!("entry {position} of {urls}");
+        errors.extend(url_problem(
+            "smoke.consumer_ops_urls",
+            &what,
+            raw,
+            refuse_loopback,
+        ));
     }
     if !(1..=MAX_COUNT).contains(&smoke.count) {
         errors.push(Invalid::new(
@@ -85,16 +93,17 @@ pub(super) fn smoke_problems(smoke: &SmokeSettings, refuse_loopback: bool) -> Ve
     errors
 }
 
-/// What is wrong with the URL `raw` of `key`, if anything.
-fn url_problem(key: &'static str, raw: &str, refuse_loopback: bool) -> Option<Invalid> {
+/// What is wrong with the URL `raw` of `key` (called `what` in the problem, which never
+/// repeats the value), if anything.
+fn url_problem(key: &'static str, what: &str, raw: &str, refuse_loopback: bool) -> Option<Invalid> {
     let url = url::Url::parse(raw.trim())
         .ok()
         .filter(|url| matches!(url.scheme(), "http" | "https"));
     let problem = match url.as_ref().map(url::Url::host_str) {
-        None => format!("{raw:?} is not an http:// or https:// URL"),
-        Some(None) => format!("{raw:?} names no host"),
+        None => format!("{what} is not an http:// or https:// URL"),
+        Some(None) => format!("{what} names no host"),
         Some(Some(host)) if refuse_loopback && is_loopback(host) => {
-            format!("{raw:?} is a loopback address, refused in the production profile")
+            format!("{what} is a loopback address, refused in the production profile")
         }
         Some(Some(_)) => return None,
     };
