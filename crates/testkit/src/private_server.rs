@@ -48,9 +48,27 @@ impl PrivateServer {
 
     /// A redis-server that keeps nothing on disk.
     pub async fn redis() -> anyhow::Result<Self> {
+        Self::redis_with(&[]).await
+    }
+
+    /// A redis-server whose `default` user is off: only the ACL user `user`, authenticated by
+    /// `password`, with the rules `acl` (e.g. `["~app:*", "+@all", "-@dangerous"]`), gets in.
+    pub async fn redis_with_acl_user(
+        user: &str,
+        password: &str,
+        acl: &[&str],
+    ) -> anyhow::Result<Self> {
+        let password = format!(">{password}");
+        let mut args = vec!["--user", "default", "off", "--user", user, "on", &password];
+        args.extend_from_slice(acl);
+        Self::redis_with(&args).await
+    }
+
+    /// A redis-server that keeps nothing on disk, with `extra` arguments.
+    async fn redis_with(extra: &[&str]) -> anyhow::Result<Self> {
         let port = closed_port()?;
         let port_arg = port.to_string();
-        let args = [
+        let mut args = vec![
             "--port",
             &port_arg,
             "--bind",
@@ -60,6 +78,7 @@ impl PrivateServer {
             "--appendonly",
             "no",
         ];
+        args.extend_from_slice(extra);
         Self::start("redis-server".into(), &args, port).await
     }
 
