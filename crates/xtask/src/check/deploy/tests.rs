@@ -469,7 +469,13 @@ fn the_example_admin_token_is_refused_where_it_is_needed() -> anyhow::Result<()>
         .map_err(anyhow::Error::msg)?
         .ok_or_else(|| anyhow::anyhow!("issuer-api names an undefined source"))?;
     load(&vars, Needs::default())?;
-    let Err(error) = load(&vars, Needs { admin_token: true }) else {
+    let Err(error) = load(
+        &vars,
+        Needs {
+            admin_token: true,
+            ..Needs::default()
+        },
+    ) else {
         anyhow::bail!("the placeholder admin token was accepted");
     };
     let error = error.to_string();
