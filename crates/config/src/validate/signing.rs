@@ -27,7 +27,7 @@ pub(super) fn signing_problems(
     if production && needs.signing_key && !signing.enabled() {
         errors.push(Invalid::new(
             "message_signing.key",
-            "must be set in the production profile: the consumer must reject unsigned messages",
+            "must be set in the production profile: unsigned issue messages must be refused",
         ));
     }
     if signing.key.is_empty() && !signing.previous_key.is_empty() {
