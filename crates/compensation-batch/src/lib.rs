@@ -56,10 +56,18 @@ pub enum Command {
 
 impl Command {
     /// The settings this job needs besides those every binary shares: the smoke test may have
-    /// to create its coupon through the admin API.
+    /// to create its coupon through the admin API; a repairing reconcile re-publishes issue
+    /// requests, which the consumer accepts only signed.
     pub fn needs(&self) -> Needs {
         match self {
-            Self::Smoke(_) => Needs { admin_token: true },
+            Self::Smoke(_) => Needs {
+                admin_token: true,
+                ..Needs::default()
+            },
+            Self::Reconcile(args) if args.repair => Needs {
+                signing_key: true,
+                ..Needs::default()
+            },
             _ => Needs::default(),
         }
     }

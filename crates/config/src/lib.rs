@@ -19,10 +19,10 @@ pub use redact::LoadErrors;
 pub use secret::Secret;
 pub use settings::{
     AdminSettings, ConsumerSettings, HttpSettings, KafkaSettings, LogFormat, LogSettings,
-    MysqlSettings, Profile, RedisSettings, Settings, SmokeSettings, StartupSettings,
-    TelemetrySettings,
+    MessageSigningSettings, MysqlSettings, Profile, RedisSettings, Settings, SmokeSettings,
+    StartupSettings, TelemetrySettings,
 };
-pub use validate::{Invalid, Needs, ValidationErrors};
+pub use validate::{Invalid, MIN_KEY_BYTES, Needs, ValidationErrors};
 
 /// The built-in defaults, also the reference for every key.
 pub const DEFAULTS: &str = include_str!("defaults.toml");

@@ -24,6 +24,7 @@ pub struct Settings {
     pub mysql: MysqlSettings,
     pub redis: RedisSettings,
     pub kafka: KafkaSettings,
+    pub message_signing: MessageSigningSettings,
     pub consumer: ConsumerSettings,
     pub startup: StartupSettings,
     pub log: LogSettings,
@@ -152,6 +153,39 @@ impl KafkaSettings {
 
     pub fn publish_timeout(&self) -> Duration {
         Duration::from_millis(self.publish_timeout_ms)
+    }
+}
+
+/// HMAC keys over issue messages, shared by issuer-api (signs with the current key) and
+/// coupon-consumer (accepts the current or the previous key). Ids name the key in each
+/// message's signature header, so a rotation never needs both sides switched at once.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageSigningSettings {
+    #[serde(deserialize_with = "crate::lenient::text")]
+    pub key_id: String,
+    /// Empty: signing off (development only; the production profile refuses it).
+    pub key: Secret,
+    #[serde(deserialize_with = "crate::lenient::text")]
+    pub previous_key_id: String,
+    /// The key being rotated out, still accepted by the consumer; empty when none.
+    pub previous_key: Secret,
+}
+
+impl MessageSigningSettings {
+    /// Whether messages are signed and verified at all.
+    pub fn enabled(&self) -> bool {
+        !self.key.is_empty()
+    }
+
+    /// `(id, key)` of the current key, then of the previous one, for those that are set.
+    pub fn keys(&self) -> impl Iterator<Item = (&str, &Secret)> {
+        [
+            (self.key_id.as_str(), &self.key),
+            (self.previous_key_id.as_str(), &self.previous_key),
+        ]
+        .into_iter()
+        .filter(|(_, key)| !key.is_empty())
     }
 }
 

@@ -3,7 +3,10 @@ use std::net::IpAddr;
 
 use crate::settings::{Profile, Settings};
 
+mod signing;
 mod smoke;
+
+pub use signing::MIN_KEY_BYTES;
 
 /// One setting that cannot be used, with the key and environment variable that set it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +46,8 @@ impl fmt::Display for Invalid {
 pub struct Needs {
     /// `admin.token`: the issuer-api's admin endpoints.
     pub admin_token: bool,
+    /// `message_signing.key`: issuer-api signs issue messages, coupon-consumer verifies them.
+    pub signing_key: bool,
 }
 
 /// Every problem found, reported together so one start-up attempt shows them all.
@@ -308,6 +313,11 @@ impl Settings {
                 errors.push(Invalid::new(key, "must be between 1 and 600000 ms"));
             }
         }
+        errors.extend(signing::signing_problems(
+            &self.message_signing,
+            needs,
+            production,
+        ));
         // Shape only: the targets' hosts are the smoke command's to check (`validate_smoke`).
         errors.extend(smoke::smoke_problems(&self.smoke, false));
         if needs.admin_token && production && self.admin.token.expose().len() < 16 {

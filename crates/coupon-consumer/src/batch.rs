@@ -6,6 +6,7 @@ use couponrush_domain::{
     CouponId, EventDecodeError, IssueRequested, ParticipationRecorded, RequestId, TopicMessage,
     UserId,
 };
+use couponrush_messaging::SignatureRejection;
 use couponrush_storage::{IssuanceStore, Persisted};
 use time::OffsetDateTime;
 
@@ -32,12 +33,14 @@ impl BatchReport {
     }
 }
 
-/// What persisting needs of a message: its payload and the schema version its
-/// `schema-version` header declares, if any.
-#[derive(Debug, Clone, Copy)]
+/// What persisting needs of a message: its payload, the schema version its `schema-version`
+/// header declares, if any, and the verdict on its signature.
+#[derive(Debug, Clone)]
 pub struct Incoming<'m> {
     pub payload: Option<&'m [u8]>,
     pub schema_version: Option<&'m [u8]>,
+    /// `Err`: not signed by issuer-api (unsigned, bad MAC, unknown key id): never issued.
+    pub signature: Result<(), SignatureRejection>,
 }
 
 /// A message of the batch that must go to the dead-letter topic.
@@ -164,9 +167,13 @@ pub async fn persist(
     Some(result)
 }
 
-/// Decodes a message whose declared schema (header, then payload) this build reads; else the
-/// dead-letter reason and error.
+/// Decodes a message that issuer-api signed and whose declared schema (header, then payload)
+/// this build reads; else the dead-letter reason and error. The signature comes first: nothing
+/// of a message from anyone else is read.
 fn read(message: &Incoming<'_>, readable: &[u8]) -> Result<TopicMessage, (&'static str, String)> {
+    if let Err(rejection) = &message.signature {
+        return Err((rejection.reason(), rejection.to_string()));
+    }
     if let Some(declared) = message.schema_version.filter(|v| *v != readable) {
         let error = format!(
             "schema-version header {:?}; this build reads version {}",

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use couponrush_messaging::{SCHEMA_VERSION_HEADER, noise};
+use couponrush_messaging::{MessageSigner, SCHEMA_VERSION_HEADER, noise};
 use rdkafka::Message;
 use rdkafka::message::{BorrowedMessage, Headers};
 
@@ -49,16 +49,24 @@ pub async fn next_batch<'c>(
     Some(batch)
 }
 
-/// What persisting needs of a message: its payload and declared schema version.
-pub fn incoming<'m>(message: &'m BorrowedMessage<'_>) -> Incoming<'m> {
+/// What persisting needs of a message: its payload, declared schema version, and whether its
+/// signature verifies (checked here, before anything reads the payload).
+pub fn incoming<'m>(message: &'m BorrowedMessage<'_>, signer: &MessageSigner) -> Incoming<'m> {
     let schema_version = message.headers().and_then(|headers| {
         headers
             .iter()
             .find(|h| h.key == SCHEMA_VERSION_HEADER)
             .and_then(|h| h.value)
     });
+    let signature = signer.verify_message(
+        message.headers(),
+        message.topic(),
+        message.key(),
+        message.payload().unwrap_or_default(),
+    );
     Incoming {
         payload: message.payload(),
         schema_version,
+        signature,
     }
 }

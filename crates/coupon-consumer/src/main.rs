@@ -7,7 +7,11 @@ use coupon_consumer::Cli;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = async {
-        let settings = cli.config.load()?;
+        // It verifies issue messages: production refuses to start without a signing key.
+        let settings = cli.config.load_for(couponrush_config::Needs {
+            signing_key: true,
+            ..couponrush_config::Needs::default()
+        })?;
         let telemetry = couponrush_telemetry::init(&settings, "coupon-consumer")?;
         let result = coupon_consumer::run(settings, coupon_consumer::shutdown_signal()).await;
         telemetry.shutdown();

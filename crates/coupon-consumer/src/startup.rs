@@ -2,7 +2,7 @@
 
 use couponrush_cache::ReservationStore;
 use couponrush_config::Settings;
-use couponrush_messaging::DeadLetterPublisher;
+use couponrush_messaging::{DeadLetterPublisher, MessageSigner};
 use couponrush_ops::StartupProbes;
 use couponrush_storage::{Database, IssuanceStore};
 
@@ -13,6 +13,8 @@ pub struct Dependencies {
     pub issuances: IssuanceStore,
     pub reservations: ReservationStore,
     pub dead_letters: DeadLetterPublisher,
+    /// Verifies each message's signature before anything else reads it.
+    pub signer: MessageSigner,
 }
 
 /// Probes Kafka (the issue and dead-letter topics), MySQL and Redis, and refuses to start,
@@ -27,6 +29,11 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Dependencies> {
     probes.mysql(&db).await?;
     let reservations = ReservationStore::new(&settings.redis)?;
     probes.redis(&reservations).await?;
+    let signer = MessageSigner::new(&settings.message_signing);
+    if !signer.enabled() {
+        // Only the development profile gets here (production refuses to start without a key).
+        tracing::warn!("message_signing.key is empty: unsigned issue messages are issued");
+    }
     tracing::info!(
         kafka = %settings.kafka.bootstrap_servers,
         topic = %settings.kafka.topic,
@@ -41,5 +48,6 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Dependencies> {
         db,
         reservations,
         dead_letters,
+        signer,
     })
 }

@@ -205,7 +205,10 @@ async fn persist_step(
     max_attempts: u32,
     retry: &mut impl RetryWait,
 ) -> Option<(BatchResult, Duration)> {
-    let payloads: Vec<Incoming<'_>> = batch.iter().map(incoming).collect();
+    let payloads: Vec<Incoming<'_>> = batch
+        .iter()
+        .map(|message| incoming(message, &deps.signer))
+        .collect();
     let started = Instant::now();
     let result = persist(&deps.issuances, &payloads, max_attempts, retry).await?;
     let took = started.elapsed();

@@ -7,10 +7,12 @@ use issuer_api::Cli;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = async {
-        // The admin endpoints are served here: production refuses to start without a token.
-        let settings = cli
-            .config
-            .load_for(couponrush_config::Needs { admin_token: true })?;
+        // The admin endpoints are served here, and issue messages signed: production refuses
+        // to start without an admin token or a signing key.
+        let settings = cli.config.load_for(couponrush_config::Needs {
+            admin_token: true,
+            signing_key: true,
+        })?;
         let telemetry = couponrush_telemetry::init(&settings, "issuer-api")?;
         let result = issuer_api::run(settings).await;
         telemetry.shutdown();

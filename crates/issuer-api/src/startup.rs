@@ -30,7 +30,7 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<(AppState, Backgroun
     probes.redis(&reservations).await?;
 
     probes.kafka(&settings.kafka, &settings.kafka.topic).await?;
-    let publisher = IssuePublisher::new(&settings.kafka)?;
+    let publisher = IssuePublisher::new(&settings.kafka, &settings.message_signing)?;
 
     let db = Database::new(&settings.mysql)?;
     probes.mysql(&db).await?;

@@ -11,6 +11,7 @@ mod producer;
 mod publisher;
 mod replay;
 mod settings;
+mod signing;
 mod trace_context;
 
 pub use admin::{delete_topics, ensure_topic, list_topics};
@@ -28,4 +29,5 @@ pub use replay::{
     REPLAYED_FROM_HEADER, ReplayReport, ReplayRequest, replay_dead_letters, replay_group,
 };
 pub use settings::{client_config, consumer_config, issue_consumer_config};
+pub use signing::{MessageSigner, SIGNATURE_HEADER, SignatureRejection};
 pub use trace_context::{trace_parent, with_current_trace};

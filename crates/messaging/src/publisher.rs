@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use couponrush_config::KafkaSettings;
+use couponrush_config::{KafkaSettings, MessageSigningSettings};
 use couponrush_domain::{IssueRequested, ParticipationRecorded};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -10,6 +10,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use crate::error::MessagingError;
 use crate::producer::{DeliveryFailure, ManagedProducer};
 use crate::settings::acked_producer_config;
+use crate::signing::MessageSigner;
 use crate::trace_context::with_current_trace;
 
 /// Header carrying the payload's schema version, readable without decoding the payload.
@@ -32,6 +33,9 @@ pub struct IssuePublisher {
     background: ManagedProducer,
     topic: std::sync::Arc<str>,
     guard: Duration,
+    /// Signs every message with the current key (`message_signing`), so the consumer can tell
+    /// it from one written by anyone else who can reach the topic.
+    signer: MessageSigner,
 }
 
 impl std::fmt::Debug for IssuePublisher {
@@ -43,7 +47,10 @@ impl std::fmt::Debug for IssuePublisher {
 }
 
 impl IssuePublisher {
-    pub fn new(settings: &KafkaSettings) -> Result<Self, MessagingError> {
+    pub fn new(
+        settings: &KafkaSettings,
+        signing: &MessageSigningSettings,
+    ) -> Result<Self, MessagingError> {
         let mut issue = acked_producer_config(settings);
         issue.set("linger.ms", settings.linger_ms.to_string());
         let mut background = acked_producer_config(settings);
@@ -53,6 +60,7 @@ impl IssuePublisher {
             background: ManagedProducer::new("participation", background)?,
             topic: settings.topic.as_str().into(),
             guard: settings.publish_timeout() + REPORT_GRACE,
+            signer: MessageSigner::new(signing),
         })
     }
 
@@ -71,10 +79,12 @@ impl IssuePublisher {
     /// The current span's trace context goes along in the headers (see `trace_context`).
     pub async fn publish(&self, event: &IssueRequested) -> Result<(), DeliveryFailure> {
         let payload = event.encode();
+        let key = event.user_id.as_str();
+        let headers = self.signed_headers(with_current_trace(schema_headers()), key, &payload);
         let record = FutureRecord::to(&self.topic)
-            .key(event.user_id.as_str())
+            .key(key)
             .payload(&payload)
-            .headers(with_current_trace(schema_headers()));
+            .headers(headers);
         self.producer.deliver(record, self.guard).await
     }
 
@@ -94,11 +104,18 @@ impl IssuePublisher {
             )));
         }
         let payload = record.encode();
+        let key = record.user_id.as_str();
         let message = FutureRecord::to(&self.topic)
-            .key(record.user_id.as_str())
+            .key(key)
             .payload(&payload)
-            .headers(schema_headers());
+            .headers(self.signed_headers(schema_headers(), key, &payload));
         self.background.deliver(message, self.guard).await
+    }
+
+    /// `headers` plus the message's signature (key and payload exactly as sent).
+    fn signed_headers(&self, headers: OwnedHeaders, key: &str, payload: &[u8]) -> OwnedHeaders {
+        self.signer
+            .sign(headers, &self.topic, Some(key.as_bytes()), payload)
     }
 
     /// Whether issue requests can be published now: the last deliveries went through, no

@@ -88,7 +88,10 @@ pub async fn run(
     let probes = StartupProbes::new(&settings.startup);
     let publisher = if args.repair {
         probes.kafka(&settings.kafka, &settings.kafka.topic).await?;
-        Some(IssuePublisher::new(&settings.kafka)?)
+        Some(IssuePublisher::new(
+            &settings.kafka,
+            &settings.message_signing,
+        )?)
     } else {
         None
     };

@@ -74,7 +74,10 @@ fn production_accepts_real_hosts_and_requires_a_token_where_used() {
         jail.set_env("COUPON__MYSQL__HOST", "mysql");
         // Only a binary serving the admin endpoints needs the token.
         load(&ConfigArgs::default()).map_err(|e| e.to_string())?;
-        let admin = Needs { admin_token: true };
+        let admin = Needs {
+            admin_token: true,
+            ..Needs::default()
+        };
         let for_api =
             || ConfigArgs::default().load_with_needs(Env::prefixed(ENV_PREFIX).split("__"), admin);
         let Err(ConfigError::Invalid(errors)) = for_api() else {
@@ -300,6 +303,87 @@ fn production_refuses_loopback_smoke_targets_only_for_the_smoke_command() {
         );
         let s = load(&ConfigArgs::default()).map_err(|e| e.to_string())?;
         s.validate_smoke().map_err(|e| e.to_string())?;
+        Ok(())
+    });
+}
+
+const KEY_A: &str = "0123456789abcdef0123456789abcdef";
+const KEY_B: &str = "fedcba9876543210fedcba9876543210";
+
+#[test]
+fn production_requires_a_signing_key_where_messages_are_signed_or_verified() {
+    Jail::expect_with(|jail| {
+        jail.set_env("COUPON__PROFILE", "production");
+        jail.set_env("COUPON__KAFKA__BOOTSTRAP_SERVERS", "kafka:9092");
+        jail.set_env("COUPON__REDIS__URL", "redis://:pw@redis:6379/0");
+        jail.set_env("COUPON__MYSQL__HOST", "mysql");
+        let signing = Needs {
+            signing_key: true,
+            ..Needs::default()
+        };
+        let for_consumer = || {
+            ConfigArgs::default().load_with_needs(Env::prefixed(ENV_PREFIX).split("__"), signing)
+        };
+        // A job that neither signs nor verifies starts without it.
+        load(&ConfigArgs::default()).map_err(|e| e.to_string())?;
+        let Err(ConfigError::Invalid(errors)) = for_consumer() else {
+            return Err("a production consumer without a signing key must be refused".into());
+        };
+        let keys: Vec<_> = errors.0.iter().map(|e| e.key).collect();
+        assert_eq!(keys, ["message_signing.key"]);
+        jail.set_env("COUPON__MESSAGE_SIGNING__KEY", KEY_A);
+        let settings = for_consumer().map_err(|e| e.to_string())?;
+        assert!(settings.message_signing.enabled());
+        Ok(())
+    });
+}
+
+#[test]
+fn signing_keys_are_checked_and_never_echoed() {
+    Jail::expect_with(|jail| {
+        // Development with no key: signing off, accepted.
+        let s = load(&ConfigArgs::default()).map_err(|e| e.to_string())?;
+        assert!(!s.message_signing.enabled());
+        let short = "short-key-of-31-bytes-xxxxxxxxx";
+        assert_eq!(short.len(), 31);
+        jail.set_env("COUPON__MESSAGE_SIGNING__KEY", short);
+        jail.set_env("COUPON__MESSAGE_SIGNING__KEY_ID", "bad:id");
+        jail.set_env("COUPON__MESSAGE_SIGNING__PREVIOUS_KEY_ID", "bad:id");
+        jail.set_env("COUPON__MESSAGE_SIGNING__PREVIOUS_KEY", short);
+        let Err(ConfigError::Invalid(errors)) = load(&ConfigArgs::default()) else {
+            return Err("a short key and bad ids must be refused".into());
+        };
+        let keys: Vec<_> = errors.0.iter().map(|e| e.key).collect();
+        assert_eq!(
+            keys,
+            [
+                "message_signing.key",
+                "message_signing.key_id",
+                "message_signing.previous_key",
+                "message_signing.previous_key_id",
+                "message_signing.previous_key_id",
+                "message_signing.previous_key",
+            ]
+        );
+        let text = errors.to_string();
+        assert!(!text.contains(short), "{text}");
+        assert!(text.contains("COUPON__MESSAGE_SIGNING__KEY"), "{text}");
+
+        jail.set_env("COUPON__MESSAGE_SIGNING__KEY", KEY_A);
+        jail.set_env("COUPON__MESSAGE_SIGNING__KEY_ID", "k2");
+        jail.set_env("COUPON__MESSAGE_SIGNING__PREVIOUS_KEY_ID", "k1");
+        jail.set_env("COUPON__MESSAGE_SIGNING__PREVIOUS_KEY", KEY_B);
+        let s = load(&ConfigArgs::default()).map_err(|e| e.to_string())?;
+        let ids: Vec<_> = s.message_signing.keys().map(|(id, _)| id).collect();
+        assert_eq!(ids, ["k2", "k1"]);
+        assert!(!format!("{s:?}").contains(KEY_A));
+
+        // A previous key alone (no current one) means signing off with a key set: refused.
+        jail.set_env("COUPON__MESSAGE_SIGNING__KEY", "");
+        let Err(ConfigError::Invalid(errors)) = load(&ConfigArgs::default()) else {
+            return Err("a previous key without a current one must be refused".into());
+        };
+        assert_eq!(errors.0[0].key, "message_signing.previous_key");
         Ok(())
     });
 }

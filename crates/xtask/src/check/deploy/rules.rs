@@ -10,10 +10,12 @@ use super::manifests::{KUSTOMIZATION, Manifests, SECRET_EXAMPLE, containers, env
 
 /// The settings that are secrets (`couponrush_config::Secret` fields): they belong in the
 /// Secret, never in the ConfigMap, and the example Secret documents each of them.
-pub const SECRET_KEYS: [&str; 3] = [
+pub const SECRET_KEYS: [&str; 5] = [
     "COUPON__MYSQL__PASSWORD",
     "COUPON__REDIS__URL",
     "COUPON__ADMIN__TOKEN",
+    "COUPON__MESSAGE_SIGNING__KEY",
+    "COUPON__MESSAGE_SIGNING__PREVIOUS_KEY",
 ];
 
 /// `kustomization.yaml` names every manifest of its directory except the secret example (as a

@@ -23,8 +23,13 @@ pub fn settings_load_in_production(m: &Manifests) -> Vec<String> {
             match environment(m, &t, container) {
                 // The example Secret's admin token is a placeholder the production profile
                 // refuses on purpose (see secret.example.yaml): checked by the tests, not here.
+                // The signing key is required where messages are signed or verified.
                 Ok(Some(vars)) => {
-                    if let Err(error) = load(&vars, Needs::default()) {
+                    let needs = Needs {
+                        signing_key: matches!(name, "issuer-api" | "coupon-consumer"),
+                        ..Needs::default()
+                    };
+                    if let Err(error) = load(&vars, needs) {
                         problems.push(format!("{at}: {error}"));
                     }
                 }

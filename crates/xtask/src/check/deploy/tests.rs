@@ -29,6 +29,8 @@ stringData:
   COUPON__MYSQL__PASSWORD: pw
   COUPON__REDIS__URL: redis://redis:6379
   COUPON__ADMIN__TOKEN: 0123456789abcdef0123
+  COUPON__MESSAGE_SIGNING__KEY: 0123456789abcdef0123456789abcdef
+  COUPON__MESSAGE_SIGNING__PREVIOUS_KEY: ''
 ";
 
 const CONFIG: &str = "\
@@ -469,7 +471,13 @@ fn the_example_admin_token_is_refused_where_it_is_needed() -> anyhow::Result<()>
         .map_err(anyhow::Error::msg)?
         .ok_or_else(|| anyhow::anyhow!("issuer-api names an undefined source"))?;
     load(&vars, Needs::default())?;
-    let Err(error) = load(&vars, Needs { admin_token: true }) else {
+    let Err(error) = load(
+        &vars,
+        Needs {
+            admin_token: true,
+            ..Needs::default()
+        },
+    ) else {
         anyhow::bail!("the placeholder admin token was accepted");
     };
     let error = error.to_string();
