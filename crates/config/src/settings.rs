@@ -173,6 +173,18 @@ pub struct MessageSigningSettings {
 }
 
 impl MessageSigningSettings {
+    /// Signing with `key` under `key_id`, and accepting `previous` (`(id, key)`) during a
+    /// rotation: settings built in code rather than read from configuration.
+    pub fn new(key_id: &str, key: &str, previous: Option<(&str, &str)>) -> Self {
+        let (previous_key_id, previous_key) = previous.unwrap_or_default();
+        Self {
+            key_id: key_id.to_owned(),
+            key: Secret::new(key),
+            previous_key_id: previous_key_id.to_owned(),
+            previous_key: Secret::new(previous_key),
+        }
+    }
+
     /// Whether messages are signed and verified at all.
     pub fn enabled(&self) -> bool {
         !self.key.is_empty()

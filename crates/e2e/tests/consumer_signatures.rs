@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use couponrush_config::{MessageSigningSettings, Secret};
+use couponrush_config::MessageSigningSettings;
 use couponrush_domain::{CouponId, IssueRequested};
 use couponrush_e2e::{Running, batch, consumer_metric};
 use couponrush_messaging::{MessageSigner, SIGNATURE_HEADER};
@@ -16,20 +16,11 @@ use couponrush_testkit::{TestEnv, eventually, issue_request};
 const CURRENT: &str = "e2e-current-key-0123456789abcdef0123456789";
 const PREVIOUS: &str = "e2e-previous-key-fedcba9876543210fedcba98";
 
-fn keys(id: &str, key: &str, previous: Option<(&str, &str)>) -> MessageSigningSettings {
-    let (previous_key_id, previous_key) = previous.unwrap_or_default();
-    MessageSigningSettings {
-        key_id: id.to_owned(),
-        key: Secret::new(key),
-        previous_key_id: previous_key_id.to_owned(),
-        previous_key: Secret::new(previous_key),
-    }
-}
-
 /// A test slice whose API signs with `k2` and whose consumer also accepts `k1`.
 async fn signed_env() -> anyhow::Result<TestEnv> {
     let mut env = TestEnv::new(1).await?;
-    env.settings.message_signing = keys("k2", CURRENT, Some(("k1", PREVIOUS)));
+    env.settings.message_signing =
+        MessageSigningSettings::new("k2", CURRENT, Some(("k1", PREVIOUS)));
     env.settings.validate()?;
     Ok(env)
 }
@@ -91,7 +82,11 @@ async fn only_messages_signed_with_a_key_the_consumer_holds_are_issued() -> anyh
     let zeros = format!("k2:{}", "00".repeat(32));
     produce(&env, &issue_request(coupon, "wrong-mac")?, Some(&zeros)).await?;
     // Properly formed, under a key id the consumer does not hold.
-    let stranger = MessageSigner::new(&keys("k9", "a-key-nobody-shares-0123456789abcdef", None));
+    let stranger = MessageSigner::new(&MessageSigningSettings::new(
+        "k9",
+        "a-key-nobody-shares-0123456789abcdef",
+        None,
+    ));
     let forged = issue_request(coupon, "unknown-key")?;
     produce(&env, &forged, Some(&signature(&env, &stranger, &forged))).await?;
     // Signed with the real key, then the payload changed (another user) on the way; key and
@@ -104,7 +99,7 @@ async fn only_messages_signed_with_a_key_the_consumer_holds_are_issued() -> anyh
     let genuine_signature = signature(&env, &current, &genuine);
     produce_keyed(&env, "genuine", &tampered, Some(&genuine_signature)).await?;
     // Signed by an API still on the previous key: accepted during the rotation.
-    let old_api = MessageSigner::new(&keys("k1", PREVIOUS, None));
+    let old_api = MessageSigner::new(&MessageSigningSettings::new("k1", PREVIOUS, None));
     let rotated = issue_request(coupon, "rotated")?;
     produce(&env, &rotated, Some(&signature(&env, &old_api, &rotated))).await?;
     // And the ordinary path: the API signs with the current key.

@@ -1,4 +1,4 @@
-use couponrush_config::{MessageSigningSettings, Secret};
+use couponrush_config::MessageSigningSettings;
 use rdkafka::message::{Headers, OwnedHeaders};
 
 use super::{MessageSigner, SIGNATURE_HEADER, SignatureRejection};
@@ -6,18 +6,12 @@ use super::{MessageSigner, SIGNATURE_HEADER, SignatureRejection};
 const CURRENT: &str = "0123456789abcdef0123456789abcdef-current";
 const PREVIOUS: &str = "fedcba9876543210fedcba9876543210-previous";
 
-fn settings(id: &str, key: &str, previous: Option<(&str, &str)>) -> MessageSigningSettings {
-    let (previous_key_id, previous_key) = previous.unwrap_or_default();
-    MessageSigningSettings {
-        key_id: id.to_owned(),
-        key: Secret::new(key),
-        previous_key_id: previous_key_id.to_owned(),
-        previous_key: Secret::new(previous_key),
-    }
-}
-
 fn rotated() -> MessageSigner {
-    MessageSigner::new(&settings("k2", CURRENT, Some(("k1", PREVIOUS))))
+    MessageSigner::new(&MessageSigningSettings::new(
+        "k2",
+        CURRENT,
+        Some(("k1", PREVIOUS)),
+    ))
 }
 
 fn sign(signer: &MessageSigner, key: Option<&[u8]>, payload: &[u8]) -> String {
@@ -43,7 +37,7 @@ fn a_signed_message_verifies_and_names_its_key() {
 
 #[test]
 fn the_previous_key_still_verifies_during_a_rotation() {
-    let old_api = MessageSigner::new(&settings("k1", PREVIOUS, None));
+    let old_api = MessageSigner::new(&MessageSigningSettings::new("k1", PREVIOUS, None));
     let signature = sign(&old_api, Some(b"alice"), b"payload");
     assert!(signature.starts_with("k1:"), "{signature}");
     let verdict = rotated().verify(
@@ -54,7 +48,7 @@ fn the_previous_key_still_verifies_during_a_rotation() {
     );
     assert_eq!(verdict, Ok(()));
     // Once the previous key is dropped, its messages are refused by id.
-    let dropped = MessageSigner::new(&settings("k2", CURRENT, None));
+    let dropped = MessageSigner::new(&MessageSigningSettings::new("k2", CURRENT, None));
     let verdict = dropped.verify(
         Some(signature.as_bytes()),
         "coupon-issue",
@@ -134,7 +128,7 @@ fn malformed_or_missing_headers_are_refused_with_their_reason() {
 
 #[test]
 fn a_different_key_under_the_same_id_does_not_verify() {
-    let forger = MessageSigner::new(&settings(
+    let forger = MessageSigner::new(&MessageSigningSettings::new(
         "k2",
         "attacker-chosen-key-of-32-bytes-or-more",
         None,
@@ -155,7 +149,7 @@ fn a_different_key_under_the_same_id_does_not_verify() {
 
 #[test]
 fn signing_off_adds_no_header_and_accepts_anything() {
-    let off = MessageSigner::new(&settings("k1", "", None));
+    let off = MessageSigner::new(&MessageSigningSettings::new("k1", "", None));
     assert!(!off.enabled());
     let headers = off.sign(OwnedHeaders::new(), "coupon-issue", None, b"p");
     assert_eq!(headers.count(), 0);

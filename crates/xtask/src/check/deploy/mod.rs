@@ -41,6 +41,8 @@ pub(super) mod settings;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_real_manifests;
+#[cfg(test)]
 mod tests_tools;
 
 use layout::Kustomization;
