@@ -63,7 +63,7 @@ if ((ISSUE)) && ((FAILED == 0)); then
         if expect "issue coupon $coupon to $user" 202 POST "$API/coupons/$coupon/issue" -H "userId: $user"; then
             status="" deadline=$((SECONDS + TIMEOUT))
             while ((SECONDS < deadline)); do
-                status=$(req GET "$API/coupons/$coupon/issuances/$user" | cut -d' ' -f2- | jq -r '.status // empty' 2>/dev/null || true)
+                status=$(req GET "$API/coupons/$coupon/issuances/$user" -H "userId: $user" | cut -d' ' -f2- | jq -r '.status // empty' 2>/dev/null || true)
                 [[ $status == ISSUED ]] && break
                 sleep 0.2
             done

@@ -126,7 +126,7 @@ case $TARGET:$VERB in
         while read -r user told _; do
             want="ISSUED|NOT_REQUESTED" && [[ $told == 202 ]] && want=ISSUED
             s="" && until [[ $s =~ ^($want)$ ]] || (($(date +%s%N) - t0 > ${ARG:-60} * 1000000000)); do
-                s=$(curl -s --max-time 2 "$API/coupons/$CHAOS_DRILL_COUPON/issuances/$user" | jq -r '.status // empty' || true)
+                s=$(curl -s --max-time 2 -H "userId: $user" "$API/coupons/$CHAOS_DRILL_COUPON/issuances/$user" | jq -r '.status // empty' || true)
                 [[ $s =~ ^($want)$ ]] || sleep 0.3
             done
             echo "$user (told $told): ${s:-no answer} at +$(since "$t0") s (want $want)"
@@ -137,7 +137,7 @@ case $TARGET:$VERB in
         # and (from observe's log) each API / consumer turned not-ready within SECONDS of the fault.
         bad=0 n=0
         while read -r user told; do
-            n=$((n + 1)) && s=$(curl -s --max-time 2 "$API/coupons/$CHAOS_DRILL_COUPON/issuances/$user" | jq -r '.status // empty' || true)
+            n=$((n + 1)) && s=$(curl -s --max-time 2 -H "userId: $user" "$API/coupons/$CHAOS_DRILL_COUPON/issuances/$user" | jq -r '.status // empty' || true)
             case $told:$s in
                 202:ISSUED | 503:ISSUED | 503:NOT_REQUESTED | 000:ISSUED | 000:NOT_REQUESTED) ;;
                 *) echo "UNTRUE: $user was told $told, now ${s:-no answer}" && bad=1 ;;

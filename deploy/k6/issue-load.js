@@ -10,6 +10,7 @@
 //   COUPON_ID     coupon to issue from; when empty, setup() creates a dedicated load coupon
 //                 through `POST /admin/coupons` (needs ADMIN_TOKEN): never a real event's stock
 //   ADMIN_TOKEN   admin bearer token (COUPON__ADMIN__TOKEN of the target), for that creation
+//                 and, when set, on every issue request (acting for the load's users in any auth.mode)
 //   STOCK         units of the created load coupon (default 1000000: the run never sells out)
 //   VUS           virtual users (default 50), DURATION (default 30s)
 //   USER_PREFIX   prefix of the user ids (default k6-load-); a run id follows it, so two runs
@@ -108,7 +109,9 @@ export function setup() {
 export default function (data) {
     const user = `${USER_PREFIX}${data.runId}-${exec.vu.idInTest}-${exec.vu.iterationInScenario}`;
     const res = http.post(`${BASE_URL}/coupons/${data.couponId}/issue`, null, {
-        headers: { userId: user },
+        // With ADMIN_TOKEN the load acts for its users through the admin token, which every
+        // auth.mode accepts (a gateway-header deployment serves only its gateways otherwise).
+        headers: __ENV.ADMIN_TOKEN ? { userId: user, Authorization: `Bearer ${__ENV.ADMIN_TOKEN}` } : { userId: user },
         tags: { name: 'issue' },
         timeout: '10s',
     });

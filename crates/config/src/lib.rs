@@ -18,9 +18,9 @@ pub use args::ConfigArgs;
 pub use redact::LoadErrors;
 pub use secret::Secret;
 pub use settings::{
-    AdminSettings, ConsumerSettings, HttpSettings, KafkaSettings, LogFormat, LogSettings,
-    MessageSigningSettings, MysqlSettings, Profile, RedisSettings, Settings, SmokeSettings,
-    StartupSettings, TelemetrySettings,
+    AdminSettings, AuthMode, AuthSettings, ConsumerSettings, HttpSettings, JwtAlgorithm,
+    KafkaSettings, LogFormat, LogSettings, MessageSigningSettings, MysqlSettings, Profile,
+    RedisSettings, Settings, SmokeSettings, StartupSettings, TelemetrySettings,
 };
 pub use validate::{Invalid, MIN_KEY_BYTES, Needs, ValidationErrors};
 

@@ -3,6 +3,7 @@ use std::net::IpAddr;
 
 use crate::settings::{Profile, Settings};
 
+mod auth;
 mod signing;
 mod smoke;
 
@@ -48,6 +49,8 @@ pub struct Needs {
     pub admin_token: bool,
     /// `message_signing.key`: issuer-api signs issue messages, coupon-consumer verifies them.
     pub signing_key: bool,
+    /// `auth.*`: issuer-api serves callers and must know who they are.
+    pub auth: bool,
 }
 
 /// Every problem found, reported together so one start-up attempt shows them all.
@@ -318,6 +321,7 @@ impl Settings {
             needs,
             production,
         ));
+        errors.extend(auth::auth_problems(&self.auth, needs, production));
         // Shape only: the targets' hosts are the smoke command's to check (`validate_smoke`).
         errors.extend(smoke::smoke_problems(&self.smoke, false));
         if needs.admin_token && production && self.admin.token.expose().len() < 16 {

@@ -119,6 +119,18 @@ impl Running {
         Ok((response.status().as_u16(), response.text().await?))
     }
 
+    /// `user`'s status for `coupon`, asked as that user (the status endpoint answers only the
+    /// caller's own user): status and body text.
+    pub async fn status(&self, coupon: CouponId, user: &str) -> anyhow::Result<(u16, String)> {
+        let response = self
+            .client
+            .get(format!("{}/coupons/{coupon}/issuances/{user}", self.base))
+            .header("userId", user)
+            .send()
+            .await?;
+        Ok((response.status().as_u16(), response.text().await?))
+    }
+
     /// The API's `/metrics` text.
     pub async fn metrics(&self) -> anyhow::Result<String> {
         let (status, text) = self.get("/metrics").await?;

@@ -12,9 +12,7 @@ use couponrush_testkit::{PrivateServer, TestEnv, eventually};
 use serde_json::{Value, json};
 
 async fn status_of(running: &Running, coupon: CouponId, user: &str) -> anyhow::Result<Value> {
-    let (_, body) = running
-        .get(&format!("/coupons/{coupon}/issuances/{user}"))
-        .await?;
+    let (_, body) = running.status(coupon, user).await?;
     Ok(serde_json::from_str(&body)?)
 }
 

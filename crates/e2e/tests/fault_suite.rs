@@ -137,10 +137,7 @@ async fn consumers_recover_without_a_restart_after_a_stall_longer_than_their_ses
             let user = format!("after-{tries}");
             running.issue(coupon, &user).await.ok()?;
             let issued = eventually(Duration::from_secs(1), "issued", async || {
-                let (_, text) = running
-                    .get(&format!("/coupons/{coupon}/issuances/{user}"))
-                    .await
-                    .ok()?;
+                let (_, text) = running.status(coupon, &user).await.ok()?;
                 text.contains("\"ISSUED\"").then_some(())
             })
             .await;

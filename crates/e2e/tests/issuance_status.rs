@@ -20,6 +20,7 @@ async fn status(running: &Running, coupon: CouponId, user: &str) -> anyhow::Resu
             "{}/coupons/{coupon}/issuances/{user}",
             running.base
         ))
+        .header("userId", user)
         .send()
         .await?;
     Ok((response.status().as_u16(), response.json().await?))

@@ -138,9 +138,9 @@ async fn a_coupon_redis_lost_is_not_loaded_not_unknown() -> anyhow::Result<()> {
 
     // The status endpoint cannot see alice's request (only Redis had it): it does not say
     // NOT_REQUESTED.
-    let path = format!("/coupons/{coupon}/issuances/alice");
     let (status, body) = eventually(Duration::from_secs(10), "Redis answering", async || {
-        let (status, body) = get(&running, &path).await.ok()?;
+        let (status, body) = running.status(coupon, "alice").await.ok()?;
+        let body: Value = serde_json::from_str(&body).ok()?;
         (body["code"] != "UNAVAILABLE").then_some((status, body))
     })
     .await?;

@@ -2,7 +2,6 @@
 
 use std::future::{Ready, ready};
 
-use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use couponrush_config::Secret;
 
@@ -32,12 +31,7 @@ pub fn require_admin(request: &HttpRequest, token: &Secret) -> Result<(), ApiErr
     if token.is_empty() {
         return Err(ApiError::AdminDisabled);
     }
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(ApiError::Unauthorized)?;
+    let presented = crate::auth::bearer(request).ok_or(ApiError::Unauthorized)?;
     if constant_time_eq(presented.as_bytes(), token.expose().as_bytes()) {
         Ok(())
     } else {
@@ -46,7 +40,7 @@ pub fn require_admin(request: &HttpRequest, token: &Secret) -> Result<(), ApiErr
 }
 
 /// Compares without an early exit, so response time does not reveal a matching prefix.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

@@ -6,17 +6,30 @@ use couponrush_domain::{CouponSpecError, IdError, RequestId};
 use couponrush_storage::StorageError;
 use serde::Serialize;
 
+use crate::auth::TokenError;
+
 /// Every error answer of the API: JSON with a stable machine-readable `code` and a message.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
     InvalidCouponId(IdError),
-    #[error("header userId is required")]
-    MissingUserId,
+    /// The user header's name (`auth.user_header`).
+    #[error("header {0} is required")]
+    MissingUserId(String),
     #[error("userId is invalid: {0}")]
     InvalidUserId(IdError),
-    #[error("header userId must be given once")]
-    AmbiguousUserId,
+    #[error("header {0} must be given once")]
+    AmbiguousUserId(String),
+    #[error("a valid bearer token is required: {0}")]
+    Unauthenticated(TokenError),
+    #[error("the user header is accepted only through the authenticating gateway")]
+    UntrustedPeer,
+    #[error("a user may read only their own requests")]
+    NotYourRequest,
+    #[error("the user header names another user than the bearer token")]
+    UserMismatch,
+    #[error("the support token reads statuses; it cannot issue")]
+    SupportReadOnly,
     #[error("this endpoint takes no request body")]
     UnexpectedBody,
     #[error("coupon {0} does not exist")]
@@ -81,8 +94,13 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::InvalidCouponId(_) => "INVALID_COUPON_ID",
-            Self::MissingUserId => "MISSING_USER_ID",
-            Self::InvalidUserId(_) | Self::AmbiguousUserId => "INVALID_USER_ID",
+            Self::MissingUserId(_) => "MISSING_USER_ID",
+            Self::InvalidUserId(_) | Self::AmbiguousUserId(_) => "INVALID_USER_ID",
+            Self::Unauthenticated(_) => "UNAUTHENTICATED",
+            Self::UntrustedPeer => "UNTRUSTED_PEER",
+            Self::NotYourRequest => "NOT_YOUR_REQUEST",
+            Self::UserMismatch => "USER_MISMATCH",
+            Self::SupportReadOnly => "SUPPORT_READ_ONLY",
             Self::UnexpectedBody => "UNEXPECTED_BODY",
             Self::CouponNotFound(_) => "COUPON_NOT_FOUND",
             Self::InvalidBody(_) => "INVALID_BODY",
@@ -134,15 +152,19 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::InvalidCouponId(_)
-            | Self::MissingUserId
+            | Self::MissingUserId(_)
             | Self::InvalidUserId(_)
-            | Self::AmbiguousUserId
+            | Self::AmbiguousUserId(_)
             | Self::UnexpectedBody
             | Self::InvalidBody(_) => StatusCode::BAD_REQUEST,
             Self::InvalidCoupon(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::CouponNotFound(_) | Self::RouteNotFound => StatusCode::NOT_FOUND,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::AdminDisabled => StatusCode::FORBIDDEN,
+            Self::Unauthorized | Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Self::AdminDisabled
+            | Self::UntrustedPeer
+            | Self::NotYourRequest
+            | Self::UserMismatch
+            | Self::SupportReadOnly => StatusCode::FORBIDDEN,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable { .. }
             | Self::StockHeld { .. }
@@ -170,9 +192,16 @@ impl ResponseError for ApiError {
             Self::MethodNotAllowed { allow } => {
                 response.insert_header((header::ALLOW, *allow));
             }
-            Self::Unauthorized => {
+            Self::Unauthorized | Self::Unauthenticated(TokenError::Missing) => {
                 response
                     .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+            }
+            // RFC 6750 section 3: a token was presented and refused.
+            Self::Unauthenticated(reason) => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    format!("Bearer error=\"invalid_token\", error_description=\"{reason}\""),
+                ));
             }
             _ => {}
         }

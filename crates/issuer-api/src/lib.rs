@@ -6,6 +6,7 @@
 //! unknown coupon); nobody is told "issued" by this endpoint.
 
 mod admin_auth;
+mod auth;
 mod coupon_presence;
 mod error;
 mod holds;

@@ -7,11 +7,12 @@ use issuer_api::Cli;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = async {
-        // The admin endpoints are served here, and issue messages signed: production refuses
-        // to start without an admin token or a signing key.
+        // The admin endpoints are served here, issue messages signed and callers identified:
+        // production refuses to start without an admin token, a signing key or an auth mode.
         let settings = cli.config.load_for(couponrush_config::Needs {
             admin_token: true,
             signing_key: true,
+            auth: true,
         })?;
         let telemetry = couponrush_telemetry::init(&settings, "issuer-api")?;
         let result = issuer_api::run(settings).await;

@@ -40,6 +40,11 @@ pub struct CouponLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DependencyLabels {
     pub dependency: &'static str,
 }
@@ -72,6 +77,9 @@ pub struct ApiMetrics {
     pub participation_dropped: Counter,
     pub producer_rebuilds: Family<ProducerLabels, Counter>,
     pub stock_remaining: Family<CouponLabels, Gauge>,
+    /// Callers refused by authentication (auth.rs), by reason.
+    pub auth_rejections: Family<ReasonLabels, Counter>,
+    pub key_reloads: Family<OutcomeLabels, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -186,8 +194,26 @@ impl ApiMetrics {
              (0 once it answered sold out); take the min over instances",
             stock_remaining.clone(),
         );
+        let auth_rejections = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "auth_rejections",
+            "Requests refused because the caller was not authenticated or not allowed, by reason",
+            auth_rejections.clone(),
+        );
+        // Every reason exists from the start, so a rate over it is 0 rather than absent.
+        for reason in crate::auth::REJECTION_REASONS {
+            let _ = auth_rejections.get_or_create(&ReasonLabels { reason });
+        }
+        let key_reloads = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "auth_key_reloads",
+            "Changes of auth.jwt_keys_file seen: ok (keys replaced) or error (refused, old keys kept)",
+            key_reloads.clone(),
+        );
         Arc::new(Self {
             registry,
+            auth_rejections,
+            key_reloads,
             stock_remaining,
             unresolved,
             resolutions,
@@ -242,6 +268,18 @@ impl ApiMetrics {
                 coupon_id: coupon.get(),
             })
             .set(i64::try_from(remaining).unwrap_or(i64::MAX));
+    }
+
+    pub fn auth_rejected(&self, reason: &'static str) {
+        self.auth_rejections
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    pub fn key_reload(&self, outcome: &'static str) {
+        self.key_reloads
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
     /// Counts the result of releasing a reservation after a failed publish.

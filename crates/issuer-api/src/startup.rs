@@ -9,6 +9,7 @@ use couponrush_messaging::{InFlightScan, IssuePublisher};
 use couponrush_ops::StartupProbes;
 use couponrush_storage::{CouponStore, Database, IssuanceStore};
 
+use crate::auth::Authenticator;
 use crate::coupon_presence::CouponPresence;
 use crate::holds::HoldSettler;
 use crate::metrics::ApiMetrics;
@@ -23,6 +24,10 @@ use crate::state::AppState;
 /// Also starts the background tasks (readiness watch, resolver, participation outbox); stop
 /// them with [`Background::stop`] at shutdown.
 pub async fn connect(settings: &Settings) -> anyhow::Result<(AppState, Background)> {
+    // Keys first: a keys file that does not parse needs no network to refuse start-up.
+    let metrics = ApiMetrics::new();
+    let (auth, key_watch) =
+        Authenticator::start(&settings.auth, &settings.admin.token, metrics.clone())?;
     let probes = StartupProbes::new(&settings.startup);
     let timeout = probes.timeout();
 
@@ -42,7 +47,6 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<(AppState, Backgroun
         mysql = db.address(),
         "dependencies answered"
     );
-    let metrics = ApiMetrics::new();
     let ready_timeout = Duration::from_secs(1).min(timeout);
     let (readiness, watch) = Readiness::watch(
         reservations.clone(),
@@ -63,6 +67,7 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<(AppState, Backgroun
         coupons: CouponStore::new(db.clone()),
         issuances: IssuanceStore::new(db),
         admin_token: settings.admin.token.clone(),
+        auth: Arc::new(auth),
         presence: Arc::new(CouponPresence::new(metrics.coupon_not_loaded.clone())),
         metrics,
         readiness,
@@ -76,6 +81,7 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<(AppState, Backgroun
         resolver: resolver_task,
         participation,
         holds: holds_task,
+        key_watch,
     };
     Ok((state, background))
 }
@@ -92,6 +98,8 @@ pub struct Background {
     resolver: ResolverTask,
     participation: ParticipationOutbox,
     holds: tokio::task::JoinHandle<()>,
+    /// Watches `auth.jwt_keys_file` (jwt mode with a keys file).
+    key_watch: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Background {
@@ -103,5 +111,8 @@ impl Background {
         // Holds not flushed yet expire by themselves after the longest publish wait.
         self.holds.abort();
         self.readiness_watch.abort();
+        if let Some(watch) = self.key_watch {
+            watch.abort();
+        }
     }
 }

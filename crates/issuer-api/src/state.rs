@@ -5,6 +5,7 @@ use couponrush_config::Secret;
 use couponrush_messaging::{InFlightScan, IssuePublisher};
 use couponrush_storage::{CouponStore, IssuanceStore};
 
+use crate::auth::Authenticator;
 use crate::coupon_presence::CouponPresence;
 use crate::holds::HoldSettler;
 use crate::metrics::ApiMetrics;
@@ -22,6 +23,8 @@ pub struct AppState {
     pub coupons: CouponStore,
     pub issuances: IssuanceStore,
     pub admin_token: Secret,
+    /// Who calls the user endpoints (`[auth]`).
+    pub auth: Arc<Authenticator>,
     pub metrics: Arc<ApiMetrics>,
     pub readiness: Arc<Readiness>,
     pub resolver: Resolver,

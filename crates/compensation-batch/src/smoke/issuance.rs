@@ -36,11 +36,7 @@ pub async fn issue(plan: &Plan, settings: &Settings) -> Result<(Issued, String),
     for user in plan.users() {
         let what = format!("POST {url} (userId {user})");
         let user = UserId::parse(&user).map_err(|error| format!("{what}: {error}"))?;
-        let seen = send(
-            client.post(url.clone()).header("userId", user.as_str()),
-            &what,
-        )
-        .await?;
+        let seen = send(as_user(client.post(url.clone()), plan, &user), &what).await?;
         let status: Option<String> = serde_json::from_str::<Value>(&seen.body)
             .ok()
             .and_then(|body| body["status"].as_str().map(str::to_owned));
@@ -137,7 +133,7 @@ async fn look(
         &format!("/coupons/{}/issuances/{user}", issued.coupon),
     )?;
     let what = format!("GET {url}");
-    let seen = send(issued.client.get(url.clone()), &what).await?;
+    let seen = send(as_user(issued.client.get(url.clone()), plan, user), &what).await?;
     let status = serde_json::from_str::<Value>(&seen.body)
         .ok()
         .and_then(|body| body["status"].as_str().map(str::to_owned));
@@ -155,5 +151,23 @@ async fn look(
             issued.db.address(),
             causes(&error)
         )),
+    }
+}
+
+/// A request made for `user`: the user header names them and, when an admin token is set, it
+/// is the bearer. The admin token is what lets the smoke test act for its users in every
+/// `auth.mode` (a gateway-header deployment serves only its gateways; a jwt one wants a token
+/// the smoke test cannot mint), and the status endpoint answers only its own user or an
+/// operator.
+fn as_user(
+    request: reqwest::RequestBuilder,
+    plan: &Plan,
+    user: &UserId,
+) -> reqwest::RequestBuilder {
+    let request = request.header("userId", user.as_str());
+    if plan.admin_token.is_empty() {
+        request
+    } else {
+        request.bearer_auth(plan.admin_token.expose())
     }
 }

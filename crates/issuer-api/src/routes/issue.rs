@@ -4,8 +4,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use couponrush_cache::CacheError;
 use couponrush_domain::{
-    CouponId, IdError, IssueRequested, ParticipantState, ParticipationOutcome,
-    ParticipationRecorded, RequestId, Reservation, UserId,
+    CouponId, IssueRequested, ParticipantState, ParticipationOutcome, ParticipationRecorded,
+    RequestId, Reservation, UserId,
 };
 use couponrush_messaging::DeliveryFailure;
 use couponrush_telemetry::propagation::unless_unsampled;
@@ -17,9 +17,6 @@ use tracing::Instrument;
 use crate::coupon_presence::Presence;
 use crate::error::{ApiError, RETRY_AFTER_SECS};
 use crate::state::AppState;
-
-/// Header carrying the caller's user id, as in the system this replaces.
-pub const USER_ID_HEADER: &str = "userId";
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -39,18 +36,6 @@ struct IssueAnswer {
 
 pub fn coupon_id(raw: &str) -> Result<CouponId, ApiError> {
     raw.parse().map_err(ApiError::InvalidCouponId)
-}
-
-fn user_id(request: &HttpRequest) -> Result<UserId, ApiError> {
-    let mut values = request.headers().get_all(USER_ID_HEADER);
-    let raw = values.next().ok_or(ApiError::MissingUserId)?;
-    if values.next().is_some() {
-        return Err(ApiError::AmbiguousUserId);
-    }
-    let raw = raw
-        .to_str()
-        .map_err(|_| ApiError::InvalidUserId(IdError::UserIdCharset))?;
-    UserId::parse(raw).map_err(ApiError::InvalidUserId)
 }
 
 /// What happened to one request, before it becomes an HTTP answer.
@@ -217,8 +202,10 @@ pub async fn issue(
     request: HttpRequest,
     mut body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    // Who it is for comes first: an unauthenticated caller learns nothing, not even whether
+    // the coupon id is well-formed.
+    let user = state.auth.issuing_user(&request)?;
     let coupon = coupon_id(&path)?;
-    let user = user_id(&request)?;
     // Look at the first chunk only: any byte is enough to refuse, and nothing is buffered.
     match body.next().await {
         None => {}

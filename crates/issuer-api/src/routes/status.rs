@@ -7,7 +7,7 @@
 //! but not NOT_REQUESTED (a request still in Kafka is only in Redis): that answer is 503
 //! (`COUPON_NOT_LOADED` when Redis lost the coupon, `UNAVAILABLE` when it is down).
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use couponrush_cache::UserView;
 use couponrush_domain::coupon::expires_at;
 use couponrush_domain::{CouponId, ParticipantState, RequestId, UserId};
@@ -69,10 +69,13 @@ impl StatusAnswer {
 pub async fn status(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
+    request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let (raw_coupon, raw_user) = path.into_inner();
-    let coupon = coupon_id(&raw_coupon)?;
     let user = UserId::parse(&raw_user).map_err(ApiError::InvalidUserId)?;
+    // Only the user themself (or support staff) may learn where a request stands.
+    state.auth.may_read(&request, &user)?;
+    let coupon = coupon_id(&raw_coupon)?;
     let answer = StatusAnswer::new(coupon, user.clone(), "NOT_REQUESTED");
 
     let (view, redis_down) = match state.reservations.user_view(coupon, &user).await {

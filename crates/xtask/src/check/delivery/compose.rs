@@ -33,10 +33,12 @@ pub fn problems(path: &Path, image_env: &[(String, String)]) -> anyhow::Result<V
         checked += 1;
         let name = name.as_str().unwrap_or_default();
         // issuer-api refuses to start without an admin token; the other binaries do not read it.
-        // issuer-api and coupon-consumer refuse to start without a signing key.
+        // issuer-api and coupon-consumer refuse to start without a signing key, issuer-api
+        // without an auth mode.
         let needs = Needs {
             admin_token: binary(service) == Some("issuer-api"),
             signing_key: matches!(binary(service), Some("issuer-api" | "coupon-consumer")),
+            auth: binary(service) == Some("issuer-api"),
         };
         match environment(service, image_env) {
             Ok(vars) => problems.extend(

@@ -23,10 +23,12 @@ pub fn settings_load_in_production(m: &Manifests) -> Vec<String> {
             match environment(m, &t, container) {
                 // The example Secret's admin token is a placeholder the production profile
                 // refuses on purpose (see secret.example.yaml): checked by the tests, not here.
-                // The signing key is required where messages are signed or verified.
+                // The signing key is required where messages are signed or verified, an auth
+                // mode where callers are served.
                 Ok(Some(vars)) => {
                     let needs = Needs {
                         signing_key: matches!(name, "issuer-api" | "coupon-consumer"),
+                        auth: name == "issuer-api",
                         ..Needs::default()
                     };
                     if let Err(error) = load(&vars, needs) {

@@ -1,0 +1,250 @@
+//! Who is calling (`auth.mode`, docs/security.md): a user named by a trusted gateway's header
+//! or by a bearer JWT, or an operator holding the admin or support token.
+//!
+//! The admin token may issue for the user its request names in the user header (the smoke
+//! test does, in every mode) and read any status; the support token reads any status and
+//! issues nothing; a user reads only their own status.
+
+mod jwt;
+mod key_reload;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use actix_web::HttpRequest;
+use actix_web::http::header::{self, HeaderName};
+use couponrush_config::{AuthMode, AuthSettings, Secret};
+use couponrush_domain::{IdError, UserId};
+
+pub use jwt::{KeyError, TokenError};
+
+use crate::admin_auth::constant_time_eq;
+use crate::error::ApiError;
+use crate::metrics::ApiMetrics;
+use jwt::JwtVerifier;
+
+/// Labels of `auth_rejections_total` besides the token reasons.
+const UNTRUSTED_PEER: &str = "untrusted_peer";
+const NOT_YOUR_REQUEST: &str = "not_your_request";
+const USER_MISMATCH: &str = "user_mismatch";
+const READ_ONLY: &str = "support_read_only";
+
+/// Every `reason` of `auth_rejections_total`, created at start so each series exists at 0.
+pub const REJECTION_REASONS: [&str; TokenError::ALL.len() + 4] = {
+    let mut all = [""; TokenError::ALL.len() + 4];
+    let mut i = 0;
+    while i < TokenError::ALL.len() {
+        all[i] = TokenError::ALL[i].label();
+        i += 1;
+    }
+    all[i] = UNTRUSTED_PEER;
+    all[i + 1] = NOT_YOUR_REQUEST;
+    all[i + 2] = USER_MISMATCH;
+    all[i + 3] = READ_ONLY;
+    all
+};
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    User(UserId),
+    Admin,
+    Support,
+}
+
+enum Mode {
+    /// `gateway-header` (or none chosen, in development): the header names the user.
+    Header,
+    Jwt(Arc<JwtVerifier>),
+}
+
+/// Built once at start-up from `[auth]` and `admin.token`; shared by every worker.
+pub struct Authenticator {
+    mode: Mode,
+    user_header: HeaderName,
+    /// Empty: any peer may send the user header (development, or no mode chosen).
+    trusted: Vec<ipnet::IpNet>,
+    admin_token: Secret,
+    support_token: Secret,
+    metrics: Arc<ApiMetrics>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("user_header", &self.user_header)
+            .field("trusted", &self.trusted)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the authenticator could not be built: start-up refuses.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthSetupError {
+    #[error("auth.user_header is not an HTTP header name")]
+    UserHeader,
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+}
+
+impl Authenticator {
+    /// Reads the JWT keys now (a keys file that does not parse refuses start-up) and, in jwt
+    /// mode with a keys file, starts watching it for changes.
+    pub fn start(
+        settings: &AuthSettings,
+        admin_token: &Secret,
+        metrics: Arc<ApiMetrics>,
+    ) -> Result<(Self, Option<tokio::task::JoinHandle<()>>), AuthSetupError> {
+        let user_header = HeaderName::try_from(settings.user_header.trim())
+            .map_err(|_| AuthSetupError::UserHeader)?;
+        let (mode, watch) = match settings.mode {
+            AuthMode::Unset | AuthMode::GatewayHeader => (Mode::Header, None),
+            AuthMode::Jwt => {
+                let verifier = Arc::new(JwtVerifier::new(settings)?);
+                let keys_file = settings.jwt_keys_file.trim();
+                let watch = (!keys_file.is_empty()).then(|| {
+                    key_reload::watch(
+                        verifier.clone(),
+                        keys_file.into(),
+                        settings.jwt_reload_interval(),
+                        metrics.clone(),
+                    )
+                });
+                (Mode::Jwt(verifier), watch)
+            }
+        };
+        if settings.mode == AuthMode::Unset {
+            tracing::warn!(
+                header = %user_header,
+                "auth.mode is not set: the user header is trusted from any client (development only)"
+            );
+        }
+        let authenticator = Self {
+            mode,
+            user_header,
+            trusted: settings.trusted_proxies(),
+            admin_token: admin_token.clone(),
+            support_token: settings.support_token.clone(),
+            metrics,
+        };
+        Ok((authenticator, watch))
+    }
+
+    /// Who sent `request`.
+    pub fn caller(&self, request: &HttpRequest) -> Result<Caller, ApiError> {
+        let bearer = bearer(request);
+        if let Some(token) = bearer {
+            // Operators first: their tokens are not JWTs and work in every mode.
+            for (secret, caller) in [
+                (&self.admin_token, Caller::Admin),
+                (&self.support_token, Caller::Support),
+            ] {
+                if !secret.is_empty()
+                    && constant_time_eq(token.as_bytes(), secret.expose().as_bytes())
+                {
+                    return Ok(caller);
+                }
+            }
+        }
+        match &self.mode {
+            Mode::Header => {
+                if !self.peer_trusted(request) {
+                    return Err(self.reject(UNTRUSTED_PEER, ApiError::UntrustedPeer));
+                }
+                self.header_user(request)?
+                    .map(Caller::User)
+                    .ok_or_else(|| ApiError::MissingUserId(self.user_header.to_string()))
+            }
+            Mode::Jwt(verifier) => {
+                let user = bearer
+                    .ok_or(TokenError::Missing)
+                    .and_then(|token| verifier.verify(token))
+                    .map_err(|error| {
+                        self.reject(error.label(), ApiError::Unauthenticated(error))
+                    })?;
+                // A header naming someone else is a confused client: refuse rather than issue
+                // to a user it did not mean.
+                match self.header_user(request)? {
+                    Some(named) if named != user => {
+                        Err(self.reject(USER_MISMATCH, ApiError::UserMismatch))
+                    }
+                    _ => Ok(Caller::User(user)),
+                }
+            }
+        }
+    }
+
+    /// The user a request to issue is for: the caller, or the user the admin names.
+    pub fn issuing_user(&self, request: &HttpRequest) -> Result<UserId, ApiError> {
+        match self.caller(request)? {
+            Caller::User(user) => Ok(user),
+            Caller::Admin => self
+                .header_user(request)?
+                .ok_or_else(|| ApiError::MissingUserId(self.user_header.to_string())),
+            Caller::Support => Err(self.reject(READ_ONLY, ApiError::SupportReadOnly)),
+        }
+    }
+
+    /// Whether the caller may read `user`'s status.
+    pub fn may_read(&self, request: &HttpRequest, user: &UserId) -> Result<(), ApiError> {
+        match self.caller(request)? {
+            Caller::Admin | Caller::Support => Ok(()),
+            Caller::User(caller) if caller == *user => Ok(()),
+            Caller::User(_) => Err(self.reject(NOT_YOUR_REQUEST, ApiError::NotYourRequest)),
+        }
+    }
+
+    fn reject(&self, reason: &'static str, error: ApiError) -> ApiError {
+        self.metrics.auth_rejected(reason);
+        tracing::info!(reason, "caller refused");
+        error
+    }
+
+    /// Whether the connection comes from a trusted gateway (any peer when none is listed).
+    fn peer_trusted(&self, request: &HttpRequest) -> bool {
+        if self.trusted.is_empty() {
+            return true;
+        }
+        request
+            .peer_addr()
+            .map(|peer| canonical(peer.ip()))
+            .is_some_and(|ip| self.trusted.iter().any(|net| net.contains(&ip)))
+    }
+
+    /// The user the header names, if it is there once and valid.
+    fn header_user(&self, request: &HttpRequest) -> Result<Option<UserId>, ApiError> {
+        let mut values = request.headers().get_all(&self.user_header);
+        let Some(raw) = values.next() else {
+            return Ok(None);
+        };
+        if values.next().is_some() {
+            return Err(ApiError::AmbiguousUserId(self.user_header.to_string()));
+        }
+        let raw = raw
+            .to_str()
+            .map_err(|_| ApiError::InvalidUserId(IdError::UserIdCharset))?;
+        UserId::parse(raw)
+            .map(Some)
+            .map_err(ApiError::InvalidUserId)
+    }
+}
+
+/// An IPv4 peer on a dual-stack socket arrives as `::ffff:a.b.c.d`: compare it as IPv4, as
+/// the configured CIDRs are written.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
+    }
+}
+
+/// The bearer token of `Authorization: Bearer <token>`, if any.
+pub fn bearer(request: &HttpRequest) -> Option<&str> {
+    request
+        .headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
