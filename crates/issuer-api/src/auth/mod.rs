@@ -130,8 +130,10 @@ impl Authenticator {
         Ok((authenticator, watch))
     }
 
-    /// Who sent `request`.
-    pub fn caller(&self, request: &HttpRequest) -> Result<Caller, ApiError> {
+    /// Who sent `request`, and the user its header names. A malformed or repeated header is
+    /// 400 whoever calls: an operator's request is held to the same shape as a user's.
+    fn identify(&self, request: &HttpRequest) -> Result<(Caller, Option<UserId>), ApiError> {
+        let named = self.header_user(request)?;
         let bearer = bearer(request);
         if let Some(token) = bearer {
             // Operators first: their tokens are not JWTs and work in every mode.
@@ -142,18 +144,18 @@ impl Authenticator {
                 if !secret.is_empty()
                     && constant_time_eq(token.as_bytes(), secret.expose().as_bytes())
                 {
-                    return Ok(caller);
+                    return Ok((caller, named));
                 }
             }
         }
-        match &self.mode {
+        let user = match &self.mode {
             Mode::Header => {
                 if !self.peer_trusted(request) {
                     return Err(self.reject(UNTRUSTED_PEER, ApiError::UntrustedPeer));
                 }
-                self.header_user(request)?
-                    .map(Caller::User)
-                    .ok_or_else(|| ApiError::MissingUserId(self.user_header.to_string()))
+                named
+                    .clone()
+                    .ok_or_else(|| ApiError::MissingUserId(self.user_header.to_string()))?
             }
             Mode::Jwt(verifier) => {
                 let user = bearer
@@ -164,30 +166,29 @@ impl Authenticator {
                     })?;
                 // A header naming someone else is a confused client: refuse rather than issue
                 // to a user it did not mean.
-                match self.header_user(request)? {
-                    Some(named) if named != user => {
-                        Err(self.reject(USER_MISMATCH, ApiError::UserMismatch))
-                    }
-                    _ => Ok(Caller::User(user)),
+                if named.as_ref().is_some_and(|named| *named != user) {
+                    return Err(self.reject(USER_MISMATCH, ApiError::UserMismatch));
                 }
+                user
             }
-        }
+        };
+        Ok((Caller::User(user), named))
     }
 
     /// The user a request to issue is for: the caller, or the user the admin names.
     pub fn issuing_user(&self, request: &HttpRequest) -> Result<UserId, ApiError> {
-        match self.caller(request)? {
-            Caller::User(user) => Ok(user),
-            Caller::Admin => self
-                .header_user(request)?
-                .ok_or_else(|| ApiError::MissingUserId(self.user_header.to_string())),
-            Caller::Support => Err(self.reject(READ_ONLY, ApiError::SupportReadOnly)),
+        match self.identify(request)? {
+            (Caller::User(user), _) => Ok(user),
+            (Caller::Admin, named) => {
+                named.ok_or_else(|| ApiError::MissingUserId(self.user_header.to_string()))
+            }
+            (Caller::Support, _) => Err(self.reject(READ_ONLY, ApiError::SupportReadOnly)),
         }
     }
 
     /// Whether the caller may read `user`'s status.
     pub fn may_read(&self, request: &HttpRequest, user: &UserId) -> Result<(), ApiError> {
-        match self.caller(request)? {
+        match self.identify(request)?.0 {
             Caller::Admin | Caller::Support => Ok(()),
             Caller::User(caller) if caller == *user => Ok(()),
             Caller::User(_) => Err(self.reject(NOT_YOUR_REQUEST, ApiError::NotYourRequest)),
