@@ -11,6 +11,7 @@ mod describe;
 mod lenient;
 mod redact;
 mod secret;
+mod secret_files;
 mod settings;
 mod validate;
 
@@ -18,9 +19,9 @@ pub use args::ConfigArgs;
 pub use redact::LoadErrors;
 pub use secret::Secret;
 pub use settings::{
-    AdminSettings, ConsumerSettings, HttpSettings, KafkaSettings, LogFormat, LogSettings,
-    MessageSigningSettings, MysqlSettings, Profile, RedisSettings, Settings, SmokeSettings,
-    StartupSettings, TelemetrySettings,
+    AdminSettings, ConsumerSettings, HttpSettings, KafkaSecurityProtocol, KafkaSettings, LogFormat,
+    LogSettings, MessageSigningSettings, MysqlSettings, MysqlSslMode, Profile, RedisSettings,
+    SaslMechanism, Settings, SmokeSettings, StartupSettings, TelemetrySettings, path_setting,
 };
 pub use validate::{Invalid, MIN_KEY_BYTES, Needs, ValidationErrors};
 
