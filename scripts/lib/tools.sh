@@ -92,7 +92,9 @@ ensure_cargo() {
 }
 
 # The bundled librdkafka is built with its own configure + make (C/C++ toolchain, perl,
-# pkg-config, zlib headers); see docker/Dockerfile for the same list.
+# pkg-config, zlib headers, and OpenSSL headers for TLS/SCRAM to the brokers); see
+# docker/Dockerfile for the same list. The TLS tests make their certificates with the openssl
+# command.
 ensure_build_deps() {
     local pkgs=() c
     for c in cc c++ make; do
@@ -104,6 +106,8 @@ ensure_build_deps() {
     command -v perl >/dev/null 2>&1 || pkgs+=(perl)
     command -v pkg-config >/dev/null 2>&1 || pkgs+=(pkg-config)
     [[ -e /usr/include/zlib.h ]] || pkgs+=(zlib1g-dev)
+    [[ -e /usr/include/openssl/ssl.h ]] || pkgs+=(libssl-dev)
+    command -v openssl >/dev/null 2>&1 || pkgs+=(openssl)
     ((${#pkgs[@]} == 0)) || apt_install "${pkgs[@]}"
 }
 

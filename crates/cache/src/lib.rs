@@ -3,6 +3,7 @@
 //! All keys of one coupon share the hash tag `{<coupon id>}`, so every script touches a single
 //! slot and runs unchanged on Redis Cluster.
 
+mod client;
 mod error;
 mod keys;
 mod repair;
@@ -11,6 +12,7 @@ mod state;
 mod store;
 mod views;
 
+pub use client::client;
 pub use error::CacheError;
 pub use keys::KeySpace;
 pub use repair::{Rebuilt, Restored};

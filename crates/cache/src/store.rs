@@ -5,7 +5,7 @@ use couponrush_config::RedisSettings;
 use couponrush_domain::{CouponId, CouponSpec, ParticipantState, RequestId, Reservation, UserId};
 use deadpool_redis::redis::aio::MultiplexedConnection;
 use deadpool_redis::redis::{self, AsyncCommands, Script};
-use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts};
+use deadpool_redis::{Manager, Pool, Runtime, Timeouts};
 use time::OffsetDateTime;
 
 use crate::error::CacheError;
@@ -89,20 +89,25 @@ impl ReservationStore {
     }
 
     fn pool(settings: &RedisSettings, address: &str) -> Result<Pool, CacheError> {
-        let mut config = Config::from_url(settings.url.expose());
-        let mut pool_config = PoolConfig::new(settings.pool_size);
-        pool_config.timeouts = Timeouts {
-            wait: Some(settings.timeout()),
-            create: Some(settings.timeout()),
-            recycle: Some(settings.timeout()),
+        let unavailable = |reason: String| CacheError::Unavailable {
+            address: address.to_owned(),
+            reason,
         };
-        config.pool = Some(pool_config);
-        config
-            .create_pool(Some(Runtime::Tokio1))
-            .map_err(|e| CacheError::Unavailable {
-                address: address.to_owned(),
-                reason: e.to_string(),
+        // From the client (TLS included), not from the URL: deadpool-redis's own config
+        // drops the TLS parameters (CA, client certificate) a `rediss://` client carries.
+        let client = crate::client::client(settings)?;
+        let manager = Manager::new(client.get_connection_info().clone())
+            .map_err(|e| unavailable(e.to_string()))?;
+        Pool::builder(manager)
+            .max_size(settings.pool_size)
+            .timeouts(Timeouts {
+                wait: Some(settings.timeout()),
+                create: Some(settings.timeout()),
+                recycle: Some(settings.timeout()),
             })
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| unavailable(e.to_string()))
     }
 
     pub fn address(&self) -> &str {

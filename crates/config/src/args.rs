@@ -6,6 +6,7 @@ use figment::value::Value;
 
 use crate::describe::NamedEnv;
 use crate::redact;
+use crate::secret_files::SecretFiles;
 use crate::{ConfigError, DEFAULTS, ENV_PREFIX, Needs, Settings};
 
 /// Configuration flags shared by every binary; flatten into each binary's clap parser.
@@ -48,9 +49,10 @@ impl ConfigArgs {
             if !path.is_file() {
                 return Err(ConfigError::MissingFile(path.clone()));
             }
-            figment = figment.merge(Toml::file(path));
+            figment = figment.merge(SecretFiles(Toml::file(path)));
         }
-        figment = figment.merge(NamedEnv(env));
+        // Every layer a person sets may give a secret as `<key>_file` (secret_files.rs).
+        figment = figment.merge(SecretFiles(NamedEnv(env)));
         if let Some(profile) = &self.profile {
             figment = figment.merge(("profile", profile.as_str()));
         }
@@ -61,7 +63,7 @@ impl ConfigArgs {
                 .ok_or(ConfigError::BadOverride(position))?;
             // Parse like an env var value so `--set http.workers=4` is a number, not a string.
             let value: Value = value.parse().unwrap_or_else(|_| Value::from(value));
-            figment = figment.merge((key.trim(), value));
+            figment = figment.merge(SecretFiles((key.trim(), value)));
         }
         let settings: Settings = figment
             .extract()

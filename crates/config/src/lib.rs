@@ -11,6 +11,7 @@ mod describe;
 mod lenient;
 mod redact;
 mod secret;
+mod secret_files;
 mod settings;
 mod validate;
 
@@ -19,8 +20,9 @@ pub use redact::LoadErrors;
 pub use secret::Secret;
 pub use settings::{
     AdminSettings, AuthMode, AuthSettings, ConsumerSettings, HttpSettings, JwtAlgorithm,
-    KafkaSettings, LogFormat, LogSettings, MessageSigningSettings, MysqlSettings, Profile,
-    RedisSettings, Settings, SmokeSettings, StartupSettings, TelemetrySettings,
+    KafkaSecurityProtocol, KafkaSettings, LogFormat, LogSettings, MessageSigningSettings,
+    MysqlSettings, MysqlSslMode, Profile, RedisSettings, SaslMechanism, Settings, SmokeSettings,
+    StartupSettings, TelemetrySettings, path_setting,
 };
 pub use validate::{Invalid, MIN_KEY_BYTES, Needs, ValidationErrors};
 

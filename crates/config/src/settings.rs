@@ -148,6 +148,35 @@ pub struct MysqlSettings {
     /// Whether the client may switch to the server's Unix socket when it runs on this host
     /// (mysql_async's `prefer_socket`); `false` keeps every connection on `host:port`.
     pub prefer_socket: bool,
+    /// TLS to the server, as MySQL's `--ssl-mode`.
+    pub ssl_mode: MysqlSslMode,
+    /// PEM file of the CA(s) that signed the server's certificate; empty: the built-in web
+    /// roots only (a private CA must be named here).
+    #[serde(deserialize_with = "crate::lenient::text")]
+    pub ssl_ca: String,
+    /// Client certificate (PEM) for a server that requires one (`REQUIRE X509`); with `ssl_key`.
+    #[serde(deserialize_with = "crate::lenient::text")]
+    pub ssl_cert: String,
+    /// The client certificate's RSA private key, PKCS#1 PEM (`BEGIN RSA PRIVATE KEY`): the only
+    /// form mysql_async reads.
+    #[serde(deserialize_with = "crate::lenient::text")]
+    pub ssl_key: String,
+}
+
+/// `mysql.ssl_mode`, named as MySQL's `--ssl-mode` values (no `preferred`: a connection that
+/// silently falls back to plain text is what the setting exists to rule out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MysqlSslMode {
+    /// Plain TCP.
+    Disabled,
+    /// Encrypted, the server's certificate not checked (protects against a passive listener
+    /// only).
+    Required,
+    /// Encrypted, the certificate signed by a trusted CA; its name is not checked.
+    VerifyCa,
+    /// Encrypted, signed by a trusted CA and issued for `mysql.host`.
+    VerifyIdentity,
 }
 
 impl MysqlSettings {
@@ -179,12 +208,23 @@ impl MysqlSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisSettings {
-    /// `redis://[:password@]host:port[/db]`; may hold a password, hence secret.
+    /// `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS; may hold a password,
+    /// hence secret.
     pub url: Secret,
     #[serde(deserialize_with = "crate::lenient::text")]
     pub key_prefix: String,
     pub pool_size: usize,
     pub timeout_ms: u64,
+    /// PEM file of the CA that signed the server's certificate (`rediss://` only); empty: the
+    /// system's trusted roots.
+    #[serde(deserialize_with = "crate::lenient::text")]
+    pub tls_ca: String,
+    /// Client certificate (PEM) for a server with `tls-auth-clients yes`; with `tls_key`.
+    #[serde(deserialize_with = "crate::lenient::text")]
+    pub tls_cert: String,
+    /// The client certificate's private key (PEM).
+    #[serde(deserialize_with = "crate::lenient::text")]
+    pub tls_key: String,
 }
 
 impl RedisSettings {
@@ -204,6 +244,11 @@ impl RedisSettings {
 
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
+    }
+
+    /// Whether the URL asks for TLS (`rediss://`).
+    pub fn tls(&self) -> bool {
+        url::Url::parse(self.url.expose()).is_ok_and(|url| url.scheme() == "rediss")
     }
 }
 
@@ -225,6 +270,81 @@ pub struct KafkaSettings {
     pub linger_ms: u64,
     pub participation_linger_ms: u64,
     pub session_timeout_ms: u64,
+    /// librdkafka's `security.protocol`.
+    pub security_protocol: KafkaSecurityProtocol,
+    /// `sasl.mechanism`; `none` unless the protocol is `sasl_*`.
+    pub sasl_mechanism: SaslMechanism,
+    #[serde(deserialize_with = "crate::lenient::text")]
+    pub sasl_username: String,
+    pub sasl_password: Secret,
+    /// `ssl.ca.location`: PEM file of the CA(s) that signed the brokers' certificates; empty:
+    /// the system's trusted roots.
+    #[serde(deserialize_with = "crate::lenient::text")]
+    pub ssl_ca_location: String,
+    /// `ssl.certificate.location`: client certificate (PEM) for brokers that require one.
+    #[serde(deserialize_with = "crate::lenient::text")]
+    pub ssl_certificate_location: String,
+    /// `ssl.key.location`: the client certificate's private key (PEM).
+    #[serde(deserialize_with = "crate::lenient::text")]
+    pub ssl_key_location: String,
+    /// `ssl.key.password`: passphrase of an encrypted `ssl_key_location`; empty: none.
+    pub ssl_key_password: Secret,
+}
+
+/// `kafka.security_protocol`: librdkafka's `security.protocol` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KafkaSecurityProtocol {
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+impl KafkaSecurityProtocol {
+    /// The value of librdkafka's `security.protocol`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Plaintext => "plaintext",
+            Self::Ssl => "ssl",
+            Self::SaslPlaintext => "sasl_plaintext",
+            Self::SaslSsl => "sasl_ssl",
+        }
+    }
+
+    pub fn uses_tls(self) -> bool {
+        matches!(self, Self::Ssl | Self::SaslSsl)
+    }
+
+    pub fn uses_sasl(self) -> bool {
+        matches!(self, Self::SaslPlaintext | Self::SaslSsl)
+    }
+}
+
+/// `kafka.sasl_mechanism`, spelt as Kafka spells it. GSSAPI (Kerberos) and OAUTHBEARER are
+/// left out: they need libsasl2 or a token provider this build does not carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum SaslMechanism {
+    #[serde(rename = "none", alias = "")]
+    None,
+    #[serde(rename = "PLAIN")]
+    Plain,
+    #[serde(rename = "SCRAM-SHA-256")]
+    ScramSha256,
+    #[serde(rename = "SCRAM-SHA-512")]
+    ScramSha512,
+}
+
+impl SaslMechanism {
+    /// The value of librdkafka's `sasl.mechanism`; `None` for [`Self::None`].
+    pub fn as_str(self) -> Option<&'static str> {
+        match self {
+            Self::None => None,
+            Self::Plain => Some("PLAIN"),
+            Self::ScramSha256 => Some("SCRAM-SHA-256"),
+            Self::ScramSha512 => Some("SCRAM-SHA-512"),
+        }
+    }
 }
 
 impl KafkaSettings {
@@ -412,7 +532,32 @@ impl SmokeSettings {
     }
 }
 
+/// A path setting: `None` when empty.
+pub fn path_setting(value: &str) -> Option<&std::path::Path> {
+    let value = value.trim();
+    (!value.is_empty()).then(|| std::path::Path::new(value))
+}
+
 impl Settings {
+    /// The backends this configuration reaches over plain text, each with the setting that
+    /// says so: production logs a warning naming them at start-up (not refused: an in-cluster
+    /// network may be trusted, see docs/security.md).
+    pub fn plaintext_backends(&self) -> Vec<&'static str> {
+        let mut plain = Vec::new();
+        if self.kafka.security_protocol == KafkaSecurityProtocol::Plaintext {
+            plain.push("Kafka (kafka.security_protocol = plaintext)");
+        } else if self.kafka.security_protocol == KafkaSecurityProtocol::SaslPlaintext {
+            plain.push("Kafka (kafka.security_protocol = sasl_plaintext: credentials, no TLS)");
+        }
+        if self.mysql.ssl_mode == MysqlSslMode::Disabled {
+            plain.push("MySQL (mysql.ssl_mode = disabled)");
+        }
+        if !self.redis.tls() {
+            plain.push("Redis (redis.url is redis://, not rediss://)");
+        }
+        plain
+    }
+
     /// Whether logs should be JSON: explicit choice, else JSON in production.
     pub fn json_logs(&self) -> bool {
         match self.log.format {

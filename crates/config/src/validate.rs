@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use crate::settings::{Profile, Settings};
 
 mod auth;
+mod backends;
 mod signing;
 mod smoke;
 
@@ -151,7 +152,7 @@ impl Settings {
             Some(host) => refuse_loopback("redis.url", "its host", &host),
             None => kafka_errors.push(Invalid::new(
                 "redis.url",
-                "must be redis://[:password@]host:port[/db]",
+                "must be redis://[user:password@]host:port[/db] or rediss://...",
             )),
         }
         // MySQL
@@ -316,6 +317,11 @@ impl Settings {
                 errors.push(Invalid::new(key, "must be between 1 and 600000 ms"));
             }
         }
+        errors.extend(backends::backend_problems(
+            &self.kafka,
+            &self.mysql,
+            &self.redis,
+        ));
         errors.extend(signing::signing_problems(
             &self.message_signing,
             needs,

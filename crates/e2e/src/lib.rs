@@ -208,6 +208,25 @@ impl Running {
         }
     }
 
+    /// The smallest whole event, for tests that run it through some other path to a backend
+    /// (an ACL user, TLS): a coupon of 2, `alice` and `bob` accepted, `carol` told SOLD_OUT,
+    /// and the ledger's invariants once settled with both issued. Returns the coupon.
+    pub async fn two_issued_then_sold_out(&self, env: &TestEnv) -> anyhow::Result<CouponId> {
+        let coupon = self.create_coupon(2).await?;
+        for user in ["alice", "bob"] {
+            let (status, body) = self.issue(coupon, user).await?;
+            anyhow::ensure!(status == 202, "{user}: {status} {body}");
+        }
+        let (status, body) = self.issue_final(coupon, "carol").await?;
+        anyhow::ensure!(
+            (status, body["code"].as_str()) == (409, Some("SOLD_OUT")),
+            "carol: {status} {body}"
+        );
+        let verdict = self.verify(env, coupon, 2).await?;
+        anyhow::ensure!(verdict.issued == 2, "{verdict:?}");
+        Ok(coupon)
+    }
+
     pub async fn stop(self) -> anyhow::Result<()> {
         self.api.handle.stop(true).await;
         if let Some(consumer) = self.consumer {
@@ -289,10 +308,8 @@ impl std::fmt::Debug for RowLock {
 
 impl RowLock {
     pub async fn coupon(env: &TestEnv, coupon: CouponId) -> anyhow::Result<Self> {
-        use diesel_async::{AsyncConnection, RunQueryDsl};
-        let mut conn =
-            diesel_async::AsyncMysqlConnection::establish(env.settings.mysql.url().expose())
-                .await?;
+        use diesel_async::RunQueryDsl;
+        let mut conn = couponrush_storage::connect(&env.settings.mysql, true).await?;
         diesel::sql_query("BEGIN").execute(&mut conn).await?;
         diesel::sql_query(format!(
             "SELECT id FROM coupon WHERE id = {coupon} FOR UPDATE"

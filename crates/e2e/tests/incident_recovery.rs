@@ -213,7 +213,7 @@ async fn the_incident_is_detected_repaired_and_compensated() -> anyhow::Result<(
 
     // Redis's stock drifts up by 5 (the incident's kind of fault): OVER_ISSUED, and --repair
     // cannot make that go away.
-    let redis = redis::Client::open(env.settings.redis.url.expose())?;
+    let redis = couponrush_cache::client(&env.settings.redis)?;
     let mut conn = redis.get_multiplexed_async_connection().await?;
     let stock_key = KeySpace::new(env.settings.redis.key_prefix.clone()).stock(coupon);
     redis::cmd("INCRBY")

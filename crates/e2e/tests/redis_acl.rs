@@ -28,21 +28,9 @@ async fn an_acl_user_confined_to_the_prefix_runs_a_whole_event() -> anyhow::Resu
     let mut env = TestEnv::new(1).await?;
     let redis = acl_redis(&mut env, PASSWORD).await?;
     let running = Running::start(&env).await?;
-    let coupon = running.create_coupon(2).await?;
-    for user in ["alice", "bob"] {
-        let (status, body) = running.issue(coupon, user).await?;
-        assert_eq!(status, 202, "{user}: {body}");
-    }
-    let (status, body) = running.issue_final(coupon, "carol").await?;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (409, Some("SOLD_OUT")),
-        "{body}"
-    );
-    // The ledger's invariants once settled: both in MySQL, marked ISSUED in Redis by the
-    // consumer through the same user, nobody told anything untrue.
-    let verdict = running.verify(&env, coupon, 2).await?;
-    assert_eq!(verdict.issued, 2, "{verdict:?}");
+    // Both in MySQL, marked ISSUED in Redis by the consumer through the same user, nobody told
+    // anything untrue.
+    running.two_issued_then_sold_out(&env).await?;
     // The confinement is real: the same user may not touch a key outside the prefix, nor run
     // a dangerous command. (So the event above stayed inside both.)
     for command in [&["SET", "outside-the-prefix", "1"][..], &["FLUSHALL"]] {

@@ -3,7 +3,12 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use couponrush_config::KafkaSettings;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use std::sync::{Arc, Mutex};
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
 use rdkafka::metadata::Metadata;
 
 use crate::error::MessagingError;
@@ -56,18 +61,77 @@ fn probe_blocking(
     }
     let timeout = timeout.saturating_sub(started.elapsed());
     // Probing never creates the topic: `client_config` forbids it for every client.
-    let client: BaseConsumer = client_config(settings)
-        .create()
+    let context = LastError::default();
+    let client: BaseConsumer<LastError> = client_config(settings)
+        .create_with_context(context.clone())
         .map_err(|e| unreachable(e.to_string()))?;
-    let metadata = client
-        .fetch_metadata(Some(topic), timeout)
-        .map_err(|e| unreachable(e.to_string()))?;
+    let metadata = client.fetch_metadata(Some(topic), timeout).map_err(|e| {
+        // The error events wait in the client's queue until polled: serve them so the
+        // context hears them.
+        for _ in 0..64 {
+            if client.poll(Duration::ZERO).is_none() {
+                break;
+            }
+        }
+        unreachable(context.explain(&e))
+    })?;
     partitions_of(&metadata, topic).map_err(|reason| MessagingError::MissingTopic {
         topic: topic.to_owned(),
         address,
         reason,
     })
 }
+
+/// The last error librdkafka reported on its own (error callback) while the probe waited. A
+/// failed TLS handshake (unknown CA, wrong host name) or SASL authentication only ever shows
+/// there: the metadata request itself just times out, which would read like a silent broker.
+#[derive(Clone, Default)]
+struct LastError(Arc<Mutex<Option<String>>>);
+
+impl LastError {
+    /// `error`, followed by what librdkafka reported last, if anything.
+    fn explain(&self, error: &KafkaError) -> String {
+        match self.0.lock().ok().and_then(|last| last.clone()) {
+            Some(last) => format!("{error}; the client last reported: {last}"),
+            None => error.to_string(),
+        }
+    }
+}
+
+impl LastError {
+    fn record(&self, what: String) {
+        if let Ok(mut last) = self.0.lock() {
+            *last = Some(what);
+        }
+    }
+}
+
+impl ClientContext for LastError {
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(%error, reason, "Kafka client error during the start-up probe");
+        self.record(format!("{error} ({reason})"));
+    }
+
+    /// librdkafka logs a connection's failure (facility `FAIL`: refused TLS handshake, failed
+    /// SASL authentication) with its reason, which the error it returns leaves out.
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        let severe = matches!(
+            level,
+            RDKafkaLogLevel::Emerg
+                | RDKafkaLogLevel::Alert
+                | RDKafkaLogLevel::Critical
+                | RDKafkaLogLevel::Error
+        );
+        if severe || fac == "FAIL" {
+            tracing::warn!(facility = fac, "librdkafka: {log_message}");
+            self.record(format!("{fac}: {log_message}"));
+        } else {
+            tracing::debug!(facility = fac, "librdkafka: {log_message}");
+        }
+    }
+}
+
+impl ConsumerContext for LastError {}
 
 /// The partition count of `topic` in `metadata`; why not when the broker does not serve it.
 pub(crate) fn partitions_of(metadata: &Metadata, topic: &str) -> Result<usize, String> {

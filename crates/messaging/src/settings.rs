@@ -1,7 +1,8 @@
-use couponrush_config::{ConsumerSettings, KafkaSettings};
+use couponrush_config::{ConsumerSettings, KafkaSettings, path_setting};
 use rdkafka::ClientConfig;
 
-/// Settings every client shares: where the brokers are and who we are.
+/// Settings every client shares: where the brokers are, who we are, and how we prove it
+/// (TLS, SASL). Every client of every binary, test and tool is built from this one.
 pub fn client_config(settings: &KafkaSettings) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
@@ -11,7 +12,43 @@ pub fn client_config(settings: &KafkaSettings) -> ClientConfig {
         // effect of a metadata request (an empty broker restart once recreated the issue
         // topic with the broker's default partition count).
         .set("allow.auto.create.topics", "false");
+    security(&mut config, settings);
     config
+}
+
+/// `security.protocol` and what it needs. Only keys that are set are passed on: librdkafka
+/// refuses an `ssl.*` key in a build without TLS, and an empty `ssl.ca.location` would replace
+/// the system's roots with none. The broker's host name is always checked against its
+/// certificate (librdkafka's default `ssl.endpoint.identification.algorithm=https`, kept).
+fn security(config: &mut ClientConfig, settings: &KafkaSettings) {
+    let protocol = settings.security_protocol;
+    config.set("security.protocol", protocol.as_str());
+    if protocol.uses_sasl() {
+        if let Some(mechanism) = settings.sasl_mechanism.as_str() {
+            config.set("sasl.mechanism", mechanism);
+        }
+        config
+            .set("sasl.username", &settings.sasl_username)
+            .set("sasl.password", settings.sasl_password.expose());
+    }
+    if protocol.uses_tls() {
+        let files = [
+            ("ssl.ca.location", &settings.ssl_ca_location),
+            (
+                "ssl.certificate.location",
+                &settings.ssl_certificate_location,
+            ),
+            ("ssl.key.location", &settings.ssl_key_location),
+        ];
+        for (key, value) in files {
+            if let Some(path) = path_setting(value) {
+                config.set(key, path.to_string_lossy());
+            }
+        }
+        if !settings.ssl_key_password.is_empty() {
+            config.set("ssl.key.password", settings.ssl_key_password.expose());
+        }
+    }
 }
 
 /// A producer whose sends are acknowledged by every in-sync replica and never duplicated by a

@@ -1,13 +1,14 @@
 use std::time::Duration;
 
-use couponrush_config::{MysqlSettings, Secret};
+use couponrush_config::MysqlSettings;
 use diesel::ConnectionError;
 use diesel::sql_types::{BigInt, Text, Unsigned};
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
-use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncMysqlConnection, RunQueryDsl};
+use diesel_async::{AsyncMigrationHarness, AsyncMysqlConnection, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
+use crate::connect::{self, connect};
 use crate::error::StorageError;
 
 /// The schema, compiled into every binary so `migrate` needs nothing but the binary.
@@ -41,10 +42,18 @@ impl Database {
     pub fn new(settings: &MysqlSettings) -> Result<Self, StorageError> {
         let deadline = deadline(settings);
         let lock_wait = settings.lock_wait_timeout_s;
+        // TCP keepalive as long as the deadline, so an idle pooled connection to a vanished
+        // server is noticed.
+        let opts = connect::options(settings, deadline).map_err(|e| StorageError::Unavailable {
+            address: settings.address(),
+            reason: e.to_string(),
+        })?;
         let mut config = ManagerConfig::default();
-        config.custom_setup = Box::new(move |url| Box::pin(establish(url, lock_wait, deadline)));
+        // The manager's URL goes unused: every connection is opened from `opts` (TLS included).
+        config.custom_setup =
+            Box::new(move |_| Box::pin(establish(opts.clone(), lock_wait, deadline)));
         let manager = AsyncDieselConnectionManager::<AsyncMysqlConnection>::new_with_config(
-            connection_url(settings, deadline).expose(),
+            settings.address(),
             config,
         );
         let pool = Pool::builder(manager)
@@ -159,21 +168,7 @@ impl Database {
     /// Creates the configured database if the server does not have it yet (first deployment,
     /// the test template). Connects without selecting a database.
     pub async fn create_database_if_missing(settings: &MysqlSettings) -> Result<(), StorageError> {
-        let mut server = settings.clone();
-        server.database = String::new();
-        let unavailable = |reason: String| StorageError::Unavailable {
-            address: settings.address(),
-            reason,
-        };
-        let url = connection_url(&server, deadline(settings));
-        let connect = AsyncMysqlConnection::establish(url.expose());
-        let mut conn = tokio::time::timeout(settings.connect_timeout(), connect)
-            .await
-            .map_err(|_| StorageError::Timeout {
-                address: settings.address(),
-                timeout_ms: settings.connect_timeout().as_millis(),
-            })?
-            .map_err(|e| unavailable(e.to_string()))?;
+        let mut conn = connect(settings, false).await?;
         // The name was validated as [A-Za-z0-9_] by the config layer, so quoting is enough.
         diesel::sql_query(format!(
             "CREATE DATABASE IF NOT EXISTS `{}` CHARACTER SET utf8mb4",
@@ -192,26 +187,13 @@ fn deadline(settings: &MysqlSettings) -> Duration {
     Duration::from_secs(u64::from(settings.lock_wait_timeout_s)) + settings.connect_timeout()
 }
 
-/// The configured URL plus mysql_async's connection options: TCP keepalive, so an idle pooled
-/// connection to a vanished server is noticed, and whether it may switch to a Unix socket.
-fn connection_url(settings: &MysqlSettings, deadline: Duration) -> Secret {
-    let url = settings.url();
-    let separator = if url.expose().contains('?') { '&' } else { '?' };
-    let keepalive_ms = u32::try_from(deadline.as_millis()).unwrap_or(u32::MAX);
-    Secret::new(format!(
-        "{}{separator}tcp_keepalive={keepalive_ms}&prefer_socket={}",
-        url.expose(),
-        settings.prefer_socket
-    ))
-}
-
 /// Connects and bounds the session on the server's side too.
 async fn establish(
-    url: &str,
+    opts: mysql_async::Opts,
     lock_wait: u32,
     deadline: Duration,
 ) -> diesel::ConnectionResult<AsyncMysqlConnection> {
-    let mut conn = AsyncMysqlConnection::establish(url).await?;
+    let mut conn = connect::open(opts).await?;
     let seconds = deadline.as_secs().max(1);
     // A lock wait fails after the configured bound, so a stuck batch surfaces as a transient
     // error the consumer retries, not a 50 s silence; the server gives up on a client that

@@ -5,6 +5,7 @@
 //! [`StorageError`]; callers never see diesel's error type.
 
 mod compensations;
+mod connect;
 mod coupons;
 mod database;
 mod error;
@@ -19,6 +20,7 @@ pub use compensations::{
     CompensationCoupon, CompensationRefused, CompensationStore, CompensationWindow, EligibleCounts,
     ResolvedCompensation,
 };
+pub use connect::connect;
 pub use coupons::{CouponRecord, CouponStore};
 pub use database::{Database, MIGRATIONS};
 pub use error::StorageError;

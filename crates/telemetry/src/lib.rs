@@ -74,7 +74,24 @@ pub fn install(
         traces = if provider.is_some() { "exported" } else { "off" },
         "telemetry initialised"
     );
+    warn_plaintext_backends(settings, service);
     Telemetry { provider }
+}
+
+/// In production, one warning per backend reached without TLS, naming it and the setting:
+/// not refused (a deployment's own network may be trusted, and the deploy overlays run
+/// in-cluster), but never silent. Every binary passes here once, right after logging starts.
+fn warn_plaintext_backends(settings: &Settings, service: &'static str) {
+    if settings.profile != couponrush_config::Profile::Production {
+        return;
+    }
+    for backend in settings.plaintext_backends() {
+        tracing::warn!(
+            service,
+            backend,
+            "backend connection is not encrypted (docs/security.md, Backends: TLS and SASL)"
+        );
+    }
 }
 
 /// Ends a binary: on error, logs it and prints the whole cause chain on one screen (no

@@ -19,7 +19,7 @@ use couponrush_config::MysqlSettings;
 use couponrush_storage::{Database, MIGRATIONS};
 use diesel::migration::MigrationSource;
 use diesel::sql_types::{BigInt, Text};
-use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl, SimpleAsyncConnection};
+use diesel_async::{AsyncMysqlConnection, RunQueryDsl, SimpleAsyncConnection};
 
 use crate::TEST_DATABASE_PREFIX;
 
@@ -83,20 +83,10 @@ fn template_name() -> String {
     format!("{TEST_DATABASE_PREFIX}template_{fingerprint}")
 }
 
-/// A connection to the server, no database selected.
+/// A connection to the server, no database selected (TLS as configured).
 async fn connect(settings: &MysqlSettings) -> anyhow::Result<AsyncMysqlConnection> {
-    let mut server = settings.clone();
-    server.database = String::new();
-    let url = format!(
-        "{}?prefer_socket={}",
-        server.url().expose(),
-        settings.prefer_socket
-    );
-    let timeout = settings.connect_timeout();
-    tokio::time::timeout(timeout, AsyncMysqlConnection::establish(&url))
+    couponrush_storage::connect(settings, false)
         .await
-        .map_err(anyhow::Error::from)
-        .and_then(|conn| Ok(conn?))
         .with_context(|| {
             format!(
                 "MySQL at {}:{} (is scripts/stack.sh up?)",

@@ -14,9 +14,12 @@ mod env;
 mod fault_proxy;
 mod gate;
 mod kafka;
+mod private_mariadb;
 mod private_server;
 mod redis_keys;
 mod split_broker;
+mod test_ca;
+mod tls_proxy;
 mod topics;
 pub use binaries::{Refusal, assert_each_dependency_refused_promptly, run_binary};
 pub use database_template::drop_database;
@@ -24,9 +27,12 @@ pub use env::TestEnv;
 pub use fault_proxy::{FaultProxy, Mode as FaultMode};
 pub use gate::GatedBroker;
 pub use kafka::ReadMessage;
+pub use private_mariadb::PrivateMariadb;
 pub use private_server::PrivateServer;
 pub use redis_keys::{RedisKeys, delete_keys};
 pub use split_broker::SplitBroker;
+pub use test_ca::{Issued, TestCa};
+pub use tls_proxy::{TlsProxy, tansu_behind_tls};
 pub use topics::{Preload, Preloaded, TopicCount, count_topic};
 
 /// Name prefix of test databases and their templates; `scripts/test.sh` drops leftovers of

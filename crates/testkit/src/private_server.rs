@@ -48,7 +48,8 @@ impl PrivateServer {
 
     /// A redis-server that keeps nothing on disk.
     pub async fn redis() -> anyhow::Result<Self> {
-        Self::redis_with(&[]).await
+        let port = closed_port()?;
+        Self::redis_with(&["--port", &port.to_string()], port, &[]).await
     }
 
     /// A redis-server whose `default` user is off: only the ACL user `user`, authenticated by
@@ -58,31 +59,58 @@ impl PrivateServer {
         password: &str,
         acl: &[&str],
     ) -> anyhow::Result<Self> {
-        let password = format!(">{password}");
-        let mut args = vec!["--user", "default", "off", "--user", user, "on", &password];
-        args.extend_from_slice(acl);
-        Self::redis_with(&args).await
+        let args = acl_user(user, password, acl);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let port = closed_port()?;
+        Self::redis_with(&["--port", &port.to_string()], port, &args).await
     }
 
-    /// A redis-server that keeps nothing on disk, with `extra` arguments.
-    async fn redis_with(extra: &[&str]) -> anyhow::Result<Self> {
+    /// A redis-server that speaks only TLS (no plain port), with the certificate `identity`
+    /// issued by `ca`, that asks clients for no certificate, and admits only the ACL user
+    /// `user` as [`Self::redis_with_acl_user`] does.
+    pub async fn redis_tls_with_acl_user(
+        identity: &crate::Issued,
+        user: &str,
+        password: &str,
+        acl: &[&str],
+    ) -> anyhow::Result<Self> {
         let port = closed_port()?;
-        let port_arg = port.to_string();
-        let mut args = vec![
+        let text = |path: &std::path::Path| path.to_string_lossy().into_owned();
+        let ca = identity
+            .cert
+            .parent()
+            .map(|dir| text(&dir.join("ca.pem")))
+            .context("certificate without a directory")?;
+        let (cert, key, port_arg) = (text(&identity.cert), text(&identity.key), port.to_string());
+        let listen = [
             "--port",
+            "0",
+            "--tls-port",
             &port_arg,
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+            "--tls-auth-clients",
             "no",
         ];
+        let args = acl_user(user, password, acl);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Self::redis_with(&listen, port, &args).await
+    }
+
+    /// A redis-server on `port` that keeps nothing on disk, listening as `listen` says, with
+    /// `extra` arguments.
+    async fn redis_with(listen: &[&str], port: u16, extra: &[&str]) -> anyhow::Result<Self> {
+        let mut args = listen.to_vec();
+        args.extend(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
         args.extend_from_slice(extra);
         Self::start("redis-server".into(), &args, port).await
     }
 
-    async fn start(program: PathBuf, args: &[&str], port: u16) -> anyhow::Result<Self> {
+    pub(crate) async fn start(program: PathBuf, args: &[&str], port: u16) -> anyhow::Result<Self> {
         let mut server = Self {
             program,
             args: args.iter().map(ToString::to_string).collect(),
@@ -91,6 +119,10 @@ impl PrivateServer {
         };
         server.resume().await?;
         Ok(server)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// `127.0.0.1:<port>`.
@@ -166,6 +198,16 @@ impl Drop for PrivateServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// redis-server arguments: the `default` user off, `user` with `password` and the rules `acl`.
+fn acl_user(user: &str, password: &str, acl: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["--user", "default", "off", "--user", user, "on"]
+        .map(String::from)
+        .to_vec();
+    args.push(format!(">{password}"));
+    args.extend(acl.iter().map(ToString::to_string));
+    args
 }
 
 /// The tansu binary, found (and installed when missing) by `scripts/stack.sh tool tansu`: the

@@ -52,8 +52,8 @@ pub async fn delete_keys(settings: &RedisSettings) -> anyhow::Result<u64> {
     );
     let pattern = KeySpace::new(settings.key_prefix.clone()).all_pattern();
     let address = settings.address().unwrap_or_default();
+    let client = couponrush_cache::client(settings)?;
     let work = async {
-        let client = redis::Client::open(settings.url.expose())?;
         let mut conn = client.get_multiplexed_async_connection().await?;
         let mut cursor: u64 = 0;
         let mut deleted = 0;

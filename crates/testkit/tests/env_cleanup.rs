@@ -4,7 +4,7 @@ use std::panic::AssertUnwindSafe;
 
 use couponrush_testkit::TestEnv;
 use diesel::sql_types::{BigInt, Text};
-use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use futures::FutureExt;
 
 #[derive(diesel::QueryableByName)]
@@ -19,7 +19,7 @@ async fn a_panicking_test_leaves_neither_its_database_nor_its_keys() -> anyhow::
     let test = AssertUnwindSafe(async move {
         let env = TestEnv::new(1).await?;
         let key = format!("{}coupon:issue:{{1}}:stock", env.settings.redis.key_prefix);
-        let mut redis = redis::Client::open(env.settings.redis.url.expose())?
+        let mut redis = couponrush_cache::client(&env.settings.redis)?
             .get_multiplexed_async_connection()
             .await?;
         redis::cmd("SET")
@@ -38,9 +38,7 @@ async fn a_panicking_test_leaves_neither_its_database_nor_its_keys() -> anyhow::
     assert!(test.await.is_err(), "the test did not panic");
     let (settings, key) = told.await?;
 
-    let mut server = settings.mysql.clone();
-    server.database = String::new();
-    let mut mysql = AsyncMysqlConnection::establish(server.url().expose()).await?;
+    let mut mysql = couponrush_storage::connect(&settings.mysql, false).await?;
     let databases: Count = diesel::sql_query(
         "SELECT COUNT(*) AS value FROM information_schema.schemata WHERE schema_name = ?",
     )
@@ -48,7 +46,7 @@ async fn a_panicking_test_leaves_neither_its_database_nor_its_keys() -> anyhow::
     .get_result(&mut mysql)
     .await?;
     assert_eq!(databases.value, 0, "{} is left", settings.mysql.database);
-    let mut redis = redis::Client::open(settings.redis.url.expose())?
+    let mut redis = couponrush_cache::client(&settings.redis)?
         .get_multiplexed_async_connection()
         .await?;
     let keys: i64 = redis::cmd("EXISTS")

@@ -48,7 +48,7 @@ pub struct LuaBench {
 impl LuaBench {
     /// `SCRIPT LOAD` of reserve.lua; its sha.
     pub async fn load_script(&self) -> anyhow::Result<String> {
-        let client = redis::Client::open(self.redis.url.expose()).context("redis url")?;
+        let client = couponrush_cache::client(&self.redis).context("redis client")?;
         let mut conn = client
             .get_multiplexed_async_connection()
             .await
