@@ -19,8 +19,8 @@ pub use redact::LoadErrors;
 pub use secret::Secret;
 pub use settings::{
     AdminSettings, ConsumerSettings, HttpSettings, KafkaSettings, LogFormat, LogSettings,
-    MessageSigningSettings, MysqlSettings, Profile, RedisSettings, Settings, SmokeSettings,
-    StartupSettings, TelemetrySettings,
+    MessageSigningSettings, MysqlSettings, Profile, RateLimitSettings, RedisSettings, Settings,
+    SmokeSettings, StartupSettings, TelemetrySettings,
 };
 pub use validate::{Invalid, MIN_KEY_BYTES, Needs, ValidationErrors};
 

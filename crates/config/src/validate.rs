@@ -3,6 +3,7 @@ use std::net::IpAddr;
 
 use crate::settings::{Profile, Settings};
 
+mod rate_limit;
 mod signing;
 mod smoke;
 
@@ -318,6 +319,7 @@ impl Settings {
             needs,
             production,
         ));
+        errors.extend(rate_limit::rate_limit_problems(&self.rate_limit));
         // Shape only: the targets' hosts are the smoke command's to check (`validate_smoke`).
         errors.extend(smoke::smoke_problems(&self.smoke, false));
         if needs.admin_token && production && self.admin.token.expose().len() < 16 {

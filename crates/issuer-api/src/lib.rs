@@ -5,6 +5,7 @@
 //! Every other answer says what really happened (duplicate with its state, sold out, not open,
 //! unknown coupon); nobody is told "issued" by this endpoint.
 
+mod abuse_limits;
 mod admin_auth;
 mod coupon_presence;
 mod error;

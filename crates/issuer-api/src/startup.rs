@@ -9,6 +9,7 @@ use couponrush_messaging::{InFlightScan, IssuePublisher};
 use couponrush_ops::StartupProbes;
 use couponrush_storage::{CouponStore, Database, IssuanceStore};
 
+use crate::abuse_limits::AbuseLimits;
 use crate::coupon_presence::CouponPresence;
 use crate::holds::HoldSettler;
 use crate::metrics::ApiMetrics;
@@ -70,6 +71,7 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<(AppState, Backgroun
         holds,
         participation: participation.clone(),
         hold_for,
+        limits: Arc::new(AbuseLimits::new(&settings.rate_limit)),
     };
     let background = Background {
         readiness_watch: watch,

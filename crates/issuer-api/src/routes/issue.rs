@@ -2,9 +2,9 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use couponrush_cache::CacheError;
+use couponrush_cache::{CacheError, LimitCheck};
 use couponrush_domain::{
-    CouponId, IdError, IssueRequested, ParticipantState, ParticipationOutcome,
+    CouponId, IdError, IssueRequested, LimitedBy, ParticipantState, ParticipationOutcome,
     ParticipationRecorded, RequestId, Reservation, UserId,
 };
 use couponrush_messaging::DeliveryFailure;
@@ -77,6 +77,11 @@ enum Decision {
     /// Reserved and published, but the delivery is unconfirmed: kept, and published again
     /// until acknowledged.
     Unconfirmed,
+    /// Over an abuse limit: nothing was reserved.
+    RateLimited {
+        by: LimitedBy,
+        retry_after_ms: u64,
+    },
 }
 
 impl Decision {
@@ -93,12 +98,14 @@ impl Decision {
             Self::NotLoaded => "NOT_LOADED",
             Self::CacheDown | Self::BrokerDown | Self::RecordDown => "UNAVAILABLE",
             Self::CacheUncertain | Self::Unconfirmed => "UNCONFIRMED",
+            Self::RateLimited { .. } => "RATE_LIMITED",
         }
     }
 
     /// What goes into the participation log. Accepted requests (and unconfirmed ones, which
     /// end issued) are logged by the consumer from the issue request itself; an unknown coupon
-    /// has no event to log against.
+    /// has no event to log against. A rate-limited request is not logged: a bot's flood must
+    /// not become a flood of records (the metric and a log line count it).
     fn participation(&self) -> Option<ParticipationOutcome> {
         match self {
             Self::Already(_) => Some(ParticipationOutcome::Duplicate),
@@ -110,7 +117,11 @@ impl Decision {
             | Self::CacheDown
             | Self::CacheUncertain
             | Self::NotLoaded => Some(ParticipationOutcome::Unavailable),
-            Self::Queued | Self::Unconfirmed | Self::UnknownCoupon | Self::RecordDown => None,
+            Self::Queued
+            | Self::Unconfirmed
+            | Self::UnknownCoupon
+            | Self::RecordDown
+            | Self::RateLimited { .. } => None,
         }
     }
 
@@ -164,6 +175,14 @@ impl Decision {
             }
             Self::BrokerDown => {
                 return Err(ApiError::unavailable("the message broker"));
+            }
+            Self::RateLimited { by, retry_after_ms } => {
+                // Whole seconds, rounded up: a client that waits that long is let in.
+                let secs = retry_after_ms.div_ceil(1000).max(1);
+                return Err(ApiError::RateLimited {
+                    by,
+                    retry_after_secs: u32::try_from(secs).unwrap_or(u32::MAX),
+                });
             }
             Self::Held => {
                 return Err(ApiError::StockHeld {
@@ -226,6 +245,7 @@ pub async fn issue(
         Some(Ok(_)) => return Err(ApiError::UnexpectedBody),
         Some(Err(error)) => return Err(ApiError::InvalidBody(error.to_string())),
     }
+    let client = state.limits.client(&request);
     let request_id = RequestId::generate();
     let now = OffsetDateTime::now_utc();
     // The request's span (request_span.rs) declares these fields: its log lines and its trace
@@ -234,10 +254,19 @@ pub async fn issue(
     span.record("coupon.id", tracing::field::display(coupon));
     span.record("user.id", tracing::field::display(&user));
     span.record("request.id", tracing::field::display(request_id));
-    let decision = decide(&state, coupon, &user, request_id, now).await;
+    let decision = decide(&state, coupon, &user, &client, request_id, now).await;
     span.record("outcome", decision.label());
     tracing::debug!("decided");
     state.metrics.outcome(decision.label());
+    if let Decision::RateLimited { by, retry_after_ms } = decision {
+        state.metrics.rate_limited(by);
+        tracing::warn!(
+            reason = by.label(),
+            client = %client,
+            retry_after_ms,
+            "issue request refused by an abuse limit"
+        );
+    }
     if let Some(outcome) = decision.participation() {
         state.participation.record(ParticipationRecorded::new(
             request_id,
@@ -254,12 +283,17 @@ async fn decide(
     state: &AppState,
     coupon: CouponId,
     user: &UserId,
+    client: &str,
     request_id: RequestId,
     now: OffsetDateTime,
 ) -> Decision {
+    let limit = state
+        .limits
+        .defaults()
+        .map(|defaults| LimitCheck { client, defaults });
     let reservation = match state
         .reservations
-        .reserve(coupon, user, request_id, now, state.hold_for)
+        .reserve(coupon, user, request_id, now, state.hold_for, limit)
         .instrument(unless_unsampled(|| {
             tracing::info_span!("redis.reserve", db.system = "redis")
         }))
@@ -319,6 +353,9 @@ async fn decide(
         Reservation::UnknownCoupon => Decision::UnknownCoupon,
         // Only a late run of a request already answered; a new request never gets it.
         Reservation::Void => Decision::CacheUncertain,
+        Reservation::RateLimited { by, retry_after_ms } => {
+            Decision::RateLimited { by, retry_after_ms }
+        }
     }
 }
 
