@@ -35,8 +35,7 @@ pub struct RateLimitOverride {
 }
 
 /// Why a limit value is refused (an admin's field or a configuration key).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{} {}", self.key(), self.problem())]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RateLimitError {
     PerWindow { key: &'static str },
     Window { key: &'static str },
@@ -83,6 +82,14 @@ impl RateLimits {
         problems
     }
 }
+
+impl std::fmt::Display for RateLimitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.key(), self.problem())
+    }
+}
+
+impl std::error::Error for RateLimitError {}
 
 /// The key names under which limits are set, for error messages.
 #[derive(Debug, Clone, Copy)]
