@@ -391,7 +391,7 @@ fn signing_keys_are_checked_and_never_echoed() {
 #[test]
 fn rate_limits_are_checked_at_start_up_and_default_on() {
     Jail::expect_with(|jail| {
-        let s = load(&ConfigArgs::default())?;
+        let s = load(&ConfigArgs::default()).map_err(|e| e.to_string())?;
         assert!(s.rate_limit.defaults().is_some(), "limits default to on");
         assert_eq!(s.rate_limit.client_header(), None);
         jail.set_env("COUPON__RATE_LIMIT__PER_USER", "1000001");
@@ -418,7 +418,7 @@ fn rate_limits_are_checked_at_start_up_and_default_on() {
         jail.set_env("COUPON__RATE_LIMIT__WINDOW_MS", "1000");
         jail.set_env("COUPON__RATE_LIMIT__CLIENT_HEADER", "X-Forwarded-For");
         jail.set_env("COUPON__RATE_LIMIT__ENABLED", "false");
-        let s = load(&ConfigArgs::default())?;
+        let s = load(&ConfigArgs::default()).map_err(|e| e.to_string())?;
         assert_eq!(s.rate_limit.defaults(), None);
         assert_eq!(s.rate_limit.client_header(), Some("X-Forwarded-For"));
         Ok(())
