@@ -39,7 +39,11 @@ pub struct CouponSpec {
     /// An issued coupon expires this many days after it was issued.
     pub expiry_days: u16,
     /// This event's abuse limits where they differ from the configured defaults.
-    #[serde(default, skip_serializing_if = "RateLimitOverride::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "RateLimitOverride::is_empty",
+        deserialize_with = "crate::rate_limit::object_only"
+    )]
     pub rate_limit: RateLimitOverride,
 }
 

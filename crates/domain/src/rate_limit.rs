@@ -1,7 +1,8 @@
 //! Abuse limits of the issue endpoint: how many requests one user, and one client (an IP
 //! address), may make per window for one event. Configured defaults, overridden per event.
 
-use serde::{Deserialize, Serialize};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// Most requests a limit may allow per window; 0 means "no limit" for that subject.
 pub const MAX_PER_WINDOW: u32 = 1_000_000;
@@ -32,6 +33,15 @@ pub struct RateLimitOverride {
     pub per_client: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window_ms: Option<u32>,
+}
+
+/// An override from a JSON object only: serde's derived struct also takes an array of its
+/// fields in order (`[3, null, null]`), which the API neither documents nor wants.
+pub(crate) fn object_only<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<RateLimitOverride, D::Error> {
+    let object = serde_json::Map::deserialize(deserializer)?;
+    RateLimitOverride::deserialize(serde_json::Value::Object(object)).map_err(D::Error::custom)
 }
 
 /// Why a limit value is refused (an admin's field or a configuration key).
@@ -214,7 +224,25 @@ mod tests {
     }
 
     #[test]
-    fn unknown_keys_are_refused() {
+    fn unknown_keys_and_arrays_are_refused() {
         assert!(serde_json::from_str::<RateLimitOverride>(r#"{"per_ip":5}"#).is_err());
+        let spec = |rate_limit: &str| {
+            serde_json::from_str::<crate::CouponSpec>(&format!(
+                r#"{{"name":"x","discount_amount":1,"total_quantity":1,
+                "issue_starts_at":"2025-12-26T14:00:00+09:00",
+                "issue_ends_at":"2025-12-26T15:00:00+09:00","expiry_days":1,
+                "rate_limit":{rate_limit}}}"#
+            ))
+        };
+        assert!(spec("[null, null]").is_err());
+        assert!(spec("null").is_err());
+        let own = spec(r#"{"per_user":3,"window_ms":null}"#).map(|s| s.rate_limit);
+        assert_eq!(
+            own.ok(),
+            Some(RateLimitOverride {
+                per_user: Some(3),
+                ..RateLimitOverride::default()
+            })
+        );
     }
 }
