@@ -51,6 +51,17 @@ impl KeySpace {
         self.key(coupon, &format!("void:{request}"))
     }
 
+    /// GCRA state (theoretical arrival time, ms) of `user`'s abuse limit for the coupon. In
+    /// the coupon's slot, so the reserve script checks it in the same call.
+    pub fn user_limit(&self, coupon: CouponId, user: &str) -> String {
+        self.key(coupon, &format!("rl:u:{user}"))
+    }
+
+    /// GCRA state of one client's (IP address or IPv6 /64) abuse limit for the coupon.
+    pub fn client_limit(&self, coupon: CouponId, client: &str) -> String {
+        self.key(coupon, &format!("rl:c:{client}"))
+    }
+
     /// Pattern matching every key under this prefix (testkit deletes a test's keys with it).
     pub fn all_pattern(&self) -> String {
         format!("{}coupon:issue:*", self.prefix)
@@ -72,6 +83,8 @@ mod tests {
             ks.issued(id),
             ks.holds(id),
             ks.void(id, "r"),
+            ks.user_limit(id, "u1"),
+            ks.client_limit(id, "2001:db8::/64"),
         ] {
             assert!(key.contains("{42}"), "{key}");
         }

@@ -17,5 +17,5 @@ pub use error::CacheError;
 pub use keys::KeySpace;
 pub use repair::{Rebuilt, Restored};
 pub use reserve_call::{RESERVE_LUA, ReserveCall};
-pub use store::{LoadOutcome, ReservationStore};
+pub use store::{LimitCheck, LoadOutcome, ReservationStore};
 pub use views::{CouponCounters, StockSnapshot, UserView};

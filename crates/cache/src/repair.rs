@@ -4,6 +4,7 @@
 use couponrush_domain::{CouponId, CouponSpec, ParticipantState, UserId};
 
 use crate::error::CacheError;
+use crate::reserve_call::limit_fields;
 use crate::state::{encode_state, epoch_ms};
 use crate::store::ReservationStore;
 
@@ -87,7 +88,8 @@ impl ReservationStore {
                         .arg(epoch_ms(spec.issue_ends_at))
                         .arg(spec.expiry_days)
                         .arg(stock_if_missing.max(0))
-                        .arg(take_stock);
+                        .arg(take_stock)
+                        .arg(&limit_fields(spec)[..]);
                     for (user, state) in chunk {
                         call.arg(user.as_str()).arg(encode_state(state));
                     }

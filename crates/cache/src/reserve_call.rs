@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use couponrush_domain::{CouponId, ParticipantState, RequestId};
+use couponrush_domain::{CouponId, ParticipantState, RateLimits, RequestId};
 use time::OffsetDateTime;
 
 use crate::keys::KeySpace;
@@ -59,6 +59,36 @@ impl ReserveCall {
             ],
         }
     }
+
+    /// The same call, also checking and counting the abuse limits of `user` and `client`
+    /// (`defaults`, overridden by what the coupon's meta hash holds): two more keys, in the
+    /// coupon's slot, and the default limits. Without it the script checks no limit.
+    pub fn limited(
+        mut self,
+        keys: &KeySpace,
+        id: CouponId,
+        user: &str,
+        client: &str,
+        defaults: RateLimits,
+    ) -> Self {
+        self.keys
+            .extend([keys.user_limit(id, user), keys.client_limit(id, client)]);
+        self.args.extend([
+            defaults.per_user.to_string(),
+            defaults.per_client.to_string(),
+            defaults.window_ms.to_string(),
+        ]);
+        self
+    }
+}
+
+/// An event's own limits as the load and restore scripts take them (per user, per client,
+/// window ms; empty where the event keeps the default): they write them to the meta hash as
+/// `rl_user`, `rl_client`, `rl_window_ms`, where reserve.lua reads them.
+pub(crate) fn limit_fields(spec: &couponrush_domain::CouponSpec) -> [String; 3] {
+    let own = spec.rate_limit;
+    [own.per_user, own.per_client, own.window_ms]
+        .map(|v| v.map_or_else(String::new, |v| v.to_string()))
 }
 
 #[cfg(test)]
@@ -102,6 +132,22 @@ mod tests {
             ]
         );
         assert!(RESERVE_LUA.contains("SOLD_OUT"));
+        let limits = RateLimits {
+            per_user: 3,
+            per_client: 0,
+            window_ms: 1000,
+        };
+        let limited = call
+            .clone()
+            .limited(&KeySpace::new("p:"), id, "u1", "10.0.0.1", limits);
+        assert_eq!(
+            limited.keys[5..],
+            [
+                "p:coupon:issue:{7}:rl:u:u1",
+                "p:coupon:issue:{7}:rl:c:10.0.0.1"
+            ]
+        );
+        assert_eq!(limited.args[5..], ["3", "0", "1000"]);
         Ok(())
     }
 }

@@ -2,7 +2,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use couponrush_config::RedisSettings;
-use couponrush_domain::{CouponId, CouponSpec, ParticipantState, RequestId, Reservation, UserId};
+use couponrush_domain::{
+    CouponId, CouponSpec, LimitedBy, ParticipantState, RateLimits, RequestId, Reservation, UserId,
+};
 use deadpool_redis::redis::aio::MultiplexedConnection;
 use deadpool_redis::redis::{self, AsyncCommands, Script};
 use deadpool_redis::{Manager, Pool, Runtime, Timeouts};
@@ -10,7 +12,7 @@ use time::OffsetDateTime;
 
 use crate::error::CacheError;
 use crate::keys::KeySpace;
-use crate::reserve_call::{RESERVE_LUA, ReserveCall};
+use crate::reserve_call::{RESERVE_LUA, ReserveCall, limit_fields};
 use crate::state::{decode_state, encode_state, epoch_ms};
 
 /// Whether a warm-up loaded the coupon or found it already live.
@@ -18,6 +20,15 @@ use crate::state::{decode_state, encode_state, epoch_ms};
 pub enum LoadOutcome {
     Loaded { stock: u64 },
     AlreadyLoaded { stock: u64 },
+}
+
+/// The abuse limits a reservation checks first: who the client is, and the configured limits
+/// (the event's own, kept in Redis, override them key by key).
+#[derive(Debug, Clone, Copy)]
+pub struct LimitCheck<'a> {
+    /// The client's address (IPv4, or an IPv6 /64), as the API derived it.
+    pub client: &'a str,
+    pub defaults: RateLimits,
 }
 
 /// How long a voided request id is remembered: far longer than any stall during which its
@@ -200,6 +211,7 @@ impl ReservationStore {
                     .arg(epoch_ms(spec.issue_starts_at))
                     .arg(epoch_ms(spec.issue_ends_at))
                     .arg(spec.expiry_days)
+                    .arg(&limit_fields(spec)[..])
                     .invoke_async(conn)
                     .await
             })
@@ -220,6 +232,8 @@ impl ReservationStore {
     ///
     /// `hold_for` is the longest the caller may take to decide the reservation's publish: a
     /// hold older than that is abandoned and no longer keeps the coupon from selling out.
+    /// With `limit`, the user's and the client's abuse limits are checked (and counted) first,
+    /// in the same call: a request over one takes nothing.
     pub async fn reserve(
         &self,
         id: CouponId,
@@ -227,8 +241,9 @@ impl ReservationStore {
         request_id: RequestId,
         now: OffsetDateTime,
         hold_for: Duration,
+        limit: Option<LimitCheck<'_>>,
     ) -> Result<Reservation, CacheError> {
-        let call = ReserveCall::new(
+        let mut call = ReserveCall::new(
             &self.keys,
             id,
             user.as_str(),
@@ -237,6 +252,9 @@ impl ReservationStore {
             now,
             hold_for,
         );
+        if let Some(limit) = limit {
+            call = call.limited(&self.keys, id, user.as_str(), limit.client, limit.defaults);
+        }
         let reply: Vec<String> = self
             .run(async |conn| {
                 let mut invocation = self.scripts.reserve.prepare_invoke();
@@ -264,6 +282,17 @@ impl ReservationStore {
             Some("NOT_OPEN") => Reservation::NotOpen,
             Some("CLOSED") => Reservation::Closed,
             Some("UNKNOWN") => Reservation::UnknownCoupon,
+            Some("RATE_LIMITED") => Reservation::RateLimited {
+                by: match detail.map(String::as_str) {
+                    Some("user") => LimitedBy::User,
+                    Some("client") => LimitedBy::Client,
+                    _ => return Err(corrupt()),
+                },
+                retry_after_ms: reply
+                    .get(2)
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(corrupt)?,
+            },
             _ => return Err(corrupt()),
         })
     }

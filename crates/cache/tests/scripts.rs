@@ -5,9 +5,12 @@
 
 use std::time::Duration;
 
-use couponrush_cache::{LoadOutcome, ReservationStore};
+use couponrush_cache::{LimitCheck, LoadOutcome, ReservationStore};
 use couponrush_config::ConfigArgs;
-use couponrush_domain::{CouponId, CouponSpec, ParticipantState, RequestId, Reservation, UserId};
+use couponrush_domain::{
+    CouponId, CouponSpec, LimitedBy, ParticipantState, RateLimitOverride, RateLimits, RequestId,
+    Reservation, UserId,
+};
 use couponrush_testkit::{RedisKeys, TEST_KEY_PREFIX};
 use time::OffsetDateTime;
 
@@ -64,6 +67,7 @@ fn open(total: u32) -> CouponSpec {
         issue_starts_at: now - time::Duration::hours(1),
         issue_ends_at: now + time::Duration::hours(1),
         expiry_days: 7,
+        rate_limit: Default::default(),
     }
 }
 
@@ -74,7 +78,14 @@ async fn reserve(
     request: RequestId,
 ) -> anyhow::Result<Reservation> {
     Ok(store
-        .reserve(id, &user(name)?, request, OffsetDateTime::now_utc(), HOLD)
+        .reserve(
+            id,
+            &user(name)?,
+            request,
+            OffsetDateTime::now_utc(),
+            HOLD,
+            None,
+        )
         .await?)
 }
 
@@ -290,5 +301,90 @@ async fn restore_rebuilds_a_lost_coupon_once() -> anyhow::Result<()> {
         reserve(store, id, "alice", RequestId::generate()).await?,
         Reservation::AlreadyRequested(ParticipantState::Issued { .. })
     ));
+    Ok(())
+}
+
+/// One reservation of `name` from `client` under the limits `defaults`.
+async fn reserve_limited(
+    store: &ReservationStore,
+    id: CouponId,
+    name: &str,
+    client: &str,
+    defaults: RateLimits,
+) -> anyhow::Result<Reservation> {
+    let limit = LimitCheck { client, defaults };
+    Ok(store
+        .reserve(
+            id,
+            &user(name)?,
+            RequestId::generate(),
+            OffsetDateTime::now_utc(),
+            HOLD,
+            Some(limit),
+        )
+        .await?)
+}
+
+#[tokio::test]
+async fn limits_come_first_take_nothing_and_an_events_own_survive_a_rebuild() -> anyhow::Result<()>
+{
+    let scratch = Scratch::new()?;
+    let store = &scratch.store;
+    let defaults = RateLimits {
+        per_user: 5,
+        per_client: 2,
+        window_ms: 60_000,
+    };
+    let id = coupon(1)?;
+    store.load(id, &open(10)).await?;
+    for name in ["u1", "u2"] {
+        assert!(matches!(
+            reserve_limited(store, id, name, "c1", defaults).await?,
+            Reservation::Accepted { .. }
+        ));
+    }
+    let Reservation::RateLimited { by, retry_after_ms } =
+        reserve_limited(store, id, "u3", "c1", defaults).await?
+    else {
+        anyhow::bail!("the third request of client c1 must be limited");
+    };
+    assert_eq!(by, LimitedBy::Client);
+    // One request frees every 60 s / 2 = 30 s.
+    assert!((1..=30_000).contains(&retry_after_ms), "{retry_after_ms}");
+    assert_eq!(
+        scratch.taken(id).await?,
+        Some((8, 2)),
+        "the refusal took nothing"
+    );
+
+    // An event's own limit (per client 3) is loaded with it, and a rebuild after a loss
+    // writes it again.
+    let own = CouponSpec {
+        rate_limit: RateLimitOverride {
+            per_client: Some(3),
+            ..RateLimitOverride::default()
+        },
+        ..open(10)
+    };
+    let lost = coupon(2)?;
+    store.rebuild_lost(lost, &own, &[], &[]).await?;
+    let mut answers = Vec::new();
+    for name in ["v1", "v2", "v3", "v4"] {
+        answers.push(reserve_limited(store, lost, name, "c2", defaults).await?);
+    }
+    assert!(
+        matches!(answers[2], Reservation::Accepted { .. }),
+        "{answers:?}"
+    );
+    assert!(
+        matches!(
+            answers[3],
+            Reservation::RateLimited {
+                by: LimitedBy::Client,
+                ..
+            }
+        ),
+        "{answers:?}"
+    );
     Ok(())
 }

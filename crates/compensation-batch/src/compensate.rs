@@ -175,6 +175,7 @@ impl CompensateArgs {
             issue_starts_at: self.from,
             issue_ends_at: self.until,
             expiry_days,
+            rate_limit: Default::default(),
         }
         .validate()
         .context("invalid compensation coupon")?;

@@ -35,6 +35,7 @@ async fn seed(env: &TestEnv, participants: usize, holders: usize) -> anyhow::Res
             issue_starts_at: WINDOW_FROM,
             issue_ends_at: WINDOW_UNTIL,
             expiry_days: 30,
+            rate_limit: Default::default(),
         })
         .await?
         .id;

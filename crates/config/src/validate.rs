@@ -5,6 +5,7 @@ use crate::settings::{Profile, Settings};
 
 mod auth;
 mod backends;
+mod rate_limit;
 mod signing;
 mod smoke;
 
@@ -328,6 +329,7 @@ impl Settings {
             production,
         ));
         errors.extend(auth::auth_problems(&self.auth, needs, production));
+        errors.extend(rate_limit::rate_limit_problems(&self.rate_limit));
         // Shape only: the targets' hosts are the smoke command's to check (`validate_smoke`).
         errors.extend(smoke::smoke_problems(&self.smoke, false));
         if needs.admin_token && production && self.admin.token.expose().len() < 16 {

@@ -81,6 +81,7 @@ async fn a_killed_member_loses_nothing_and_duplicates_nothing() -> anyhow::Resul
             issue_starts_at: now - time::Duration::hours(1),
             issue_ends_at: now + time::Duration::hours(1),
             expiry_days: 7,
+            rate_limit: Default::default(),
         })
         .await?
         .id;

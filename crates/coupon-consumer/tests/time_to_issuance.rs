@@ -44,6 +44,7 @@ async fn time_to_issuance_is_observed_once_per_issued_coupon() -> anyhow::Result
             issue_starts_at: now - time::Duration::hours(1),
             issue_ends_at: now + time::Duration::hours(1),
             expiry_days: 7,
+            rate_limit: Default::default(),
         })
         .await?
         .id;

@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
+use crate::rate_limit::{RateLimitError, RateLimitOverride};
+
 /// Why a coupon specification is refused. Shown to the admin who submitted it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CouponSpecError {
@@ -18,6 +20,8 @@ pub enum CouponSpecError {
     OutOfRange,
     #[error("expiry_days must be between 1 and {max}", max = CouponSpec::MAX_EXPIRY_DAYS)]
     ExpiryDays,
+    #[error(transparent)]
+    RateLimit(#[from] RateLimitError),
 }
 
 /// Everything needed to open a first-come-first-served coupon event.
@@ -34,6 +38,13 @@ pub struct CouponSpec {
     pub issue_ends_at: OffsetDateTime,
     /// An issued coupon expires this many days after it was issued.
     pub expiry_days: u16,
+    /// This event's abuse limits where they differ from the configured defaults.
+    #[serde(
+        default,
+        skip_serializing_if = "RateLimitOverride::is_empty",
+        deserialize_with = "crate::rate_limit::object_only"
+    )]
+    pub rate_limit: RateLimitOverride,
 }
 
 impl CouponSpec {
@@ -65,6 +76,7 @@ impl CouponSpec {
         if self.expiry_days == 0 || self.expiry_days > Self::MAX_EXPIRY_DAYS {
             return Err(CouponSpecError::ExpiryDays);
         }
+        self.rate_limit.validate()?;
         Ok(())
     }
 
@@ -92,6 +104,7 @@ mod tests {
             issue_starts_at: datetime!(2025-12-26 14:00 +9),
             issue_ends_at: datetime!(2025-12-26 18:00 +9),
             expiry_days: 30,
+            rate_limit: RateLimitOverride::default(),
         }
     }
 
@@ -104,7 +117,7 @@ mod tests {
 
     #[test]
     fn each_rule_is_enforced() {
-        let cases: [(Mutation, CouponSpecError); 8] = [
+        let cases: [(Mutation, CouponSpecError); 9] = [
             (|s| s.name = "  ".into(), CouponSpecError::Name),
             (|s| s.discount_amount = 0, CouponSpecError::Discount),
             (|s| s.total_quantity = 0, CouponSpecError::Quantity),
@@ -113,6 +126,12 @@ mod tests {
                 CouponSpecError::Window,
             ),
             (|s| s.expiry_days = 0, CouponSpecError::ExpiryDays),
+            (
+                |s| s.rate_limit.window_ms = Some(0),
+                CouponSpecError::RateLimit(RateLimitError::Window {
+                    key: "rate_limit.window_ms",
+                }),
+            ),
             (
                 |s| s.total_quantity = CouponSpec::MAX_QUANTITY + 1,
                 CouponSpecError::Quantity,

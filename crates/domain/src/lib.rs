@@ -9,9 +9,11 @@ pub mod coupon;
 pub mod event;
 pub mod ids;
 pub mod outcome;
+pub mod rate_limit;
 pub mod reconciliation;
 
 pub use coupon::{CouponSpec, CouponSpecError};
 pub use event::{EventDecodeError, IssueRequested, ParticipationRecorded, TopicMessage};
 pub use ids::{CouponId, IdError, RequestId, UserId};
 pub use outcome::{ParticipantState, ParticipationOutcome, Reservation};
+pub use rate_limit::{LimitedBy, RateLimitError, RateLimitOverride, RateLimits};

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::ids::RequestId;
+use crate::rate_limit::LimitedBy;
 
 /// Where a participant stands, as recorded at reservation time and updated by the consumer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +56,9 @@ pub enum Reservation {
     Closed,
     /// No such coupon is loaded.
     UnknownCoupon,
+    /// Over the event's abuse limit for this user or client: nothing was read or changed but
+    /// the limit's own state. The limit frees in `retry_after_ms`.
+    RateLimited { by: LimitedBy, retry_after_ms: u64 },
 }
 
 /// Outcome of one attempt, as stored in `event_participation_log`.

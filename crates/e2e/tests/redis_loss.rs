@@ -245,7 +245,11 @@ async fn assert_rebuilt(running: &Running, coupon: CouponId) -> anyhow::Result<(
         "{body}"
     );
     assert_eq!(issue_past_restart(running, coupon, "erin").await?.0, 202);
-    let stats = stats(running, coupon).await.context("stats")?;
+    // A pooled connection the restart broke may fail one read (503, truthfully): ask again.
+    let stats = eventually(Duration::from_secs(5), "stats", async || {
+        stats(running, coupon).await
+    })
+    .await?;
     assert_eq!(stats["redis"]["stock"], 10 - 2 - 2 - 1, "{stats}");
     Ok(())
 }

@@ -2,7 +2,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use couponrush_cache::CacheError;
-use couponrush_domain::{CouponSpecError, IdError, RequestId};
+use couponrush_domain::{CouponSpecError, IdError, LimitedBy, RequestId};
 use couponrush_storage::StorageError;
 use serde::Serialize;
 
@@ -64,6 +64,15 @@ pub enum ApiError {
     },
     #[error("no stock is free, but some is held by requests still being confirmed; retry later")]
     StockHeld { retry_after_secs: u32 },
+    /// Over the event's abuse limit for this user or client: nothing was reserved.
+    #[error(
+        "too many requests from this {}; retry after {retry_after_secs} s",
+        by.label()
+    )]
+    RateLimited {
+        by: LimitedBy,
+        retry_after_secs: u32,
+    },
     /// The outcome is not known yet; it resolves one way, visible at `status_url`.
     #[error("{message}")]
     Unconfirmed {
@@ -114,6 +123,7 @@ impl ApiError {
             Self::Unavailable { .. } => "UNAVAILABLE",
             Self::StockHeld { .. } => "STOCK_HELD",
             Self::Unconfirmed { .. } => "UNCONFIRMED",
+            Self::RateLimited { .. } => "RATE_LIMITED",
         }
     }
 }
@@ -166,6 +176,7 @@ impl ResponseError for ApiError {
             | Self::UserMismatch
             | Self::SupportReadOnly => StatusCode::FORBIDDEN,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable { .. }
             | Self::StockHeld { .. }
             | Self::Unconfirmed { .. }
@@ -182,6 +193,9 @@ impl ResponseError for ApiError {
             }
             | Self::StockHeld { retry_after_secs }
             | Self::Unconfirmed {
+                retry_after_secs, ..
+            }
+            | Self::RateLimited {
                 retry_after_secs, ..
             } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));

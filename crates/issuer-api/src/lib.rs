@@ -5,6 +5,7 @@
 //! Every other answer says what really happened (duplicate with its state, sold out, not open,
 //! unknown coupon); nobody is told "issued" by this endpoint.
 
+mod abuse_limits;
 mod admin_auth;
 mod auth;
 mod coupon_presence;
@@ -19,6 +20,7 @@ mod routes;
 mod server;
 mod startup;
 mod state;
+mod trusted_proxies;
 
 pub use server::{RunningApi, run, start};
 pub use state::AppState;

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use couponrush_domain::CouponId;
+use couponrush_domain::{CouponId, LimitedBy};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -35,13 +35,13 @@ pub struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CouponLabels {
-    pub coupon_id: u64,
+pub struct ReasonLabels {
+    pub reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReasonLabels {
-    pub reason: &'static str,
+pub struct CouponLabels {
+    pub coupon_id: u64,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -80,6 +80,7 @@ pub struct ApiMetrics {
     /// Callers refused by authentication (auth.rs), by reason.
     pub auth_rejections: Family<ReasonLabels, Counter>,
     pub key_reloads: Family<OutcomeLabels, Counter>,
+    pub rate_limited: Family<ReasonLabels, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -106,7 +107,7 @@ impl ApiMetrics {
         let issue_outcomes = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "issue_outcomes",
-            "Issue requests by outcome (QUEUED, PENDING, ISSUED, SOLD_OUT, NOT_OPEN, CLOSED, UNKNOWN_COUPON, NOT_LOADED, UNAVAILABLE)",
+            "Issue requests by outcome (QUEUED, PENDING, ISSUED, SOLD_OUT, NOT_OPEN, CLOSED, UNKNOWN_COUPON, NOT_LOADED, UNAVAILABLE, RATE_LIMITED)",
             issue_outcomes.clone(),
         );
         let publish_duration = latency_histogram();
@@ -210,10 +211,22 @@ impl ApiMetrics {
             "Changes of auth.jwt_keys_file seen: ok (keys replaced) or error (refused, old keys kept)",
             key_reloads.clone(),
         );
+        let rate_limited = Family::<ReasonLabels, Counter>::default();
+        // Both reasons exported at 0 from the start: IssueApiRateLimitSpike reads their rate,
+        // and a series that appears only with the first rejection hides the spike's start.
+        for by in LimitedBy::ALL {
+            drop(rate_limited.get_or_create(&ReasonLabels { reason: by.label() }));
+        }
+        registry.register(
+            "rate_limited_requests",
+            "Issue requests refused 429 by an abuse limit, by reason (user, client); they took nothing",
+            rate_limited.clone(),
+        );
         Arc::new(Self {
             registry,
             auth_rejections,
             key_reloads,
+            rate_limited,
             stock_remaining,
             unresolved,
             resolutions,
@@ -282,6 +295,13 @@ impl ApiMetrics {
             .inc();
     }
 
+    /// Counts one request refused by the `by` limit.
+    pub fn rate_limited(&self, by: LimitedBy) {
+        self.rate_limited
+            .get_or_create(&ReasonLabels { reason: by.label() })
+            .inc();
+    }
+
     /// Counts the result of releasing a reservation after a failed publish.
     pub fn releases_record<E>(&self, released: &Result<bool, E>) {
         let outcome = match released {
@@ -327,12 +347,14 @@ mod tests {
     }
 
     #[test]
-    fn release_outcomes_are_exported_before_the_first_release() {
+    fn release_outcomes_and_limit_reasons_are_exported_before_the_first() {
         let text = ApiMetrics::new().encode();
-        for outcome in ["released", "not_held", "error"] {
-            let series =
-                format!("couponrush_api_reservation_releases_total{{outcome=\"{outcome}\"}} 0\n");
-            assert!(text.contains(&series), "{series} missing from\n{text}");
+        let releases = ["released", "not_held", "error"]
+            .map(|o| format!("couponrush_api_reservation_releases_total{{outcome=\"{o}\"}} 0\n"));
+        let limited = ["user", "client"]
+            .map(|r| format!("couponrush_api_rate_limited_requests_total{{reason=\"{r}\"}} 0\n"));
+        for series in releases.iter().chain(&limited) {
+            assert!(text.contains(series), "{series} missing from\n{text}");
         }
     }
 }

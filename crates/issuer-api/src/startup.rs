@@ -9,6 +9,7 @@ use couponrush_messaging::{InFlightScan, IssuePublisher};
 use couponrush_ops::StartupProbes;
 use couponrush_storage::{CouponStore, Database, IssuanceStore};
 
+use crate::abuse_limits::AbuseLimits;
 use crate::auth::Authenticator;
 use crate::coupon_presence::CouponPresence;
 use crate::holds::HoldSettler;
@@ -17,6 +18,7 @@ use crate::participation::ParticipationOutbox;
 use crate::readiness::Readiness;
 use crate::resolver::{Resolver, ResolverTask};
 use crate::state::AppState;
+use crate::trusted_proxies::TrustedProxies;
 
 /// Connects to Redis, Kafka and MySQL, each within `startup.probe_timeout_ms`. The first that
 /// does not answer aborts start-up with its name and address: the incident's consumer ran for
@@ -75,6 +77,10 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<(AppState, Backgroun
         holds,
         participation: participation.clone(),
         hold_for,
+        limits: Arc::new(AbuseLimits::new(
+            &settings.rate_limit,
+            TrustedProxies::new(settings.auth.trusted_proxies()),
+        )),
     };
     let background = Background {
         readiness_watch: watch,

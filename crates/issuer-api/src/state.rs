@@ -5,6 +5,7 @@ use couponrush_config::Secret;
 use couponrush_messaging::{InFlightScan, IssuePublisher};
 use couponrush_storage::{CouponStore, IssuanceStore};
 
+use crate::abuse_limits::AbuseLimits;
 use crate::auth::Authenticator;
 use crate::coupon_presence::CouponPresence;
 use crate::holds::HoldSettler;
@@ -33,4 +34,6 @@ pub struct AppState {
     /// How long a reservation's publish may take to be decided (see `ReservationStore::reserve`).
     pub hold_for: std::time::Duration,
     pub presence: Arc<CouponPresence>,
+    /// The issue endpoint's abuse limits (`[rate_limit]`) and how clients are told apart.
+    pub limits: Arc<AbuseLimits>,
 }

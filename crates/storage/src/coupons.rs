@@ -1,4 +1,4 @@
-use couponrush_domain::{CouponId, CouponSpec};
+use couponrush_domain::{CouponId, CouponSpec, RateLimitOverride};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use time::OffsetDateTime;
@@ -30,6 +30,9 @@ struct CouponRow {
     issue_ends_at: time::PrimitiveDateTime,
     expiry_days: u16,
     created_at: time::PrimitiveDateTime,
+    rate_limit_per_user: Option<u32>,
+    rate_limit_per_client: Option<u32>,
+    rate_limit_window_ms: Option<u32>,
 }
 
 impl TryFrom<CouponRow> for CouponRecord {
@@ -46,6 +49,11 @@ impl TryFrom<CouponRow> for CouponRecord {
                 issue_starts_at: from_db(row.issue_starts_at),
                 issue_ends_at: from_db(row.issue_ends_at),
                 expiry_days: row.expiry_days,
+                rate_limit: RateLimitOverride {
+                    per_user: row.rate_limit_per_user,
+                    per_client: row.rate_limit_per_client,
+                    window_ms: row.rate_limit_window_ms,
+                },
             },
             available_quantity: i64::from(row.available_quantity),
             created_at: from_db(row.created_at),
@@ -63,6 +71,9 @@ struct NewCoupon<'a> {
     issue_starts_at: time::PrimitiveDateTime,
     issue_ends_at: time::PrimitiveDateTime,
     expiry_days: u16,
+    rate_limit_per_user: Option<u32>,
+    rate_limit_per_client: Option<u32>,
+    rate_limit_window_ms: Option<u32>,
 }
 
 /// Coupon definitions and their MySQL stock.
@@ -88,6 +99,9 @@ impl CouponStore {
             issue_starts_at: to_db(spec.issue_starts_at),
             issue_ends_at: to_db(spec.issue_ends_at),
             expiry_days: spec.expiry_days,
+            rate_limit_per_user: spec.rate_limit.per_user,
+            rate_limit_per_client: spec.rate_limit.per_client,
+            rate_limit_window_ms: spec.rate_limit.window_ms,
         };
         let id = self
             .db

@@ -11,6 +11,9 @@ diesel::table! {
         issue_ends_at -> Datetime,
         expiry_days -> Unsigned<SmallInt>,
         created_at -> Datetime,
+        rate_limit_per_user -> Nullable<Unsigned<Integer>>,
+        rate_limit_per_client -> Nullable<Unsigned<Integer>>,
+        rate_limit_window_ms -> Nullable<Unsigned<Integer>>,
     }
 }
 

@@ -14,6 +14,7 @@ fn spec(name: &str, total: u32, starts: OffsetDateTime, ends: OffsetDateTime) ->
         issue_starts_at: starts,
         issue_ends_at: ends,
         expiry_days: 1,
+        rate_limit: Default::default(),
     }
 }
 

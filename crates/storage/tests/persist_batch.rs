@@ -19,6 +19,7 @@ async fn open_coupon(coupons: &CouponStore, name: &str, total: u32) -> anyhow::R
             issue_starts_at: now - Duration::hours(1),
             issue_ends_at: now + Duration::hours(1),
             expiry_days: 7,
+            rate_limit: Default::default(),
         })
         .await?
         .id)

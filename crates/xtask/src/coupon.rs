@@ -28,6 +28,7 @@ pub fn open_now(
         issue_starts_at: now - time::Duration::minutes(1),
         issue_ends_at: now + open_for,
         expiry_days,
+        rate_limit: Default::default(),
     }
 }
 

@@ -1,11 +1,17 @@
 -- Load a coupon's stock and window, once. Repeating it never resets a live event.
 -- KEYS[1] meta hash, KEYS[2] stock counter
--- ARGV[1] total, ARGV[2] starts_ms, ARGV[3] ends_ms, ARGV[4] expiry_days
+-- ARGV[1] total, ARGV[2] starts_ms, ARGV[3] ends_ms, ARGV[4] expiry_days, ARGV[5..7] the
+-- event's own abuse limits (per user, per client, window ms; '' keeps the default)
 -- Returns {'LOADED'|'EXISTING', current stock}.
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return {'EXISTING', redis.call('GET', KEYS[2]) or '0'}
 end
 redis.call('HSET', KEYS[1], 'total', ARGV[1], 'starts_ms', ARGV[2], 'ends_ms', ARGV[3],
   'expiry_days', ARGV[4])
+for i, field in ipairs({'rl_user', 'rl_client', 'rl_window_ms'}) do
+  if ARGV[4 + i] ~= '' then
+    redis.call('HSET', KEYS[1], field, ARGV[4 + i])
+  end
+end
 redis.call('SET', KEYS[2], ARGV[1])
 return {'LOADED', ARGV[1]}

@@ -4,11 +4,48 @@
 -- not decided yet, KEYS[5] this request's void marker
 -- ARGV[1] user id, ARGV[2] state to record if accepted, ARGV[3] now (epoch ms),
 -- ARGV[4] request id, ARGV[5] holds reserved at or before this (ms) are abandoned
--- Returns {outcome[, detail]}: UNKNOWN | DUPLICATE,<state> | NOT_OPEN | CLOSED | SOLD_OUT |
--- HELD | VOID | ACCEPTED,<remaining stock>.
+-- With abuse limits on (ReserveCall::limited): KEYS[6] the user's limit, KEYS[7] the client's
+-- (each a GCRA theoretical arrival time, ms), ARGV[6] per user, ARGV[7] per client (0: no
+-- limit), ARGV[8] window ms: defaults, each overridden by the event's meta field if it has one.
+-- Returns {outcome[, detail]}: UNKNOWN | RATE_LIMITED,<user|client>,<ms until allowed> |
+-- DUPLICATE,<state> | NOT_OPEN | CLOSED | SOLD_OUT | HELD | VOID | ACCEPTED,<remaining stock>.
 local window = redis.call('HMGET', KEYS[1], 'starts_ms', 'ends_ms')
 if not window[1] then
   return {'UNKNOWN'}
+end
+-- Limits first: a caller over them is told nothing else and changes nothing else. GCRA: a
+-- limit of N per window lets a burst of N through, then one every window/N; a refused request
+-- does not count. Redis's clock, not the API's, so that every instance counts alike.
+if KEYS[6] then
+  local own = redis.call('HMGET', KEYS[1], 'rl_user', 'rl_client', 'rl_window_ms')
+  local period = tonumber(own[3] or ARGV[8])
+  local clock = redis.call('TIME')
+  local now_ms = tonumber(clock[1]) * 1000 + tonumber(clock[2]) / 1000
+  local subjects = {
+    {KEYS[6], tonumber(own[1] or ARGV[6]), 'user'},
+    {KEYS[7], tonumber(own[2] or ARGV[7]), 'client'},
+  }
+  local counted, refused, wait = {}, nil, 0
+  for _, subject in ipairs(subjects) do
+    if subject[2] > 0 then
+      local tat = math.max(tonumber(redis.call('GET', subject[1]) or '0'), now_ms)
+      local next_tat = tat + period / subject[2]
+      local over = next_tat - now_ms - period
+      if over > 0 then
+        refused = refused or subject[3]
+        wait = math.max(wait, over)
+      else
+        counted[#counted + 1] = {subject[1], next_tat}
+      end
+    end
+  end
+  if refused then
+    return {'RATE_LIMITED', refused, tostring(math.ceil(wait))}
+  end
+  for _, count in ipairs(counted) do
+    redis.call('SET', count[1], string.format('%.3f', count[2]), 'PX',
+      math.ceil(count[2] - now_ms))
+  end
 end
 -- A user who already took part is told their real state first, whatever else holds now.
 local existing = redis.call('HGET', KEYS[3], ARGV[1])

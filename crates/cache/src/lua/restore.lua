@@ -2,7 +2,8 @@
 -- KEYS[1] meta hash, KEYS[2] stock counter, KEYS[3] participants hash, KEYS[4] issued counter
 -- ARGV[1] total, ARGV[2] starts_ms, ARGV[3] ends_ms, ARGV[4] expiry_days,
 -- ARGV[5] stock to load if the coupon is missing, ARGV[6] '1' to take stock for each restored
--- participant, then pairs of (user id, state: issued 'I|…' or pending 'P|…').
+-- participant, ARGV[7..9] the event's own abuse limits (per user, per client, window ms; ''
+-- keeps the default), then pairs of (user id, state: issued 'I|…' or pending 'P|…').
 -- A coupon Redis lost entirely is loaded with ARGV[5], which the caller computed to count
 -- every participant given (total − MySQL holders − requests in flight); a coupon Redis still
 -- has gives one unit of stock per participant it did not know (never below zero). A user
@@ -12,11 +13,16 @@ local loaded = 0
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('HSET', KEYS[1], 'total', ARGV[1], 'starts_ms', ARGV[2], 'ends_ms', ARGV[3],
     'expiry_days', ARGV[4])
+  for i, field in ipairs({'rl_user', 'rl_client', 'rl_window_ms'}) do
+    if ARGV[6 + i] ~= '' then
+      redis.call('HSET', KEYS[1], field, ARGV[6 + i])
+    end
+  end
   redis.call('SET', KEYS[2], ARGV[5])
   loaded = 1
 end
 local restored = 0
-for i = 7, #ARGV, 2 do
+for i = 10, #ARGV, 2 do
   if redis.call('HSETNX', KEYS[3], ARGV[i], ARGV[i + 1]) == 1 then
     restored = restored + 1
     if string.sub(ARGV[i + 1], 1, 2) == 'I|' then

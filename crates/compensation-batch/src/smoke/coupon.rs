@@ -66,6 +66,7 @@ async fn create(
         issue_starts_at: now - OPENED_BEFORE,
         issue_ends_at: now + Duration::days(i64::from(plan.coupon_window_days)),
         expiry_days: 1,
+        rate_limit: Default::default(),
     };
     spec.validate()
         .map_err(|error| format!("smoke coupon {:?}: {error}", plan.coupon_name))?;

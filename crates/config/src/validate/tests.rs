@@ -482,3 +482,40 @@ fn auth_settings_are_checked_and_never_echoed() {
         Ok(())
     });
 }
+
+#[test]
+fn rate_limits_are_checked_at_start_up_and_default_on() {
+    Jail::expect_with(|jail| {
+        let s = load(&ConfigArgs::default()).map_err(|e| e.to_string())?;
+        assert!(s.rate_limit.defaults().is_some(), "limits default to on");
+        assert_eq!(s.rate_limit.client_header(), None);
+        jail.set_env("COUPON__RATE_LIMIT__PER_USER", "1000001");
+        jail.set_env("COUPON__RATE_LIMIT__WINDOW_MS", "999");
+        jail.set_env("COUPON__RATE_LIMIT__CLIENT_HEADER", "X Real IP");
+        let Err(ConfigError::Invalid(errors)) = load(&ConfigArgs::default()) else {
+            return Err("bad limits must be refused".into());
+        };
+        let keys: Vec<_> = errors.0.iter().map(|e| e.key).collect();
+        assert_eq!(
+            keys,
+            [
+                "rate_limit.per_user",
+                "rate_limit.window_ms",
+                "rate_limit.client_header",
+            ]
+        );
+        let text = errors.to_string();
+        assert!(
+            text.contains("COUPON__RATE_LIMIT__WINDOW_MS): must be between 1000 and 3600000 ms"),
+            "{text}"
+        );
+        jail.set_env("COUPON__RATE_LIMIT__PER_USER", "0");
+        jail.set_env("COUPON__RATE_LIMIT__WINDOW_MS", "1000");
+        jail.set_env("COUPON__RATE_LIMIT__CLIENT_HEADER", "X-Forwarded-For");
+        jail.set_env("COUPON__RATE_LIMIT__ENABLED", "false");
+        let s = load(&ConfigArgs::default()).map_err(|e| e.to_string())?;
+        assert_eq!(s.rate_limit.defaults(), None);
+        assert_eq!(s.rate_limit.client_header(), Some("X-Forwarded-For"));
+        Ok(())
+    });
+}

@@ -8,7 +8,6 @@
 mod jwt;
 mod key_reload;
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use actix_web::HttpRequest;
@@ -21,6 +20,7 @@ pub use jwt::{KeyError, TokenError};
 use crate::admin_auth::constant_time_eq;
 use crate::error::ApiError;
 use crate::metrics::ApiMetrics;
+use crate::trusted_proxies::TrustedProxies;
 use jwt::JwtVerifier;
 
 /// Labels of `auth_rejections_total` besides the token reasons.
@@ -52,6 +52,15 @@ pub enum Caller {
     Support,
 }
 
+/// An issue request's user, and whether an operator (the admin token) made it for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issuing {
+    pub user: UserId,
+    /// The smoke and load tests act for their synthetic users this way: abuse limits are for
+    /// the public, not for the operator's own checks.
+    pub by_operator: bool,
+}
+
 enum Mode {
     /// `gateway-header` (or none chosen, in development): the header names the user.
     Header,
@@ -63,7 +72,7 @@ pub struct Authenticator {
     mode: Mode,
     user_header: HeaderName,
     /// Empty: any peer may send the user header (development, or no mode chosen).
-    trusted: Vec<ipnet::IpNet>,
+    trusted: TrustedProxies,
     admin_token: Secret,
     support_token: Secret,
     metrics: Arc<ApiMetrics>,
@@ -122,7 +131,7 @@ impl Authenticator {
         let authenticator = Self {
             mode,
             user_header,
-            trusted: settings.trusted_proxies(),
+            trusted: TrustedProxies::new(settings.trusted_proxies()),
             admin_token: admin_token.clone(),
             support_token: settings.support_token.clone(),
             metrics,
@@ -150,7 +159,7 @@ impl Authenticator {
         }
         let user = match &self.mode {
             Mode::Header => {
-                if !self.peer_trusted(request) {
+                if !self.trusted.admit(request) {
                     return Err(self.reject(UNTRUSTED_PEER, ApiError::UntrustedPeer));
                 }
                 named
@@ -175,13 +184,17 @@ impl Authenticator {
         Ok((Caller::User(user), named))
     }
 
-    /// The user a request to issue is for: the caller, or the user the admin names.
-    pub fn issuing_user(&self, request: &HttpRequest) -> Result<UserId, ApiError> {
+    /// Whom a request to issue is for: the caller, or the user the admin names.
+    pub fn issuing(&self, request: &HttpRequest) -> Result<Issuing, ApiError> {
         match self.identify(request)? {
-            (Caller::User(user), _) => Ok(user),
-            (Caller::Admin, named) => {
-                named.ok_or_else(|| ApiError::MissingUserId(self.user_header.to_string()))
-            }
+            (Caller::User(user), _) => Ok(Issuing {
+                user,
+                by_operator: false,
+            }),
+            (Caller::Admin, named) => Ok(Issuing {
+                user: named.ok_or_else(|| ApiError::MissingUserId(self.user_header.to_string()))?,
+                by_operator: true,
+            }),
             (Caller::Support, _) => Err(self.reject(READ_ONLY, ApiError::SupportReadOnly)),
         }
     }
@@ -201,17 +214,6 @@ impl Authenticator {
         error
     }
 
-    /// Whether the connection comes from a trusted gateway (any peer when none is listed).
-    fn peer_trusted(&self, request: &HttpRequest) -> bool {
-        if self.trusted.is_empty() {
-            return true;
-        }
-        request
-            .peer_addr()
-            .map(|peer| canonical(peer.ip()))
-            .is_some_and(|ip| self.trusted.iter().any(|net| net.contains(&ip)))
-    }
-
     /// The user the header names, if it is there once and valid.
     fn header_user(&self, request: &HttpRequest) -> Result<Option<UserId>, ApiError> {
         let mut values = request.headers().get_all(&self.user_header);
@@ -227,15 +229,6 @@ impl Authenticator {
         UserId::parse(raw)
             .map(Some)
             .map_err(ApiError::InvalidUserId)
-    }
-}
-
-/// An IPv4 peer on a dual-stack socket arrives as `::ffff:a.b.c.d`: compare it as IPv4, as
-/// the configured CIDRs are written.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        IpAddr::V4(_) => ip,
     }
 }
 

@@ -129,6 +129,7 @@ pub async fn stats(
             "issued": issued,
             "availableQuantity": record.available_quantity,
         },
+        "rateLimit": state.limits.describe(record.spec.rate_limit),
     })))
 }
 

@@ -2,10 +2,10 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use couponrush_cache::CacheError;
+use couponrush_cache::{CacheError, LimitCheck};
 use couponrush_domain::{
-    CouponId, IssueRequested, ParticipantState, ParticipationOutcome, ParticipationRecorded,
-    RequestId, Reservation, UserId,
+    CouponId, IssueRequested, LimitedBy, ParticipantState, ParticipationOutcome,
+    ParticipationRecorded, RequestId, Reservation, UserId,
 };
 use couponrush_messaging::DeliveryFailure;
 use couponrush_telemetry::propagation::unless_unsampled;
@@ -14,6 +14,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use tracing::Instrument;
 
+use crate::auth::Issuing;
 use crate::coupon_presence::Presence;
 use crate::error::{ApiError, RETRY_AFTER_SECS};
 use crate::state::AppState;
@@ -62,6 +63,11 @@ enum Decision {
     /// Reserved and published, but the delivery is unconfirmed: kept, and published again
     /// until acknowledged.
     Unconfirmed,
+    /// Over an abuse limit: nothing was reserved.
+    RateLimited {
+        by: LimitedBy,
+        retry_after_ms: u64,
+    },
 }
 
 impl Decision {
@@ -78,12 +84,14 @@ impl Decision {
             Self::NotLoaded => "NOT_LOADED",
             Self::CacheDown | Self::BrokerDown | Self::RecordDown => "UNAVAILABLE",
             Self::CacheUncertain | Self::Unconfirmed => "UNCONFIRMED",
+            Self::RateLimited { .. } => "RATE_LIMITED",
         }
     }
 
     /// What goes into the participation log. Accepted requests (and unconfirmed ones, which
     /// end issued) are logged by the consumer from the issue request itself; an unknown coupon
-    /// has no event to log against.
+    /// has no event to log against. A rate-limited request is not logged: a bot's flood must
+    /// not become a flood of records (the metric and a log line count it).
     fn participation(&self) -> Option<ParticipationOutcome> {
         match self {
             Self::Already(_) => Some(ParticipationOutcome::Duplicate),
@@ -95,7 +103,11 @@ impl Decision {
             | Self::CacheDown
             | Self::CacheUncertain
             | Self::NotLoaded => Some(ParticipationOutcome::Unavailable),
-            Self::Queued | Self::Unconfirmed | Self::UnknownCoupon | Self::RecordDown => None,
+            Self::Queued
+            | Self::Unconfirmed
+            | Self::UnknownCoupon
+            | Self::RecordDown
+            | Self::RateLimited { .. } => None,
         }
     }
 
@@ -149,6 +161,14 @@ impl Decision {
             }
             Self::BrokerDown => {
                 return Err(ApiError::unavailable("the message broker"));
+            }
+            Self::RateLimited { by, retry_after_ms } => {
+                // Whole seconds, rounded up: a client that waits that long is let in.
+                let secs = retry_after_ms.div_ceil(1000).max(1);
+                return Err(ApiError::RateLimited {
+                    by,
+                    retry_after_secs: u32::try_from(secs).unwrap_or(u32::MAX),
+                });
             }
             Self::Held => {
                 return Err(ApiError::StockHeld {
@@ -204,7 +224,7 @@ pub async fn issue(
 ) -> Result<HttpResponse, ApiError> {
     // Who it is for comes first: an unauthenticated caller learns nothing, not even whether
     // the coupon id is well-formed.
-    let user = state.auth.issuing_user(&request)?;
+    let Issuing { user, by_operator } = state.auth.issuing(&request)?;
     let coupon = coupon_id(&path)?;
     // Look at the first chunk only: any byte is enough to refuse, and nothing is buffered.
     match body.next().await {
@@ -213,6 +233,8 @@ pub async fn issue(
         Some(Ok(_)) => return Err(ApiError::UnexpectedBody),
         Some(Err(error)) => return Err(ApiError::InvalidBody(error.to_string())),
     }
+    // An operator's request (the smoke and load tests) is not limited: `None` skips the check.
+    let client = (!by_operator).then(|| state.limits.client(&request));
     let request_id = RequestId::generate();
     let now = OffsetDateTime::now_utc();
     // The request's span (request_span.rs) declares these fields: its log lines and its trace
@@ -221,10 +243,19 @@ pub async fn issue(
     span.record("coupon.id", tracing::field::display(coupon));
     span.record("user.id", tracing::field::display(&user));
     span.record("request.id", tracing::field::display(request_id));
-    let decision = decide(&state, coupon, &user, request_id, now).await;
+    let decision = decide(&state, coupon, &user, client.as_deref(), request_id, now).await;
     span.record("outcome", decision.label());
     tracing::debug!("decided");
     state.metrics.outcome(decision.label());
+    if let Decision::RateLimited { by, retry_after_ms } = decision {
+        state.metrics.rate_limited(by);
+        tracing::warn!(
+            reason = by.label(),
+            client = client.as_deref().unwrap_or_default(),
+            retry_after_ms,
+            "issue request refused by an abuse limit"
+        );
+    }
     if let Some(outcome) = decision.participation() {
         state.participation.record(ParticipationRecorded::new(
             request_id,
@@ -241,12 +272,16 @@ async fn decide(
     state: &AppState,
     coupon: CouponId,
     user: &UserId,
+    client: Option<&str>,
     request_id: RequestId,
     now: OffsetDateTime,
 ) -> Decision {
+    let limit = client
+        .zip(state.limits.defaults())
+        .map(|(client, defaults)| LimitCheck { client, defaults });
     let reservation = match state
         .reservations
-        .reserve(coupon, user, request_id, now, state.hold_for)
+        .reserve(coupon, user, request_id, now, state.hold_for, limit)
         .instrument(unless_unsampled(|| {
             tracing::info_span!("redis.reserve", db.system = "redis")
         }))
@@ -306,6 +341,9 @@ async fn decide(
         Reservation::UnknownCoupon => Decision::UnknownCoupon,
         // Only a late run of a request already answered; a new request never gets it.
         Reservation::Void => Decision::CacheUncertain,
+        Reservation::RateLimited { by, retry_after_ms } => {
+            Decision::RateLimited { by, retry_after_ms }
+        }
     }
 }
 

@@ -77,6 +77,11 @@ pub struct Args {
     /// API each); "off" skips it.
     #[arg(long, env = "BENCH_TRACED_RATIO", default_value = "0.01")]
     pub traced_ratio: TracedRatio,
+    /// The abuse limits' cost: the best accepted phase again with `rate_limit` on (checked and
+    /// counted for every request, none refused), bracketed by the same phase with limits off
+    /// (a fresh API each).
+    #[arg(long, env = "BENCH_LIMITS_COST", default_value_t = true, action = clap::ArgAction::Set)]
+    pub limits_cost: bool,
     /// Keep, build and the run directory ([default: <repo>/.stack/bench]).
     #[command(flatten)]
     pub run: RunArgs,

@@ -11,7 +11,7 @@ use couponrush_domain::CouponId;
 use super::args::{SoldOutConcurrency, TracedRatio};
 use super::http::{self, HttpPhase, PhaseSpec, Wrk, WrkRun};
 use super::lua::LuaBench;
-use super::summary::{self, Results, TracingCost};
+use super::summary::{self, Bracketed, LimitsCost, Results, TracingCost};
 use super::{Args, Tools, log};
 use crate::apps::Apps;
 use crate::bench::cpu::{self, Watch};
@@ -131,6 +131,11 @@ impl Run<'_> {
                 Some(self.tracing_cost(&wrk, &watch, big, best, ratio).await?)
             }
         };
+        let limits = if args.limits_cost {
+            Some(self.limits_cost(&wrk, &watch, big, best).await?)
+        } else {
+            None
+        };
 
         let lua = LuaBench {
             program: self.tools.redis_benchmark.clone(),
@@ -156,6 +161,7 @@ impl Run<'_> {
             stock_left,
             background,
             tracing,
+            limits,
             versions,
             redis_pool: self.env.settings().redis.pool_size,
         }))
@@ -172,8 +178,7 @@ impl Run<'_> {
     }
 
     /// The accepted path at `conns` with traces exported at `ratio` to a real OTLP receiver,
-    /// between two runs with tracing off: each on a fresh issuer-api, so that only the
-    /// telemetry settings differ, and the two untraced runs show the drift around it.
+    /// between two runs with tracing off.
     async fn tracing_cost(
         &self,
         wrk: &Wrk,
@@ -182,19 +187,87 @@ impl Run<'_> {
         conns: u32,
         ratio: f64,
     ) -> anyhow::Result<TracingCost> {
-        let args = self.args;
-        let tag = &self.secrets.user_tag;
         let receiver = OtlpReceiver::start(self.log_dir, true).await?;
         let traced = [
             ("COUPON__TELEMETRY__OTLP_ENDPOINT", receiver.endpoint()),
             ("COUPON__TELEMETRY__SAMPLE_RATIO", ratio.to_string()),
         ];
+        let runs = self
+            .bracketed(
+                wrk,
+                watch,
+                big,
+                conns,
+                ["untraced", "traced", "untraced-after"],
+                &traced,
+            )
+            .await?;
+        let spans = receiver.count()?;
+        anyhow::ensure!(
+            ratio == 0.0 || spans > 0,
+            "tracing at ratio {ratio} exported no span: the traced phase measured nothing"
+        );
+        Ok(TracingCost { ratio, runs, spans })
+    }
+
+    /// The accepted path at `conns` with the abuse limits on, between two runs with them off
+    /// (`rate_limit.enabled`, which the run sets false). Every request is a new user, so the
+    /// per-user limit checks and counts without refusing; the per-client limit is set beyond
+    /// what wrk, one client, can send, so it too checks and counts every request: the cost
+    /// measured is that of the check, not of refusals. A 429 would show as a non-202 answer.
+    async fn limits_cost(
+        &self,
+        wrk: &Wrk,
+        watch: &Watch,
+        big: CouponId,
+        conns: u32,
+    ) -> anyhow::Result<LimitsCost> {
+        let limited = [
+            ("COUPON__RATE_LIMIT__ENABLED", "true".to_owned()),
+            ("COUPON__RATE_LIMIT__PER_USER", "10".to_owned()),
+            ("COUPON__RATE_LIMIT__PER_CLIENT", "1000000".to_owned()),
+            ("COUPON__RATE_LIMIT__WINDOW_MS", "10000".to_owned()),
+        ];
+        let runs = self
+            .bracketed(
+                wrk,
+                watch,
+                big,
+                conns,
+                ["unlimited", "limited", "unlimited-after"],
+                &limited,
+            )
+            .await?;
+        let other = runs.with.wrk.requests.saturating_sub(runs.with.wrk.s202);
+        if other > 0 {
+            log(&format!(
+                "warning: the limited phase had {other} answers other than 202 (429s would \
+                 mean it measured refusals, not the check: see its wrk log)"
+            ));
+        }
+        Ok(LimitsCost { runs })
+    }
+
+    /// The accepted path at `conns` three times, each on a fresh issuer-api: without `vars`,
+    /// with them, without them again (`labels` name the three), so that only those settings
+    /// differ, and the two runs without show the drift around the one with.
+    async fn bracketed(
+        &self,
+        wrk: &Wrk,
+        watch: &Watch,
+        big: CouponId,
+        conns: u32,
+        labels: [&str; 3],
+        vars: &[(&'static str, String)],
+    ) -> anyhow::Result<Bracketed> {
+        let args = self.args;
+        let tag = &self.secrets.user_tag;
         let coupon = big.to_string();
         let mut phases = Vec::new();
         for (label, vars) in [
-            ("untraced", &[][..]),
-            ("traced", &traced[..]),
-            ("untraced-after", &[][..]),
+            (labels[0], &[][..]),
+            (labels[1], vars),
+            (labels[2], &[][..]),
         ] {
             let log_dir = self.log_dir.join(label);
             std::fs::create_dir_all(&log_dir)?;
@@ -228,20 +301,13 @@ impl Run<'_> {
             apps.stop_all().await;
             phases.push(phase);
         }
-        let spans = receiver.count()?;
-        let [before, traced, after]: [HttpPhase; 3] = phases
+        let [before, with, after]: [HttpPhase; 3] = phases
             .try_into()
-            .map_err(|_| anyhow::anyhow!("three tracing phases expected"))?;
-        anyhow::ensure!(
-            ratio == 0.0 || spans > 0,
-            "tracing at ratio {ratio} exported no span: the traced phase measured nothing"
-        );
-        Ok(TracingCost {
-            ratio,
+            .map_err(|_| anyhow::anyhow!("three bracketed phases expected"))?;
+        Ok(Bracketed {
             before,
-            traced,
+            with,
             after,
-            spans,
         })
     }
 

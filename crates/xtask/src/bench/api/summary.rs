@@ -24,33 +24,52 @@ pub struct Results {
     pub background: f64,
     /// The accepted path with traces exported, between two runs without.
     pub tracing: Option<TracingCost>,
+    /// The accepted path with the abuse limits on, between two runs with them off.
+    pub limits: Option<LimitsCost>,
     /// wrk's and the servers' versions, for the header.
     pub versions: String,
     pub redis_pool: usize,
 }
 
-/// The accepted path at the best concurrency on a fresh issuer-api three times: tracing off,
-/// traces exported at `ratio` to a real OTLP receiver, tracing off again.
+/// The accepted path at the best concurrency on a fresh issuer-api three times: without a
+/// setting, with it, without it again.
 #[derive(Debug)]
-pub struct TracingCost {
-    pub ratio: f64,
+pub struct Bracketed {
     pub before: HttpPhase,
-    pub traced: HttpPhase,
+    pub with: HttpPhase,
     pub after: HttpPhase,
-    /// Spans the receiver got from the traced run.
-    pub spans: u64,
 }
 
-impl TracingCost {
-    /// The traced rate over the mean of the untraced ones around it.
+impl Bracketed {
+    /// The mean rate of the runs without the setting.
+    fn without_rps(&self) -> f64 {
+        (to_f64(self.before.rps) + to_f64(self.after.rps)) / 2.0
+    }
+
+    /// The rate with the setting over the mean of those without it around it.
     fn kept(&self) -> f64 {
-        let untraced = (to_f64(self.before.rps) + to_f64(self.after.rps)) / 2.0;
-        if untraced > 0.0 {
-            to_f64(self.traced.rps) / untraced
+        let without = self.without_rps();
+        if without > 0.0 {
+            to_f64(self.with.rps) / without
         } else {
             0.0
         }
     }
+}
+
+/// Traces exported at `ratio` to a real OTLP receiver, bracketed by tracing off.
+#[derive(Debug)]
+pub struct TracingCost {
+    pub ratio: f64,
+    pub runs: Bracketed,
+    /// Spans the receiver got from the traced run.
+    pub spans: u64,
+}
+
+/// The abuse limits on (checked and counted in the reserve script), bracketed by limits off.
+#[derive(Debug)]
+pub struct LimitsCost {
+    pub runs: Bracketed,
 }
 
 impl Results {
@@ -108,12 +127,17 @@ fn text(args: &Args, r: &Results, info: &RunInfo) -> String {
         out.push(http_row("accepted (202)", phase));
     }
     if let Some(tracing) = &r.tracing {
-        out.push(http_row("untraced (202)", &tracing.before));
+        out.push(http_row("untraced (202)", &tracing.runs.before));
         out.push(http_row(
             &format!("traced {} (202)", tracing.ratio),
-            &tracing.traced,
+            &tracing.runs.with,
         ));
-        out.push(http_row("untraced again (202)", &tracing.after));
+        out.push(http_row("untraced again (202)", &tracing.runs.after));
+    }
+    if let Some(limits) = &r.limits {
+        out.push(http_row("limits off (202)", &limits.runs.before));
+        out.push(http_row("limits on (202)", &limits.runs.with));
+        out.push(http_row("limits off again (202)", &limits.runs.after));
     }
     out.push(http_row("sold out (409)", &r.sold_out));
     if let Some(floor) = &r.floor {
@@ -212,10 +236,18 @@ fn text(args: &Args, r: &Results, info: &RunInfo) -> String {
         out.push(format!(
             " tracing    traced at ratio {} / mean of the untraced runs around it = {} / {} = {:.3} ({} spans exported)",
             tracing.ratio,
-            tracing.traced.rps,
-            (tracing.before.rps + tracing.after.rps) / 2,
-            tracing.kept(),
+            tracing.runs.with.rps,
+            (tracing.runs.before.rps + tracing.runs.after.rps) / 2,
+            tracing.runs.kept(),
             tracing.spans
+        ));
+    }
+    if let Some(limits) = &r.limits {
+        out.push(format!(
+            " limits     limits on / mean of the runs with limits off around it = {} / {} = {:.3}",
+            limits.runs.with.rps,
+            (limits.runs.before.rps + limits.runs.after.rps) / 2,
+            limits.runs.kept(),
         ));
     }
     let targets = targets(r);
@@ -235,7 +267,13 @@ fn text(args: &Args, r: &Results, info: &RunInfo) -> String {
     if let Some(tracing) = &r.tracing {
         out.push(format!(
             "            traced keeps >= 0.90 x untraced ............. {}",
-            verdict(tracing.kept() >= 0.9)
+            verdict(tracing.runs.kept() >= 0.9)
+        ));
+    }
+    if let Some(limits) = &r.limits {
+        out.push(format!(
+            "            limits on keep >= 0.90 x limits off ......... {}",
+            verdict(limits.runs.kept() >= 0.9)
         ));
     }
     out.push("===============================================================================================================".to_owned());
@@ -334,19 +372,34 @@ pub fn figures(r: &Results) -> Vec<Figure> {
         }
     }
     if let Some(tracing) = &r.tracing {
-        let untraced = (f(tracing.before.rps) + f(tracing.after.rps)) / 2.0;
         figures.push(
             Figure::new(
                 format!(
                     "issuer-api accepted/s traced at ratio {}, {} conns",
-                    tracing.ratio, tracing.traced.conns
+                    tracing.ratio, tracing.runs.with.conns
                 ),
-                f(tracing.traced.rps),
+                f(tracing.runs.with.rps),
                 "/s",
             )
             .against(
-                untraced,
+                tracing.runs.without_rps(),
                 "the same, tracing off (mean of the runs before and after)",
+            ),
+        );
+    }
+    if let Some(limits) = &r.limits {
+        figures.push(
+            Figure::new(
+                format!(
+                    "issuer-api accepted/s with abuse limits on, {} conns",
+                    limits.runs.with.conns
+                ),
+                f(limits.runs.with.rps),
+                "/s",
+            )
+            .against(
+                limits.runs.without_rps(),
+                "the same, limits off (mean of the runs before and after)",
             ),
         );
     }

@@ -68,6 +68,7 @@ async fn coupon(
         issue_starts_at: starts,
         issue_ends_at: ends,
         expiry_days: 30,
+        rate_limit: Default::default(),
     };
     let record = CouponStore::new(bench.run.mysql.clone())
         .create(&spec)
