@@ -4,6 +4,15 @@ use serde::Deserialize;
 
 use crate::secret::Secret;
 
+mod auth;
+mod rate_limit;
+mod smoke;
+
+pub(crate) use auth::parse_network;
+pub use auth::{AuthMode, AuthSettings, JwtAlgorithm};
+pub use rate_limit::RateLimitSettings;
+pub use smoke::SmokeSettings;
+
 /// Deployment profile. `production` turns on the checks that keep a local default from
 /// reaching a real deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -46,90 +55,6 @@ pub struct HttpSettings {
 #[serde(deny_unknown_fields)]
 pub struct AdminSettings {
     pub token: Secret,
-}
-
-/// How issuer-api learns who is calling (docs/security.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum AuthMode {
-    /// None chosen: the user header is trusted from anyone. Development only.
-    #[serde(rename = "", alias = "none")]
-    Unset,
-    /// An authenticating gateway sets the user header; only `trusted_proxies` may send it.
-    #[serde(rename = "gateway-header")]
-    GatewayHeader,
-    /// A bearer JWT names the user.
-    #[serde(rename = "jwt")]
-    Jwt,
-}
-
-/// The one signature algorithm tokens must use: a token naming another is refused, so a
-/// public key can never be used as an HMAC secret (the RS256/HS256 confusion).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum JwtAlgorithm {
-    RS256,
-    ES256,
-    HS256,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthSettings {
-    pub mode: AuthMode,
-    /// Header naming the user in `gateway-header` mode (and under the admin token).
-    #[serde(deserialize_with = "crate::lenient::text")]
-    pub user_header: String,
-    /// CIDRs (or single addresses) of the gateways allowed to set the user header.
-    #[serde(deserialize_with = "crate::lenient::list")]
-    pub trusted_proxies: Vec<String>,
-    /// Reads any user's status (support staff); cannot issue. Empty: none.
-    pub support_token: Secret,
-    pub jwt_algorithm: JwtAlgorithm,
-    /// RS256/ES256: a PEM public key or a JWKS document; re-read when it changes.
-    #[serde(deserialize_with = "crate::lenient::text")]
-    pub jwt_keys_file: String,
-    /// HS256: the shared secret.
-    pub jwt_secret: Secret,
-    #[serde(deserialize_with = "crate::lenient::text")]
-    pub jwt_issuer: String,
-    #[serde(deserialize_with = "crate::lenient::text")]
-    pub jwt_audience: String,
-    /// Claim holding the user id.
-    #[serde(deserialize_with = "crate::lenient::text")]
-    pub jwt_user_claim: String,
-    /// Clock skew allowed on `exp` and `nbf`.
-    pub jwt_leeway_s: u64,
-    /// How often `jwt_keys_file` is checked for a change.
-    pub jwt_reload_interval_ms: u64,
-}
-
-impl AuthSettings {
-    /// `trusted_proxies` as networks; entries that do not parse are left out (validation
-    /// refuses them first).
-    pub fn trusted_proxies(&self) -> Vec<ipnet::IpNet> {
-        self.trusted_proxies
-            .iter()
-            .filter_map(|entry| parse_network(entry))
-            .collect()
-    }
-
-    pub fn jwt_leeway(&self) -> Duration {
-        Duration::from_secs(self.jwt_leeway_s)
-    }
-
-    pub fn jwt_reload_interval(&self) -> Duration {
-        Duration::from_millis(self.jwt_reload_interval_ms)
-    }
-}
-
-/// A CIDR, or a single address as its own /32 or /128 network.
-pub(crate) fn parse_network(entry: &str) -> Option<ipnet::IpNet> {
-    let entry = entry.trim();
-    entry.parse::<ipnet::IpNet>().ok().or_else(|| {
-        entry
-            .parse::<std::net::IpAddr>()
-            .ok()
-            .map(ipnet::IpNet::from)
-    })
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -479,98 +404,10 @@ impl TelemetrySettings {
     }
 }
 
-/// The `compensation-batch smoke` command: where the deployment it checks answers, and how
-/// much it asks of it. Only that command reads this section.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SmokeSettings {
-    /// Base URL of issuer-api (http or https).
-    #[serde(deserialize_with = "crate::lenient::text")]
-    pub api_url: String,
-    /// Ops port URLs of the consumers; each host is resolved to every address it has and each
-    /// address is checked (a headless Service names every consumer pod).
-    #[serde(deserialize_with = "crate::lenient::list")]
-    pub consumer_ops_urls: Vec<String>,
-    /// Issuances made per run.
-    pub count: u32,
-    /// The consumers' summed `kafka_consumer_lag` must stay below this.
-    pub max_lag: u32,
-    /// How long the issuances may take to read ISSUED and be in MySQL.
-    pub deadline_ms: u64,
-    /// Bound on every HTTP call.
-    pub http_timeout_ms: u64,
-    /// Pause between two looks at the issuances' status.
-    pub poll_interval_ms: u64,
-    /// Name of the dedicated smoke coupon, found in MySQL or created through the admin API.
-    #[serde(deserialize_with = "crate::lenient::text")]
-    pub coupon_name: String,
-    /// How long the window of a smoke coupon it creates stays open.
-    pub coupon_window_days: u32,
-}
-
-impl SmokeSettings {
-    pub fn api_url(&self) -> Result<url::Url, url::ParseError> {
-        url::Url::parse(self.api_url.trim())
-    }
-
-    pub fn consumer_ops_urls(&self) -> Result<Vec<url::Url>, url::ParseError> {
-        self.consumer_ops_urls
-            .iter()
-            .map(|u| url::Url::parse(u.trim()))
-            .collect()
-    }
-
-    pub fn deadline(&self) -> Duration {
-        Duration::from_millis(self.deadline_ms)
-    }
-
-    pub fn http_timeout(&self) -> Duration {
-        Duration::from_millis(self.http_timeout_ms)
-    }
-
-    pub fn poll_interval(&self) -> Duration {
-        Duration::from_millis(self.poll_interval_ms)
-    }
-}
-
 /// A path setting: `None` when empty.
 pub fn path_setting(value: &str) -> Option<&std::path::Path> {
     let value = value.trim();
     (!value.is_empty()).then(|| std::path::Path::new(value))
-}
-
-/// Abuse limits of `POST /coupons/{id}/issue`, shared by every API instance through Redis.
-/// These are the defaults; an event overrides them key by key (its `rate_limit` field).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RateLimitSettings {
-    /// `false`: no request is limited, whatever an event says (the kill switch).
-    pub enabled: bool,
-    /// Requests one user id may make per window for one event; 0: unlimited.
-    pub per_user: u32,
-    /// Requests one client may make per window for one event; 0: unlimited.
-    pub per_client: u32,
-    pub window_ms: u32,
-    /// Header naming the client, set by the gateway (its first comma-separated entry, an IP
-    /// address); empty: the peer address of the connection.
-    #[serde(deserialize_with = "crate::lenient::text")]
-    pub client_header: String,
-}
-
-impl RateLimitSettings {
-    /// The default limits, or `None` when limits are off.
-    pub fn defaults(&self) -> Option<couponrush_domain::RateLimits> {
-        self.enabled.then_some(couponrush_domain::RateLimits {
-            per_user: self.per_user,
-            per_client: self.per_client,
-            window_ms: self.window_ms,
-        })
-    }
-
-    /// The configured client header, if any.
-    pub fn client_header(&self) -> Option<&str> {
-        Some(self.client_header.trim()).filter(|h| !h.is_empty())
-    }
 }
 
 impl Settings {

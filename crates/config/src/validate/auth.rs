@@ -132,3 +132,9 @@ fn valid_header_name(name: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
 }
+
+#[cfg(test)]
+// figment::Jail fixes the closures' error type to its own (large) error.
+#[allow(clippy::result_large_err)]
+#[path = "auth_tests.rs"]
+mod tests;

@@ -176,16 +176,15 @@ pub fn algorithm(configured: JwtAlgorithm) -> Algorithm {
 }
 
 impl JwtVerifier {
-    /// Reads the keys now: a keys file that does not parse refuses start-up.
-    pub fn new(settings: &AuthSettings) -> Result<Self, KeyError> {
+    /// Verifies with `keys_file` (RS256/ES256: the keys file's content, read by the caller,
+    /// which also hands it to the reload watch) or the HS256 secret. Keys that do not parse
+    /// refuse start-up.
+    pub fn new(settings: &AuthSettings, keys_file: Option<&[u8]>) -> Result<Self, KeyError> {
         let alg = algorithm(settings.jwt_algorithm);
-        let keys = match settings.jwt_algorithm {
-            JwtAlgorithm::HS256 => KeySet::secret(settings.jwt_secret.expose().as_bytes())?,
-            JwtAlgorithm::RS256 | JwtAlgorithm::ES256 => {
-                let content =
-                    std::fs::read(settings.jwt_keys_file.trim()).map_err(KeyError::Read)?;
-                KeySet::parse(alg, &content)?
-            }
+        let keys = match (settings.jwt_algorithm, keys_file) {
+            (JwtAlgorithm::HS256, _) => KeySet::secret(settings.jwt_secret.expose().as_bytes())?,
+            (_, Some(content)) => KeySet::parse(alg, content)?,
+            (_, None) => return Err(KeyError::NoKey { alg }),
         };
         let mut validation = Validation::new(alg);
         validation.leeway = settings.jwt_leeway_s;

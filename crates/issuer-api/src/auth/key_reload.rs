@@ -10,17 +10,17 @@ use super::jwt::{JwtVerifier, KeySet};
 use crate::metrics::ApiMetrics;
 
 /// Checks the file every `every`; a new content that parses replaces the keys, one that does
-/// not is logged and counted, and the keys in use stay.
+/// not is logged and counted, and the keys in use stay. `loaded` is the content the keys in
+/// use were read from at start-up.
 pub fn watch(
     verifier: Arc<JwtVerifier>,
     path: PathBuf,
+    loaded: Vec<u8>,
     every: Duration,
     metrics: Arc<ApiMetrics>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        // The keys in use were read from this content at start-up (or the start-up read raced
-        // a change: then the first look applies the newer content).
-        let mut seen = tokio::fs::read(&path).await.ok();
+        let mut seen = Some(loaded);
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

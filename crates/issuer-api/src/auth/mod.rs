@@ -109,12 +109,18 @@ impl Authenticator {
         let (mode, watch) = match settings.mode {
             AuthMode::Unset | AuthMode::GatewayHeader => (Mode::Header, None),
             AuthMode::Jwt => {
-                let verifier = Arc::new(JwtVerifier::new(settings)?);
+                // Read once: the verifier's first keys and the reload watch's starting point.
                 let keys_file = settings.jwt_keys_file.trim();
-                let watch = (!keys_file.is_empty()).then(|| {
+                let content = match keys_file {
+                    "" => None,
+                    path => Some(std::fs::read(path).map_err(KeyError::Read)?),
+                };
+                let verifier = Arc::new(JwtVerifier::new(settings, content.as_deref())?);
+                let watch = content.map(|loaded| {
                     key_reload::watch(
                         verifier.clone(),
                         keys_file.into(),
+                        loaded,
                         settings.jwt_reload_interval(),
                         metrics.clone(),
                     )
