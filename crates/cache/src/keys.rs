@@ -51,15 +51,11 @@ impl KeySpace {
         self.key(coupon, &format!("void:{request}"))
     }
 
-    /// GCRA state (theoretical arrival time, ms) of `user`'s abuse limit for the coupon. In
-    /// the coupon's slot, so the reserve script checks it in the same call.
-    pub fn user_limit(&self, coupon: CouponId, user: &str) -> String {
-        self.key(coupon, &format!("rl:u:{user}"))
-    }
-
-    /// GCRA state of one client's (IP address or IPv6 /64) abuse limit for the coupon.
-    pub fn client_limit(&self, coupon: CouponId, client: &str) -> String {
-        self.key(coupon, &format!("rl:c:{client}"))
+    /// Hash of the coupon's abuse-limit state: GCRA theoretical arrival times (ms) under
+    /// `u:<user>` and `c:<client>` (IP address or IPv6 /64). One hash, in the coupon's slot,
+    /// so the reserve script reads both subjects in one command and counts both in one.
+    pub fn limits(&self, coupon: CouponId) -> String {
+        self.key(coupon, "rl")
     }
 
     /// Pattern matching every key under this prefix (testkit deletes a test's keys with it).
@@ -83,8 +79,7 @@ mod tests {
             ks.issued(id),
             ks.holds(id),
             ks.void(id, "r"),
-            ks.user_limit(id, "u1"),
-            ks.client_limit(id, "2001:db8::/64"),
+            ks.limits(id),
         ] {
             assert!(key.contains("{42}"), "{key}");
         }

@@ -4,7 +4,7 @@
 use couponrush_domain::{CouponId, CouponSpec, ParticipantState, UserId};
 
 use crate::error::CacheError;
-use crate::reserve_call::limit_fields;
+use crate::reserve_call::{limit_fields, limits_expire_ms};
 use crate::state::{encode_state, epoch_ms};
 use crate::store::ReservationStore;
 
@@ -83,13 +83,15 @@ impl ReservationStore {
                         .key(self.keys.stock(id))
                         .key(self.keys.participants(id))
                         .key(self.keys.issued(id))
+                        .key(self.keys.limits(id))
                         .arg(spec.total_quantity)
                         .arg(epoch_ms(spec.issue_starts_at))
                         .arg(epoch_ms(spec.issue_ends_at))
                         .arg(spec.expiry_days)
                         .arg(stock_if_missing.max(0))
                         .arg(take_stock)
-                        .arg(&limit_fields(spec)[..]);
+                        .arg(&limit_fields(spec)[..])
+                        .arg(limits_expire_ms(spec));
                     for (user, state) in chunk {
                         call.arg(user.as_str()).arg(encode_state(state));
                     }

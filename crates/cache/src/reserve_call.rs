@@ -60,26 +60,35 @@ impl ReserveCall {
         }
     }
 
-    /// The same call, also checking and counting the abuse limits of `user` and `client`
-    /// (`defaults`, overridden by what the coupon's meta hash holds): two more keys, in the
-    /// coupon's slot, and the default limits. Without it the script checks no limit.
+    /// The same call, also checking and counting the abuse limits of the call's user and
+    /// `client` (`defaults`, overridden by what the coupon's meta hash holds): the coupon's
+    /// limits hash, the default limits and the client. Without it the script checks no limit.
     pub fn limited(
         mut self,
         keys: &KeySpace,
         id: CouponId,
-        user: &str,
         client: &str,
         defaults: RateLimits,
     ) -> Self {
-        self.keys
-            .extend([keys.user_limit(id, user), keys.client_limit(id, client)]);
+        self.keys.push(keys.limits(id));
         self.args.extend([
             defaults.per_user.to_string(),
             defaults.per_client.to_string(),
             defaults.window_ms.to_string(),
+            client.to_owned(),
         ]);
         self
     }
+}
+
+/// How long the limits hash outlives the event's end. reserve.lua stops writing it at the end
+/// by the API's clock and Redis expires it by its own: the margin keeps an instance whose clock
+/// lags from writing it again after it expired (a hash reserve.lua created would never expire).
+const LIMITS_OUTLIVE_END_MS: i64 = 3_600_000;
+
+/// When the load and restore scripts make the coupon's limits hash expire (epoch ms).
+pub(crate) fn limits_expire_ms(spec: &couponrush_domain::CouponSpec) -> i64 {
+    epoch_ms(spec.issue_ends_at).saturating_add(LIMITS_OUTLIVE_END_MS)
 }
 
 /// An event's own limits as the load and restore scripts take them (per user, per client,
@@ -139,15 +148,9 @@ mod tests {
         };
         let limited = call
             .clone()
-            .limited(&KeySpace::new("p:"), id, "u1", "10.0.0.1", limits);
-        assert_eq!(
-            limited.keys[5..],
-            [
-                "p:coupon:issue:{7}:rl:u:u1",
-                "p:coupon:issue:{7}:rl:c:10.0.0.1"
-            ]
-        );
-        assert_eq!(limited.args[5..], ["3", "0", "1000"]);
+            .limited(&KeySpace::new("p:"), id, "10.0.0.1", limits);
+        assert_eq!(limited.keys[5..], ["p:coupon:issue:{7}:rl"]);
+        assert_eq!(limited.args[5..], ["3", "0", "1000", "10.0.0.1"]);
         Ok(())
     }
 }

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use crate::error::CacheError;
 use crate::keys::KeySpace;
-use crate::reserve_call::{RESERVE_LUA, ReserveCall, limit_fields};
+use crate::reserve_call::{RESERVE_LUA, ReserveCall, limit_fields, limits_expire_ms};
 use crate::state::{decode_state, encode_state, epoch_ms};
 
 /// Whether a warm-up loaded the coupon or found it already live.
@@ -207,11 +207,13 @@ impl ReservationStore {
                     .load
                     .key(self.keys.meta(id))
                     .key(self.keys.stock(id))
+                    .key(self.keys.limits(id))
                     .arg(spec.total_quantity)
                     .arg(epoch_ms(spec.issue_starts_at))
                     .arg(epoch_ms(spec.issue_ends_at))
                     .arg(spec.expiry_days)
                     .arg(&limit_fields(spec)[..])
+                    .arg(limits_expire_ms(spec))
                     .invoke_async(conn)
                     .await
             })
@@ -253,7 +255,7 @@ impl ReservationStore {
             hold_for,
         );
         if let Some(limit) = limit {
-            call = call.limited(&self.keys, id, user.as_str(), limit.client, limit.defaults);
+            call = call.limited(&self.keys, id, limit.client, limit.defaults);
         }
         let reply: Vec<String> = self
             .run(async |conn| {

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use couponrush_cache::{LimitCheck, LoadOutcome, ReservationStore};
-use couponrush_config::ConfigArgs;
+use couponrush_config::{ConfigArgs, RedisSettings};
 use couponrush_domain::{
     CouponId, CouponSpec, LimitedBy, ParticipantState, RateLimitOverride, RateLimits, RequestId,
     Reservation, UserId,
@@ -20,6 +20,7 @@ const HOLD: Duration = Duration::from_secs(5);
 /// A store on its own key prefix, whose keys are deleted when it is dropped.
 struct Scratch {
     store: ReservationStore,
+    settings: RedisSettings,
     _keys: RedisKeys,
 }
 
@@ -31,6 +32,7 @@ impl Scratch {
         Ok(Self {
             store: ReservationStore::new(&settings)?,
             _keys: RedisKeys::new(&settings)?,
+            settings,
         })
     }
 
@@ -386,5 +388,66 @@ async fn limits_come_first_take_nothing_and_an_events_own_survive_a_rebuild() ->
         ),
         "{answers:?}"
     );
+    Ok(())
+}
+
+/// (fields, milliseconds to live) of coupon `id`'s limits hash.
+async fn limits_hash(scratch: &Scratch, id: CouponId) -> anyhow::Result<(Vec<String>, i64)> {
+    let key = scratch.store.keys().limits(id);
+    let mut conn = couponrush_cache::client(&scratch.settings)?
+        .get_multiplexed_async_connection()
+        .await?;
+    let fields: Vec<String> = redis::cmd("HKEYS").arg(&key).query_async(&mut conn).await?;
+    let ttl: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut conn).await?;
+    Ok((fields, ttl))
+}
+
+#[tokio::test]
+async fn the_limits_hash_expires_after_the_event_and_an_ended_event_counts_nothing()
+-> anyhow::Result<()> {
+    let scratch = Scratch::new()?;
+    let store = &scratch.store;
+    let defaults = RateLimits {
+        per_user: 1,
+        per_client: 1,
+        window_ms: 60_000,
+    };
+    // Loaded, the hash already has its expiry: the event's end (an hour from now) plus an hour.
+    let id = coupon(1)?;
+    store.load(id, &open(10)).await?;
+    let (fields, ttl) = limits_hash(&scratch, id).await?;
+    assert_eq!(fields, ["_"]);
+    let hour = 3_600_000;
+    assert!((2 * hour - 60_000..=2 * hour).contains(&ttl), "{ttl}");
+    // Both subjects are counted in it, and the hash keeps its expiry.
+    assert!(matches!(
+        reserve_limited(store, id, "u1", "c1", defaults).await?,
+        Reservation::Accepted { .. }
+    ));
+    let (mut fields, ttl) = limits_hash(&scratch, id).await?;
+    fields.sort();
+    assert_eq!(fields, ["_", "c:c1", "u:u1"]);
+    assert!(ttl > 2 * hour - 60_000, "{ttl}");
+
+    // Ended: every answer is CLOSED and nothing is counted, past any limit (1 per minute).
+    let now = OffsetDateTime::now_utc();
+    let ended = CouponSpec {
+        issue_starts_at: now - time::Duration::hours(2),
+        issue_ends_at: now - time::Duration::hours(1),
+        ..open(10)
+    };
+    let over = coupon(2)?;
+    store.rebuild_lost(over, &ended, &[], &[]).await?;
+    // A rebuild gives the hash its expiry too: here the end plus an hour is now.
+    let (_, ttl) = limits_hash(&scratch, over).await?;
+    assert!(ttl < 1_000, "{ttl}");
+    for _ in 0..3 {
+        assert!(matches!(
+            reserve_limited(store, over, "u1", "c1", defaults).await?,
+            Reservation::Closed
+        ));
+    }
+    let (fields, ttl) = limits_hash(&scratch, over).await?;
+    assert!(fields.is_empty() && ttl == -2, "{fields:?} {ttl}");
     Ok(())
 }

@@ -4,13 +4,15 @@
 -- not decided yet, KEYS[5] this request's void marker
 -- ARGV[1] user id, ARGV[2] state to record if accepted, ARGV[3] now (epoch ms),
 -- ARGV[4] request id, ARGV[5] holds reserved at or before this (ms) are abandoned
--- With abuse limits on (ReserveCall::limited): KEYS[6] the user's limit, KEYS[7] the client's
--- (each a GCRA theoretical arrival time, ms), ARGV[6] per user, ARGV[7] per client (0: no
--- limit), ARGV[8] window ms: defaults, each overridden by the event's meta field if it has one.
+-- With abuse limits on (ReserveCall::limited): KEYS[6] the coupon's limits hash (field
+-- 'u:<user>' and 'c:<client>': GCRA theoretical arrival times, ms), ARGV[6] per user, ARGV[7]
+-- per client (0: no limit), ARGV[8] window ms: defaults, each overridden by the event's meta
+-- field if it has one; ARGV[9] the client.
 -- Returns {outcome[, detail]}: UNKNOWN | RATE_LIMITED,<user|client>,<ms until allowed> |
 -- DUPLICATE,<state> | NOT_OPEN | CLOSED | SOLD_OUT | HELD | VOID | ACCEPTED,<remaining stock>.
--- One read of the meta hash serves the window and the event's own limits (a call fewer per
--- request than two reads: the limits' cost is measured, docs/benchmarks.md).
+-- One read of the meta hash serves the window and the event's own limits. The limits cost one
+-- read and one write more per request, no more: a command called from a script costs far more
+-- than its own work, a write most (docs/benchmarks.md).
 local window = redis.call('HMGET', KEYS[1], 'starts_ms', 'ends_ms', 'rl_user', 'rl_client',
   'rl_window_ms')
 if not window[1] then
@@ -18,37 +20,38 @@ if not window[1] then
 end
 -- Limits first: a caller over them is told nothing else and changes nothing else. GCRA: a
 -- limit of N per window lets a burst of N through, then one every window/N; a refused request
--- does not count. Redis's clock, not the API's, so that every instance counts alike.
-if KEYS[6] then
+-- does not count. The API's clock (ARGV[3]), as for the window and the holds: instances' skew
+-- (NTP, milliseconds) is small beside a window. Once the event is over every answer is CLOSED,
+-- which takes nothing, so nothing is counted: the limits hash, which load.lua set to expire
+-- after the end, is never written again.
+local now = tonumber(ARGV[3])
+if KEYS[6] and now < tonumber(window[2]) then
   local period = tonumber(window[5] or ARGV[8])
-  local clock = redis.call('TIME')
-  local now_ms = tonumber(clock[1]) * 1000 + tonumber(clock[2]) / 1000
-  -- Both arrival times in one read (same hash tag, same slot).
-  local tats = redis.call('MGET', KEYS[6], KEYS[7])
-  local subjects = {
-    {KEYS[6], tonumber(window[3] or ARGV[6]), 'user', tats[1]},
-    {KEYS[7], tonumber(window[4] or ARGV[7]), 'client', tats[2]},
-  }
-  local counted, refused, wait = {}, nil, 0
-  for _, subject in ipairs(subjects) do
-    if subject[2] > 0 then
-      local tat = math.max(tonumber(subject[4] or '0'), now_ms)
-      local next_tat = tat + period / subject[2]
-      local over = next_tat - now_ms - period
-      if over > 0 then
-        refused = refused or subject[3]
-        wait = math.max(wait, over)
-      else
-        counted[#counted + 1] = {subject[1], next_tat}
-      end
+  local per_user = tonumber(window[3] or ARGV[6])
+  local per_client = tonumber(window[4] or ARGV[7])
+  local user_field, client_field = 'u:' .. ARGV[1], 'c:' .. ARGV[9]
+  local tats = redis.call('HMGET', KEYS[6], user_field, client_field)
+  local user_tat, client_tat, refused, wait = nil, nil, nil, 0
+  if per_user > 0 then
+    user_tat = math.max(tonumber(tats[1]) or 0, now) + period / per_user
+    if user_tat - now > period then
+      refused, wait = 'user', user_tat - now - period
+    end
+  end
+  if per_client > 0 then
+    client_tat = math.max(tonumber(tats[2]) or 0, now) + period / per_client
+    if client_tat - now > period then
+      refused, wait = refused or 'client', math.max(wait, client_tat - now - period)
     end
   end
   if refused then
     return {'RATE_LIMITED', refused, tostring(math.ceil(wait))}
   end
-  for _, count in ipairs(counted) do
-    redis.call('SET', count[1], string.format('%.3f', count[2]), 'PX',
-      math.ceil(count[2] - now_ms))
+  -- Both subjects in one write.
+  if user_tat and client_tat then
+    redis.call('HSET', KEYS[6], user_field, user_tat, client_field, client_tat)
+  elseif user_tat or client_tat then
+    redis.call('HSET', KEYS[6], user_tat and user_field or client_field, user_tat or client_tat)
   end
 end
 -- A user who already took part is told their real state first, whatever else holds now.
@@ -56,7 +59,6 @@ local existing = redis.call('HGET', KEYS[3], ARGV[1])
 if existing then
   return {'DUPLICATE', existing}
 end
-local now = tonumber(ARGV[3])
 if now < tonumber(window[1]) then
   return {'NOT_OPEN'}
 end

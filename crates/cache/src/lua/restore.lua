@@ -1,9 +1,11 @@
 -- Rebuild a coupon's Redis state from the records (reconciliation repair, warm-up after a loss).
--- KEYS[1] meta hash, KEYS[2] stock counter, KEYS[3] participants hash, KEYS[4] issued counter
+-- KEYS[1] meta hash, KEYS[2] stock counter, KEYS[3] participants hash, KEYS[4] issued counter,
+-- KEYS[5] abuse limits hash
 -- ARGV[1] total, ARGV[2] starts_ms, ARGV[3] ends_ms, ARGV[4] expiry_days,
 -- ARGV[5] stock to load if the coupon is missing, ARGV[6] '1' to take stock for each restored
 -- participant, ARGV[7..9] the event's own abuse limits (per user, per client, window ms; ''
--- keeps the default), then pairs of (user id, state: issued 'I|…' or pending 'P|…').
+-- keeps the default), ARGV[10] when the limits hash expires (epoch ms, as load.lua), then
+-- pairs of (user id, state: issued 'I|…' or pending 'P|…').
 -- A coupon Redis lost entirely is loaded with ARGV[5], which the caller computed to count
 -- every participant given (total − MySQL holders − requests in flight); a coupon Redis still
 -- has gives one unit of stock per participant it did not know (never below zero). A user
@@ -19,10 +21,12 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
     end
   end
   redis.call('SET', KEYS[2], ARGV[5])
+  redis.call('HSET', KEYS[5], '_', ARGV[10])
+  redis.call('PEXPIREAT', KEYS[5], ARGV[10])
   loaded = 1
 end
 local restored = 0
-for i = 10, #ARGV, 2 do
+for i = 11, #ARGV, 2 do
   if redis.call('HSETNX', KEYS[3], ARGV[i], ARGV[i + 1]) == 1 then
     restored = restored + 1
     if string.sub(ARGV[i + 1], 1, 2) == 'I|' then
