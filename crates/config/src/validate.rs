@@ -290,9 +290,21 @@ impl Settings {
         for (key, value) in [
             ("mysql.pool_size", self.mysql.pool_size),
             ("redis.pool_size", self.redis.pool_size),
+            ("http.max_connections", self.http.max_connections),
         ] {
             if value == 0 {
                 errors.push(Invalid::new(key, "must be at least 1"));
+            }
+        }
+        for (key, value) in [
+            (
+                "http.client_request_timeout_ms",
+                self.http.client_request_timeout_ms,
+            ),
+            ("http.keep_alive_ms", self.http.keep_alive_ms),
+        ] {
+            if !(100..=600_000).contains(&value) {
+                errors.push(Invalid::new(key, "must be 100 to 600000 ms"));
             }
         }
         if !(1..=10_000).contains(&self.consumer.batch_size) {

@@ -3,6 +3,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use issuer_api::Cli;
 
+// mimalloc gives freed pages back to the OS: with glibc's allocator the workers' arenas kept
+// what a flood of idle connections made them allocate, and repeated floods only added to it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[actix_web::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

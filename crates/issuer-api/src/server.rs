@@ -1,6 +1,6 @@
 use std::net::SocketAddr;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::dev::{ServerHandle, Service};
 use actix_web::http::Method;
@@ -24,6 +24,7 @@ pub struct RunningApi {
 /// Probes dependencies, binds `http.bind` and starts serving in the background.
 pub async fn start(settings: Settings) -> anyhow::Result<RunningApi> {
     let (state, background) = startup::connect(&settings).await?;
+    let http = &settings.http;
     let state = web::Data::new(state);
     let app_state = state.clone();
     let mut server = HttpServer::new(move || {
@@ -67,10 +68,17 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningApi> {
             .wrap(TracingLogger::<RequestSpan>::new())
     })
     // Shutdown waits for in-flight requests (each ends within the publish timeout).
-    .shutdown_timeout(10);
-    if settings.http.workers > 0 {
-        server = server.workers(settings.http.workers);
-    }
+    .shutdown_timeout(10)
+    .client_request_timeout(Duration::from_millis(http.client_request_timeout_ms))
+    .keep_alive(Duration::from_millis(http.keep_alive_ms));
+    let workers = if http.workers > 0 {
+        server = server.workers(http.workers);
+        http.workers
+    } else {
+        std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+    };
+    // actix counts connections per worker.
+    server = server.max_connections(http.max_connections_per_worker(workers));
     let server = server
         .bind(&settings.http.bind)
         .map_err(|e| anyhow::anyhow!("cannot listen on http.bind {}: {e}", settings.http.bind))?;
@@ -85,7 +93,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningApi> {
     let task = tokio::spawn(async move {
         let result = server.await;
         background.stop(publisher.longest_wait()).await;
-        publisher.flush(std::time::Duration::from_secs(5));
+        publisher.flush(Duration::from_secs(5));
         result
     });
     tracing::info!(%addr, "issuer-api listening");

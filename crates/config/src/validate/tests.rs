@@ -205,6 +205,36 @@ fn consumer_poll_interval_and_lock_wait_are_bounded() {
 }
 
 #[test]
+fn http_connection_bounds_are_checked_and_shared_over_workers() {
+    Jail::expect_with(|jail| {
+        let s = load(&ConfigArgs::default()).map_err(|e| e.to_string())?;
+        assert_eq!(s.http.max_connections, 4096);
+        assert_eq!(s.http.max_connections_per_worker(3), 1366);
+        assert_eq!(s.http.max_connections_per_worker(0), 4096);
+        jail.set_env("COUPON__HTTP__MAX_CONNECTIONS", "0");
+        jail.set_env("COUPON__HTTP__CLIENT_REQUEST_TIMEOUT_MS", "99");
+        jail.set_env("COUPON__HTTP__KEEP_ALIVE_MS", "600001");
+        let Err(ConfigError::Invalid(errors)) = load(&ConfigArgs::default()) else {
+            return Err("no connection limit and out-of-range timeouts must be refused".into());
+        };
+        let keys: Vec<_> = errors.0.iter().map(|e| e.key).collect();
+        assert_eq!(
+            keys,
+            [
+                "http.max_connections",
+                "http.client_request_timeout_ms",
+                "http.keep_alive_ms"
+            ]
+        );
+        jail.set_env("COUPON__HTTP__MAX_CONNECTIONS", "1");
+        jail.set_env("COUPON__HTTP__CLIENT_REQUEST_TIMEOUT_MS", "100");
+        jail.set_env("COUPON__HTTP__KEEP_ALIVE_MS", "600000");
+        load(&ConfigArgs::default()).map_err(|e| e.to_string())?;
+        Ok(())
+    });
+}
+
+#[test]
 fn smoke_urls_come_as_a_list_or_comma_separated_text() {
     Jail::expect_with(|jail| {
         let s = load(&ConfigArgs::default()).map_err(|e| e.to_string())?;

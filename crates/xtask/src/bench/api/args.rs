@@ -82,6 +82,14 @@ pub struct Args {
     /// (a fresh API each).
     #[arg(long, env = "BENCH_LIMITS_COST", default_value_t = true, action = clap::ArgAction::Set)]
     pub limits_cost: bool,
+    /// Idle connections per flood: after the HTTP phases, clients connect to issuer-api, send
+    /// nothing, hold for 2 s and leave, while its resident set is read (before, highest, after).
+    #[arg(long, env = "BENCH_FLOOD_CONNECTIONS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub flood_connections: u32,
+    /// Floods in a row (memory a server keeps after each shows as a rising "after"); 0: none.
+    #[arg(long, env = "BENCH_FLOODS", default_value_t = 3)]
+    pub floods: u32,
     /// Keep, build and the run directory ([default: <repo>/.stack/bench]).
     #[command(flatten)]
     pub run: RunArgs,

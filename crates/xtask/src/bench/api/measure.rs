@@ -11,7 +11,8 @@ use couponrush_domain::CouponId;
 use super::args::{SoldOutConcurrency, TracedRatio};
 use super::http::{self, HttpPhase, PhaseSpec, Wrk, WrkRun};
 use super::lua::LuaBench;
-use super::summary::{self, Bracketed, LimitsCost, Results, TracingCost};
+use super::memory;
+use super::summary::{self, Bracketed, LimitsCost, Memory, Results, TracingCost};
 use super::{Args, Tools, log};
 use crate::apps::Apps;
 use crate::bench::cpu::{self, Watch};
@@ -21,6 +22,10 @@ use crate::coupon;
 use crate::otlp_receiver::OtlpReceiver;
 use crate::process::{run_to_end, tail};
 use crate::run_env::RunEnv;
+
+/// How long a flood holds its idle connections: under actix's timeout for a first request
+/// (5 s), which would close them first.
+const FLOOD_HOLD: Duration = Duration::from_secs(2);
 
 /// What only this run knows, made before the stack is up.
 #[derive(Debug)]
@@ -122,6 +127,8 @@ impl Run<'_> {
         };
         let (sold_out, floor) = self.sold_out(&wrk, &watch, one, conns).await?;
         apps.check_alive()?;
+        let memory = self.memory(apps.api()?.service().pid()).await?;
+        apps.check_alive()?;
         // The API is no longer needed: stopped, the Lua phases run on a quieter machine.
         apps.stop_all().await;
         watch.remove("api");
@@ -162,9 +169,34 @@ impl Run<'_> {
             background,
             tracing,
             limits,
+            memory,
             versions,
             redis_pool: self.env.settings().redis.pool_size,
         }))
+    }
+
+    /// issuer-api's peak resident set over the phases so far, then the floods (if any).
+    async fn memory(&self, pid: Option<u32>) -> anyhow::Result<Option<Memory>> {
+        let Some(pid) = pid else {
+            log("issuer-api's pid is unknown: no memory figures");
+            return Ok(None);
+        };
+        let after_load = memory::rss(pid)?;
+        let addr = crate::apps::loopback_address(&self.args.http_bind)?;
+        let connections = usize::try_from(self.args.flood_connections)?;
+        let mut floods = Vec::new();
+        for round in 1..=self.args.floods {
+            let flood = memory::flood(addr, pid, connections, FLOOD_HOLD).await?;
+            log(&format!(
+                "flood {round}: {} idle connections; issuer-api RSS {} MiB before, {} MiB at most, {} MiB after",
+                flood.opened,
+                memory::mib(flood.before_kib),
+                memory::mib(flood.during_kib),
+                memory::mib(flood.after_kib)
+            ));
+            floods.push(flood);
+        }
+        Ok(Some(Memory { after_load, floods }))
     }
 
     /// issuer-api as every phase runs it (workers, JSON logs at warn), plus `extra` variables.

@@ -6,7 +6,9 @@
 //!    users Redis recorded with the 202s wrk saw.
 //! 2. The sold-out path (a coupon whose only unit is taken: every answer a 409), then the HTTP
 //!    floor (GET /health/live: actix and wrk alone).
-//! 3. The Lua ceiling: the cache crate's reserve.lua run by redis-benchmark (EVALSHA) on a big
+//! 3. issuer-api's memory: its peak resident set over those phases, then floods of idle
+//!    connections (the resident set before, at its highest, and after each).
+//! 4. The Lua ceiling: the cache crate's reserve.lua run by redis-benchmark (EVALSHA) on a big
 //!    stock and on stock 0 (the sold-out ceiling).
 //!
 //! Each phase records per-process CPU from `/proc` ([`crate::bench::cpu`]). The run has its own
@@ -18,6 +20,7 @@ mod args;
 mod http;
 mod lua;
 mod measure;
+mod memory;
 mod summary;
 
 use std::path::PathBuf;

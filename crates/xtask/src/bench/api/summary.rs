@@ -5,6 +5,7 @@
 use super::Args;
 use super::http::{HttpPhase, ms};
 use super::lua::LuaPhase;
+use super::memory::{Flood, Rss, mib};
 use crate::bench::cpu::Usage;
 use crate::bench::run_info::RunInfo;
 use crate::report::{Figure, markdown_table, to_f64};
@@ -26,6 +27,8 @@ pub struct Results {
     pub tracing: Option<TracingCost>,
     /// The accepted path with the abuse limits on, between two runs with them off.
     pub limits: Option<LimitsCost>,
+    /// issuer-api's resident set after the phases, and around floods of idle connections.
+    pub memory: Option<Memory>,
     /// wrk's and the servers' versions, for the header.
     pub versions: String,
     pub redis_pool: usize,
@@ -70,6 +73,14 @@ pub struct TracingCost {
 #[derive(Debug)]
 pub struct LimitsCost {
     pub runs: Bracketed,
+}
+
+/// issuer-api's memory: after the accepted and sold-out phases (its peak is that of the
+/// highest concurrency), then each flood of idle connections.
+#[derive(Debug)]
+pub struct Memory {
+    pub after_load: Rss,
+    pub floods: Vec<Flood>,
 }
 
 impl Results {
@@ -151,6 +162,9 @@ fn text(args: &Args, r: &Results, info: &RunInfo) -> String {
             " {label:<24} {:>5} {:>10} {:>8} {:>8} {:>8} {:>8} {:>7}",
             args.lua_clients, lua.rps, lua.p50, "-", lua.p99, "-", "-"
         ));
+    }
+    if let Some(memory) = &r.memory {
+        out.extend(memory_rows(r, memory));
     }
     out.push(String::new());
     out.push(format!(
@@ -403,6 +417,9 @@ pub fn figures(r: &Results) -> Vec<Figure> {
             ),
         );
     }
+    if let Some(memory) = &r.memory {
+        figures.extend(memory_figures(r, memory));
+    }
     figures.push(Figure::new(
         "Lua reserve ceiling, accept (redis-benchmark EVALSHA)",
         lua_accept,
@@ -432,4 +449,75 @@ fn rate_and_p99(kind: &str, note: &str, phase: &HttpPhase, ceiling: (f64, &str))
             "ms",
         ),
     ]
+}
+
+/// The highest concurrency of the accepted phases (issuer-api's peak resident set is theirs).
+fn most_conns(r: &Results) -> u32 {
+    r.accepted
+        .iter()
+        .map(|(phase, _)| phase.conns)
+        .max()
+        .unwrap_or(0)
+}
+
+fn memory_rows(r: &Results, memory: &Memory) -> Vec<String> {
+    let mut rows = vec![
+        String::new(),
+        format!(
+            " memory     issuer-api resident set: {} MiB at most over the phases (up to {} conns), {} MiB after them",
+            mib(memory.after_load.peak_kib),
+            most_conns(r),
+            mib(memory.after_load.now_kib)
+        ),
+    ];
+    for (round, flood) in memory.floods.iter().enumerate() {
+        rows.push(format!(
+            "            flood {}: {} idle connections held 2 s: {} MiB before, {} MiB at most, {} MiB after they left",
+            round + 1,
+            flood.opened,
+            mib(flood.before_kib),
+            mib(flood.during_kib),
+            mib(flood.after_kib)
+        ));
+    }
+    rows
+}
+
+fn memory_figures(r: &Results, memory: &Memory) -> Vec<Figure> {
+    let f = |kib: u64| to_f64(kib) / 1024.0;
+    let mut figures = vec![Figure::new(
+        format!(
+            "issuer-api peak RSS over the accepted phases, up to {} conns",
+            most_conns(r)
+        ),
+        f(memory.after_load.peak_kib),
+        "MiB",
+    )];
+    if let (Some(first), Some(last)) = (memory.floods.first(), memory.floods.last()) {
+        figures.push(Figure::new(
+            format!(
+                "issuer-api highest RSS during a flood of {} idle connections",
+                first.opened
+            ),
+            f(memory
+                .floods
+                .iter()
+                .map(|flood| flood.during_kib)
+                .max()
+                .unwrap_or(0)),
+            "MiB",
+        ));
+        figures.push(
+            Figure::new(
+                format!(
+                    "issuer-api RSS after {} floods (before the first: the ceiling column)",
+                    memory.floods.len()
+                ),
+                f(last.after_kib),
+                "MiB",
+            )
+            .against(f(first.before_kib), "before the first flood"),
+        );
+    }
+    figures
 }
