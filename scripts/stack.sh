@@ -7,6 +7,8 @@
 #   scripts/stack.sh down       stop only what this script started (by pid file)
 #   scripts/stack.sh env        print only the `export COUPON__...` lines: eval "$(scripts/stack.sh env)"
 #   scripts/stack.sh tool NAME  install tool NAME if missing (apt-get, pip, or a .deb unpacked), print its path
+#   scripts/stack.sh cluster-up|cluster-status|cluster-down|cluster-env
+#                               a local Redis Cluster on private ports (scripts/lib/redis_cluster.sh)
 #
 # A service that already answers on its port is reused and never stopped by `down`. A service this
 # script starts gets a pid file and a log in $STACK_STATE_DIR. Every setting has a default:
@@ -34,6 +36,8 @@ source "$ROOT/scripts/lib/tools.sh"
 source "$ROOT/scripts/lib/harness.sh"
 # shellcheck source=scripts/lib/services.sh
 source "$ROOT/scripts/lib/services.sh"
+# shellcheck source=scripts/lib/redis_cluster.sh
+source "$ROOT/scripts/lib/redis_cluster.sh"
 
 MYSQL_HOST=${STACK_MYSQL_HOST:-127.0.0.1}
 MYSQL_PORT=${STACK_MYSQL_PORT:-3306}
@@ -239,7 +243,7 @@ cmd_down() {
 }
 
 usage() {
-    sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -251,6 +255,10 @@ main() {
         down:1) cmd_down ;;
         env:1) print_env ;;
         tool:2) tool_path "$2" ;;
+        cluster-up:1) cmd_cluster_up ;;
+        cluster-status:1) cmd_cluster_status ;;
+        cluster-down:1) cmd_cluster_down ;;
+        cluster-env:1) cluster_env ;;
         *) usage ;;
     esac
 }

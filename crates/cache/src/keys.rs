@@ -58,6 +58,67 @@ impl KeySpace {
         self.key(coupon, "rl")
     }
 
+    // The keys of each script call and pipeline, in the order they are sent. Each call must
+    // stay in one Cluster slot; `crate::slots` (tests) proves it for every list below.
+
+    /// KEYS of `load.lua`: meta, stock, the limits hash.
+    pub(crate) fn load_keys(&self, coupon: CouponId) -> [String; 3] {
+        [self.meta(coupon), self.stock(coupon), self.limits(coupon)]
+    }
+
+    /// KEYS of `release.lua`: stock, participants, holds, the request's void marker.
+    pub(crate) fn release_keys(&self, coupon: CouponId, request: &str) -> [String; 4] {
+        [
+            self.stock(coupon),
+            self.participants(coupon),
+            self.holds(coupon),
+            self.void(coupon, request),
+        ]
+    }
+
+    /// KEYS of `mark_issued.lua`: participants, issued counter.
+    pub(crate) fn mark_issued_keys(&self, coupon: CouponId) -> [String; 2] {
+        [self.participants(coupon), self.issued(coupon)]
+    }
+
+    /// KEYS of `restore.lua`: meta, stock, participants, issued counter, the limits hash.
+    pub(crate) fn restore_keys(&self, coupon: CouponId) -> [String; 5] {
+        [
+            self.meta(coupon),
+            self.stock(coupon),
+            self.participants(coupon),
+            self.issued(coupon),
+            self.limits(coupon),
+        ]
+    }
+
+    /// The status read's pipeline: participants, stock, meta.
+    pub(crate) fn user_view_keys(&self, coupon: CouponId) -> [String; 3] {
+        [
+            self.participants(coupon),
+            self.stock(coupon),
+            self.meta(coupon),
+        ]
+    }
+
+    /// The counters' pipeline: stock, participants, issued counter.
+    pub(crate) fn counters_keys(&self, coupon: CouponId) -> [String; 3] {
+        [
+            self.stock(coupon),
+            self.participants(coupon),
+            self.issued(coupon),
+        ]
+    }
+
+    /// The stock snapshot's transaction (`MULTI`): meta, stock, participants.
+    pub(crate) fn snapshot_keys(&self, coupon: CouponId) -> [String; 3] {
+        [
+            self.meta(coupon),
+            self.stock(coupon),
+            self.participants(coupon),
+        ]
+    }
+
     /// Pattern matching every key under this prefix (testkit deletes a test's keys with it).
     pub fn all_pattern(&self) -> String {
         format!("{}coupon:issue:*", self.prefix)

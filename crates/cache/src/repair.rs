@@ -76,14 +76,15 @@ impl ReservationStore {
             // Once this run loaded the coupon, later chunks must not take stock again for
             // participants the loaded stock already counts.
             let take_stock = if restored.loaded { "0" } else { "1" };
+            let [meta, stock, participants, issued, limits] = self.keys.restore_keys(id);
             let reply: Vec<i64> = self
                 .run(async |conn| {
                     let mut call = self.scripts.restore.prepare_invoke();
-                    call.key(self.keys.meta(id))
-                        .key(self.keys.stock(id))
-                        .key(self.keys.participants(id))
-                        .key(self.keys.issued(id))
-                        .key(self.keys.limits(id))
+                    call.key(&meta)
+                        .key(&stock)
+                        .key(&participants)
+                        .key(&issued)
+                        .key(&limits)
                         .arg(spec.total_quantity)
                         .arg(epoch_ms(spec.issue_starts_at))
                         .arg(epoch_ms(spec.issue_ends_at))

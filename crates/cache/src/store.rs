@@ -5,14 +5,14 @@ use couponrush_config::RedisSettings;
 use couponrush_domain::{
     CouponId, CouponSpec, LimitedBy, ParticipantState, RateLimits, RequestId, Reservation, UserId,
 };
-use deadpool_redis::redis::aio::MultiplexedConnection;
-use deadpool_redis::redis::{self, AsyncCommands, Script};
-use deadpool_redis::{Manager, Pool, Runtime, Timeouts};
+use deadpool_redis::redis::{self, AsyncCommands};
 use time::OffsetDateTime;
 
+use crate::connection::{Pool, RedisConnection};
 use crate::error::CacheError;
 use crate::keys::KeySpace;
 use crate::reserve_call::{RESERVE_LUA, ReserveCall, limit_fields, limits_expire_ms};
+use crate::script::Lua;
 use crate::state::{decode_state, encode_state, epoch_ms};
 
 /// Whether a warm-up loaded the coupon or found it already live.
@@ -36,11 +36,11 @@ pub struct LimitCheck<'a> {
 pub const VOID_MEMORY: Duration = Duration::from_secs(3600);
 
 pub(crate) struct Scripts {
-    reserve: Script,
-    load: Script,
-    release: Script,
-    mark_issued: Script,
-    pub(crate) restore: Script,
+    reserve: Lua,
+    load: Lua,
+    release: Lua,
+    mark_issued: Lua,
+    pub(crate) restore: Lua,
 }
 
 /// Reservations in Redis: the API's atomic decision and the consumer's confirmation.
@@ -52,7 +52,7 @@ pub struct ReservationStore {
     address: String,
     timeout: Duration,
     pub(crate) scripts: Arc<Scripts>,
-    shared: Arc<std::sync::Mutex<Option<MultiplexedConnection>>>,
+    shared: Arc<std::sync::Mutex<Option<RedisConnection>>>,
 }
 
 impl std::fmt::Debug for ReservationStore {
@@ -69,20 +69,20 @@ impl ReservationStore {
     pub fn new(settings: &RedisSettings) -> Result<Self, CacheError> {
         let address = settings
             .address()
-            .unwrap_or_else(|| "<invalid redis.url>".to_owned());
+            .unwrap_or_else(|| format!("<invalid {}>", settings.urls_key()));
         Ok(Self {
-            pool: Self::pool(settings, &address)?,
+            pool: Pool::new(settings)?,
             settings: settings.clone(),
             keys: KeySpace::new(settings.key_prefix.clone()),
             address,
             timeout: settings.timeout(),
             shared: Arc::new(std::sync::Mutex::new(None)),
             scripts: Arc::new(Scripts {
-                reserve: Script::new(RESERVE_LUA),
-                load: Script::new(include_str!("lua/load.lua")),
-                release: Script::new(include_str!("lua/release.lua")),
-                mark_issued: Script::new(include_str!("lua/mark_issued.lua")),
-                restore: Script::new(include_str!("lua/restore.lua")),
+                reserve: Lua::new(RESERVE_LUA, settings.mode),
+                load: Lua::new(include_str!("lua/load.lua"), settings.mode),
+                release: Lua::new(include_str!("lua/release.lua"), settings.mode),
+                mark_issued: Lua::new(include_str!("lua/mark_issued.lua"), settings.mode),
+                restore: Lua::new(include_str!("lua/restore.lua"), settings.mode),
             }),
         })
     }
@@ -93,32 +93,10 @@ impl ReservationStore {
     /// another thread twice (send, then reply).
     pub fn with_own_connection(&self) -> Result<Self, CacheError> {
         Ok(Self {
-            pool: Self::pool(&self.settings, &self.address)?,
+            pool: Pool::new(&self.settings)?,
             shared: Arc::new(std::sync::Mutex::new(None)),
             ..self.clone()
         })
-    }
-
-    fn pool(settings: &RedisSettings, address: &str) -> Result<Pool, CacheError> {
-        let unavailable = |reason: String| CacheError::Unavailable {
-            address: address.to_owned(),
-            reason,
-        };
-        // From the client (TLS included), not from the URL: deadpool-redis's own config
-        // drops the TLS parameters (CA, client certificate) a `rediss://` client carries.
-        let client = crate::client::client(settings)?;
-        let manager = Manager::new(client.get_connection_info().clone())
-            .map_err(|e| unavailable(e.to_string()))?;
-        Pool::builder(manager)
-            .max_size(settings.pool_size)
-            .timeouts(Timeouts {
-                wait: Some(settings.timeout()),
-                create: Some(settings.timeout()),
-                recycle: Some(settings.timeout()),
-            })
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(|e| unavailable(e.to_string()))
     }
 
     pub fn address(&self) -> &str {
@@ -133,14 +111,14 @@ impl ReservationStore {
     /// answering yields an error instead of a hung request.
     pub(crate) async fn run<T, F>(&self, op: F) -> Result<T, CacheError>
     where
-        F: AsyncFnOnce(&mut MultiplexedConnection) -> Result<T, redis::RedisError>,
+        F: AsyncFnOnce(&mut RedisConnection) -> Result<T, redis::RedisError>,
     {
         self.run_within(self.timeout, op).await
     }
 
     async fn run_within<T, F>(&self, timeout: Duration, op: F) -> Result<T, CacheError>
     where
-        F: AsyncFnOnce(&mut MultiplexedConnection) -> Result<T, redis::RedisError>,
+        F: AsyncFnOnce(&mut RedisConnection) -> Result<T, redis::RedisError>,
     {
         let work = async {
             let mut conn = self.connection().await?;
@@ -166,16 +144,20 @@ impl ReservationStore {
     /// The shared multiplexed connection: one connection carries every concurrent command
     /// (pipelined by the driver), so a request costs one round trip. Taking a connection from
     /// the pool for each command would add the pool's recycle check (`UNWATCH` + `PING`), a
-    /// second round trip per request. The pool creates (and re-creates) the shared one.
-    async fn connection(&self) -> Result<MultiplexedConnection, CacheError> {
+    /// second round trip per request. The pool creates (and re-creates) the shared one; in
+    /// cluster mode it is a cluster connection, multiplexed per node likewise.
+    async fn connection(&self) -> Result<RedisConnection, CacheError> {
         if let Some(conn) = self.shared.lock().ok().and_then(|c| c.clone()) {
             return Ok(conn);
         }
-        let pooled = self.pool.get().await.map_err(|e| CacheError::Unavailable {
-            address: self.address.clone(),
-            reason: e.to_string(),
-        })?;
-        let conn: MultiplexedConnection = (*pooled).clone();
+        let conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|reason| CacheError::Unavailable {
+                address: self.address.clone(),
+                reason,
+            })?;
         if let Ok(mut shared) = self.shared.lock() {
             *shared = Some(conn.clone());
         }
@@ -201,13 +183,14 @@ impl ReservationStore {
     /// Loads a coupon's stock and issuance window. Safe to repeat: a coupon already loaded
     /// keeps its live counters.
     pub async fn load(&self, id: CouponId, spec: &CouponSpec) -> Result<LoadOutcome, CacheError> {
+        let [meta, stock, limits] = self.keys.load_keys(id);
         let reply: Vec<String> = self
             .run(async |conn| {
                 self.scripts
                     .load
-                    .key(self.keys.meta(id))
-                    .key(self.keys.stock(id))
-                    .key(self.keys.limits(id))
+                    .key(&meta)
+                    .key(&stock)
+                    .key(&limits)
                     .arg(spec.total_quantity)
                     .arg(epoch_ms(spec.issue_starts_at))
                     .arg(epoch_ms(spec.issue_ends_at))
@@ -330,14 +313,15 @@ impl ReservationStore {
         void_for: Option<Duration>,
     ) -> Result<bool, CacheError> {
         let request = request_id.to_string();
+        let [stock, participants, holds, void] = self.keys.release_keys(id, &request);
         let released: i64 = self
             .run(async |conn| {
                 self.scripts
                     .release
-                    .key(self.keys.stock(id))
-                    .key(self.keys.participants(id))
-                    .key(self.keys.holds(id))
-                    .key(self.keys.void(id, &request))
+                    .key(&stock)
+                    .key(&participants)
+                    .key(&holds)
+                    .key(&void)
                     .arg(user.as_str())
                     .arg(&request)
                     .arg(if void_for.is_some() { "1" } else { "0" })
@@ -361,31 +345,45 @@ impl ReservationStore {
             .map(drop)
     }
 
-    /// Marks persisted requests issued, in one round trip (a consumer batch). A user whose
-    /// state belongs to another request is left untouched. Returns how many states moved to
-    /// issued.
+    /// Marks persisted requests issued, in one round trip per coupon (a consumer batch is
+    /// usually one coupon): each pipeline keeps to one coupon's hash tag, so in cluster mode it
+    /// goes to that coupon's master whole. A user whose state belongs to another request is
+    /// left untouched. Returns how many states moved to issued.
     pub async fn mark_issued_many(
         &self,
         issued: &[(CouponId, &UserId, RequestId, OffsetDateTime)],
     ) -> Result<u64, CacheError> {
-        if issued.is_empty() {
-            return Ok(0);
+        let mut coupons: Vec<CouponId> = issued.iter().map(|(id, ..)| *id).collect();
+        coupons.sort_unstable();
+        coupons.dedup();
+        let mut moved = 0;
+        for coupon in coupons {
+            let of_coupon: Vec<_> = issued.iter().filter(|(id, ..)| *id == coupon).collect();
+            moved += self.mark_issued_of(coupon, &of_coupon).await?;
         }
+        Ok(moved)
+    }
+
+    async fn mark_issued_of(
+        &self,
+        id: CouponId,
+        issued: &[&(CouponId, &UserId, RequestId, OffsetDateTime)],
+    ) -> Result<u64, CacheError> {
         let script = &self.scripts.mark_issued;
+        let [participants, issued_counter] = self.keys.mark_issued_keys(id);
         let moved: Vec<i64> = self
             .run(async |conn| {
                 let mut pipe = redis::pipe();
-                // Loading first makes the EVALSHAs below safe even on a Redis that restarted.
-                pipe.cmd("SCRIPT")
-                    .arg("LOAD")
-                    .arg(include_str!("lua/mark_issued.lua"))
-                    .ignore();
-                for (id, user, request_id, at) in issued {
+                // Loading first makes the EVALSHAs below safe even on a Redis that restarted
+                // (in cluster mode: on the master of this coupon's slot, where the pipeline
+                // goes).
+                pipe.cmd("SCRIPT").arg("LOAD").arg(script.text()).ignore();
+                for (_, user, request_id, at) in issued {
                     pipe.cmd("EVALSHA")
-                        .arg(script.get_hash())
+                        .arg(script.hash())
                         .arg(2)
-                        .arg(self.keys.participants(*id))
-                        .arg(self.keys.issued(*id))
+                        .arg(&participants)
+                        .arg(&issued_counter)
                         .arg(user.as_str())
                         .arg(request_id.to_string())
                         .arg(encode_state(&ParticipantState::Issued {

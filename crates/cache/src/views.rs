@@ -62,12 +62,13 @@ impl ReservationStore {
         id: CouponId,
         user: &UserId,
     ) -> Result<Option<UserView>, CacheError> {
+        let [participants, stock, meta] = self.keys.user_view_keys(id);
         let (raw, stock, expiry_days): (Option<String>, Option<u64>, Option<u16>) = self
             .run(async |conn| {
                 redis::pipe()
-                    .hget(self.keys.participants(id), user.as_str())
-                    .get(self.keys.stock(id))
-                    .hget(self.keys.meta(id), "expiry_days")
+                    .hget(&participants, user.as_str())
+                    .get(&stock)
+                    .hget(&meta, "expiry_days")
                     .query_async(conn)
                     .await
             })
@@ -87,12 +88,13 @@ impl ReservationStore {
 
     /// Stock, participants and issued counters; `None` if the coupon is not loaded.
     pub async fn counters(&self, id: CouponId) -> Result<Option<CouponCounters>, CacheError> {
+        let [stock, participants, issued] = self.keys.counters_keys(id);
         let (stock, participants, issued): (Option<u64>, u64, Option<u64>) = self
             .run(async |conn| {
                 redis::pipe()
-                    .get(self.keys.stock(id))
-                    .hlen(self.keys.participants(id))
-                    .get(self.keys.issued(id))
+                    .get(&stock)
+                    .hlen(&participants)
+                    .get(&issued)
                     .query_async(conn)
                     .await
             })
@@ -107,13 +109,14 @@ impl ReservationStore {
     /// Total, stock and participant count in one `MULTI`, so they agree with each other even
     /// while requests are reserving; `None` if the coupon is not loaded.
     pub async fn stock_snapshot(&self, id: CouponId) -> Result<Option<StockSnapshot>, CacheError> {
+        let [meta, stock, participants] = self.keys.snapshot_keys(id);
         let (total, stock, participants): (Option<u64>, Option<i64>, u64) = self
             .run(async |conn| {
                 redis::pipe()
                     .atomic()
-                    .hget(self.keys.meta(id), "total")
-                    .get(self.keys.stock(id))
-                    .hlen(self.keys.participants(id))
+                    .hget(&meta, "total")
+                    .get(&stock)
+                    .hlen(&participants)
                     .query_async(conn)
                     .await
             })

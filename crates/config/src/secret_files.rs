@@ -21,6 +21,7 @@ pub(crate) const SECRET_KEYS: &[&str] = &[
     "auth.jwt_secret",
     "mysql.password",
     "redis.url",
+    "redis.cluster_nodes",
     "kafka.sasl_password",
     "kafka.ssl_key_password",
     "message_signing.key",
@@ -162,6 +163,10 @@ mod tests {
                 jail.clear_env();
                 let content = if *key == "redis.url" {
                     format!("redis://:{CONTENT}@127.0.0.1:6379")
+                } else if *key == "redis.cluster_nodes" {
+                    // Seed nodes are only accepted in cluster mode.
+                    jail.set_env("COUPON__REDIS__MODE", "cluster");
+                    format!("redis://:{CONTENT}@127.0.0.1:7000,redis://:{CONTENT}@127.0.0.1:7001")
                 } else {
                     CONTENT.to_owned()
                 };

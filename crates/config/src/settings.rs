@@ -148,9 +148,15 @@ impl MysqlSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisSettings {
+    /// One server (`redis.url`) or a Redis Cluster (`redis.cluster_nodes`).
+    pub mode: RedisMode,
     /// `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS; may hold a password,
-    /// hence secret.
+    /// hence secret. Standalone mode only.
     pub url: Secret,
+    /// Cluster mode only: comma-separated seed node URLs, each as `redis.url` (same scheme and
+    /// credentials on every node, no database number); the client learns the rest of the
+    /// cluster from any one of them. May hold a password, hence secret.
+    pub cluster_nodes: Secret,
     #[serde(deserialize_with = "crate::lenient::text")]
     pub key_prefix: String,
     pub pool_size: usize,
@@ -167,12 +173,54 @@ pub struct RedisSettings {
     pub tls_key: String,
 }
 
+/// `redis.mode`: how the binaries reach Redis. The keys and scripts are the same in both (every
+/// key of a coupon carries the hash tag `{<coupon id>}`, so each script runs on one slot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RedisMode {
+    /// One server at `redis.url`.
+    Standalone,
+    /// A Redis Cluster found from the seed nodes of `redis.cluster_nodes`.
+    Cluster,
+}
+
 impl RedisSettings {
-    /// `host:port` of the URL, for messages; `None` when the URL is not parseable.
+    /// The URLs the client is given: `redis.url`, or each seed node of `redis.cluster_nodes`.
+    /// They may hold a password: never format them.
+    pub fn urls(&self) -> Vec<&str> {
+        match self.mode {
+            RedisMode::Standalone => vec![self.url.expose()],
+            RedisMode::Cluster => self
+                .cluster_nodes
+                .expose()
+                .split(',')
+                .map(str::trim)
+                .filter(|node| !node.is_empty())
+                .collect(),
+        }
+    }
+
+    /// The setting that holds [`Self::urls`], for messages.
+    pub fn urls_key(&self) -> &'static str {
+        match self.mode {
+            RedisMode::Standalone => "redis.url",
+            RedisMode::Cluster => "redis.cluster_nodes",
+        }
+    }
+
+    /// `host:port` of each URL in use, comma-separated, for messages (no credentials); `None`
+    /// when one is not parseable.
     pub fn address(&self) -> Option<String> {
-        let url = url::Url::parse(self.url.expose()).ok()?;
-        let host = url.host_str()?;
-        Some(format!("{host}:{}", url.port().unwrap_or(6379)))
+        let urls = self.urls();
+        let addresses = urls
+            .iter()
+            .map(|url| {
+                let url = url::Url::parse(url).ok()?;
+                let host = url.host_str()?;
+                Some(format!("{host}:{}", url.port().unwrap_or(6379)))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        (!addresses.is_empty()).then(|| addresses.join(","))
     }
 
     pub fn host(&self) -> Option<String> {
@@ -186,9 +234,11 @@ impl RedisSettings {
         Duration::from_millis(self.timeout_ms)
     }
 
-    /// Whether the URL asks for TLS (`rediss://`).
+    /// Whether the URLs ask for TLS (`rediss://`; validation makes every seed node agree).
     pub fn tls(&self) -> bool {
-        url::Url::parse(self.url.expose()).is_ok_and(|url| url.scheme() == "rediss")
+        self.urls()
+            .first()
+            .is_some_and(|url| url::Url::parse(url).is_ok_and(|url| url.scheme() == "rediss"))
     }
 }
 
@@ -439,7 +489,10 @@ impl Settings {
             plain.push("MySQL (mysql.ssl_mode = disabled)");
         }
         if !self.redis.tls() {
-            plain.push("Redis (redis.url is redis://, not rediss://)");
+            plain.push(match self.redis.mode {
+                RedisMode::Standalone => "Redis (redis.url is redis://, not rediss://)",
+                RedisMode::Cluster => "Redis (redis.cluster_nodes are redis://, not rediss://)",
+            });
         }
         plain
     }

@@ -1,11 +1,12 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::settings::{Profile, Settings};
+use crate::settings::{Profile, RedisMode, Settings};
 
 mod auth;
 mod backends;
 mod rate_limit;
+mod redis_mode;
 mod signing;
 mod smoke;
 
@@ -149,12 +150,24 @@ impl Settings {
             }
         }
         // Redis
-        match self.redis.host() {
-            Some(host) => refuse_loopback("redis.url", "its host", &host),
-            None => kafka_errors.push(Invalid::new(
-                "redis.url",
-                "must be redis://[user:password@]host:port[/db] or rediss://...",
-            )),
+        match self.redis.mode {
+            RedisMode::Standalone => match self.redis.host() {
+                Some(host) => refuse_loopback("redis.url", "its host", &host),
+                None => kafka_errors.push(Invalid::new(
+                    "redis.url",
+                    "must be redis://[user:password@]host:port[/db] or rediss://...",
+                )),
+            },
+            // Unparseable entries are reported by `redis_mode_problems`.
+            RedisMode::Cluster => {
+                let hosts = redis_mode::cluster_hosts(&self.redis);
+                for (position, host) in (1..).zip(&hosts) {
+                    if let Some(host) = host {
+                        let what = format!("entry {position} of {}", hosts.len());
+                        refuse_loopback("redis.cluster_nodes", &what, host);
+                    }
+                }
+            }
         }
         // MySQL
         refuse_loopback("mysql.host", "it", &self.mysql.host);
@@ -257,6 +270,7 @@ impl Settings {
                 "must be between 1 and 60000 ms",
             ));
         }
+        errors.extend(redis_mode::redis_mode_problems(&self.redis));
         if self.redis.key_prefix.contains(['{', '}']) {
             // Braces would break the per-coupon Redis Cluster hash tag.
             errors.push(Invalid::new(

@@ -60,6 +60,15 @@ impl Ledger {
         }
     }
 
+    /// Every answer recorded for `coupon`, by user.
+    pub fn answers(&self, coupon: CouponId) -> HashMap<String, Vec<Told>> {
+        self.told
+            .lock()
+            .ok()
+            .and_then(|all| all.get(&coupon).cloned())
+            .unwrap_or_default()
+    }
+
     /// Waits until the pipeline settled (nothing unresolved in the API, nothing pending in
     /// Redis, every participation record delivered), then checks every invariant:
     /// - issued ≤ stock, and MySQL's available quantity agrees;

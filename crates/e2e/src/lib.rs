@@ -236,6 +236,19 @@ impl Running {
     }
 }
 
+/// A test's slice of the stack whose Redis is a private Redis Cluster of `masters` masters with
+/// `replicas` replicas each (`redis.mode = cluster`, every node a seed). Keep the cluster as
+/// long as the test runs: dropping it kills the nodes.
+pub async fn on_redis_cluster(
+    masters: usize,
+    replicas: usize,
+) -> anyhow::Result<(couponrush_testkit::PrivateCluster, TestEnv)> {
+    let cluster = couponrush_testkit::PrivateCluster::start(masters, replicas).await?;
+    let mut env = TestEnv::new(3).await?;
+    cluster.point(&mut env.settings.redis);
+    Ok((cluster, env))
+}
+
 /// Runs a `compensation-batch` job in this process, from its command line (without the binary
 /// name), against the test's slice of the stack.
 pub async fn batch(env: &TestEnv, args: &[&str]) -> anyhow::Result<compensation_batch::Completion> {

@@ -3,13 +3,13 @@
 //! `--repair` and a consumer restart bring the event to CONSISTENT; `compensate` for the outage
 //! window grants only those who hold no coupon, and its re-run grants nothing. Then Redis loses
 //! everything (ORPHAN, rebuilt from MySQL), and Redis's stock drifts (OVER_ISSUED, which no
-//! repair hides).
+//! repair hides). Once on the shared Redis, once on a private Redis Cluster.
 
 use std::time::Duration;
 
 use couponrush_cache::{KeySpace, ReservationStore};
 use couponrush_domain::{CouponId, UserId};
-use couponrush_e2e::{Running, batch, consumer_metric};
+use couponrush_e2e::{Running, batch, consumer_metric, on_redis_cluster};
 use couponrush_storage::{CouponStore, Database, IssuanceStore};
 use couponrush_testkit::{TestEnv, delete_keys, eventually};
 use serde_json::Value;
@@ -42,8 +42,19 @@ async fn reconcile(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_incident_is_detected_repaired_and_compensated() -> anyhow::Result<()> {
-    let env = TestEnv::new(3).await?;
-    let mut running = Running::api_only(&env).await?;
+    replay_the_incident(&TestEnv::new(3).await?).await
+}
+
+/// The same on a real 3-master Redis Cluster (`redis.mode = cluster`): reconcile's HSCAN, its
+/// `--repair` (re-publish, restore.lua), the wipe across every master and the rebuild.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_incident_on_a_redis_cluster() -> anyhow::Result<()> {
+    let (_cluster, env) = on_redis_cluster(3, 0).await?;
+    replay_the_incident(&env).await
+}
+
+async fn replay_the_incident(env: &TestEnv) -> anyhow::Result<()> {
+    let mut running = Running::api_only(env).await?;
     let coupon = running.create_coupon(STOCK).await?;
     let outage_from = OffsetDateTime::now_utc() - Duration::from_secs(1);
 
@@ -63,14 +74,14 @@ async fn the_incident_is_detected_repaired_and_compensated() -> anyhow::Result<(
     assert_eq!((accepted, sold_out), (50, 30));
 
     // Within the grace period: in flight, not yet a fault.
-    let (attention, pending) = reconcile(&env, coupon, &[]).await?;
+    let (attention, pending) = reconcile(env, coupon, &[]).await?;
     assert!(!attention, "{pending}");
     assert_eq!(pending["verdict"], "PENDING");
     assert_eq!(pending["counts"]["pending"], 50);
     assert_eq!(pending["mysql_issued"], 0);
 
     // Past it: LOST, with samples, and exit status "needs attention". Nothing changed.
-    let (attention, lost) = reconcile(&env, coupon, &["--grace-ms", "0"]).await?;
+    let (attention, lost) = reconcile(env, coupon, &["--grace-ms", "0"]).await?;
     assert!(attention, "{lost}");
     assert_eq!(lost["verdict"], "LOST");
     assert_eq!(lost["counts"]["lost"], 50);
@@ -82,7 +93,7 @@ async fn the_incident_is_detected_repaired_and_compensated() -> anyhow::Result<(
 
     // Repair re-publishes the lost requests; the restarted consumer persists each once (the
     // originals are still on the topic too).
-    let (attention, repaired) = reconcile(&env, coupon, &["--grace-ms", "0", "--repair"]).await?;
+    let (attention, repaired) = reconcile(env, coupon, &["--grace-ms", "0", "--repair"]).await?;
     assert!(!attention, "lost requests were re-published: {repaired}");
     assert_eq!(repaired["repair"]["republished"], 50);
     running.consumer = Some(coupon_consumer::start(env.settings.clone()).await?);
@@ -111,7 +122,7 @@ async fn the_incident_is_detected_repaired_and_compensated() -> anyhow::Result<(
         (issued == 50.0 && copies == 50.0).then_some(())
     })
     .await?;
-    let (attention, consistent) = reconcile(&env, coupon, &["--grace-ms", "0"]).await?;
+    let (attention, consistent) = reconcile(env, coupon, &["--grace-ms", "0"]).await?;
     assert!(!attention, "{consistent}");
     assert_eq!(consistent["verdict"], "CONSISTENT");
     assert_eq!(consistent["counts"]["issued"], 50);
@@ -156,11 +167,11 @@ async fn the_incident_is_detected_repaired_and_compensated() -> anyhow::Result<(
         "--output",
         "json",
     ];
-    let first = batch(&env, &compensate).await?.summary;
+    let first = batch(env, &compensate).await?.summary;
     assert_eq!(first["eligible"], 30, "{first}");
     assert_eq!(first["issued_now"], 30);
     let granted = CouponId::new(first["compensation_coupon_id"].as_u64().unwrap_or(0))?;
-    let again = batch(&env, &compensate).await?.summary;
+    let again = batch(env, &compensate).await?.summary;
     assert_eq!(again["issued_now"], 0, "{again}");
     assert_eq!(again["already_compensated"], 30);
     assert_eq!(coupons.issued_count(granted).await?, 30);
@@ -170,7 +181,7 @@ async fn the_incident_is_detected_repaired_and_compensated() -> anyhow::Result<(
     );
 
     // All coupons: the event and its compensation coupon (granted in MySQL only) agree.
-    let all = batch(&env, &["reconcile", "--output", "json"]).await?;
+    let all = batch(env, &["reconcile", "--output", "json"]).await?;
     assert!(!all.needs_attention, "{}", all.summary);
     let compensation = report(&all.summary, granted)?;
     assert_eq!(compensation["kind"], "compensation");
@@ -179,14 +190,14 @@ async fn the_incident_is_detected_repaired_and_compensated() -> anyhow::Result<(
     // Redis loses everything: every holder is an ORPHAN until --repair rebuilds it from MySQL,
     // after which the event is sold out again rather than open to 50 more.
     delete_keys(&env.settings.redis).await?;
-    let (attention, orphans) = reconcile(&env, coupon, &[]).await?;
+    let (attention, orphans) = reconcile(env, coupon, &[]).await?;
     assert!(attention);
     assert_eq!(orphans["verdict"], "ORPHAN");
     assert_eq!(orphans["counts"]["orphan"], 50);
-    let (_, rebuilt) = reconcile(&env, coupon, &["--repair"]).await?;
+    let (_, rebuilt) = reconcile(env, coupon, &["--repair"]).await?;
     assert_eq!(rebuilt["repair"]["redis_reloaded"], true, "{rebuilt}");
     assert_eq!(rebuilt["repair"]["restored"], 50);
-    let (attention, after) = reconcile(&env, coupon, &[]).await?;
+    let (attention, after) = reconcile(env, coupon, &[]).await?;
     assert!(!attention, "{after}");
     assert_eq!(after["verdict"], "CONSISTENT");
     let (status, body) = running.issue(coupon, "latecomer").await?;
@@ -213,15 +224,14 @@ async fn the_incident_is_detected_repaired_and_compensated() -> anyhow::Result<(
 
     // Redis's stock drifts up by 5 (the incident's kind of fault): OVER_ISSUED, and --repair
     // cannot make that go away.
-    let redis = couponrush_cache::client(&env.settings.redis)?;
-    let mut conn = redis.get_multiplexed_async_connection().await?;
+    let mut conn = couponrush_cache::connect(&env.settings.redis).await?;
     let stock_key = KeySpace::new(env.settings.redis.key_prefix.clone()).stock(coupon);
     redis::cmd("INCRBY")
         .arg(&stock_key)
         .arg(5)
         .query_async::<i64>(&mut conn)
         .await?;
-    let (attention, drifted) = reconcile(&env, coupon, &["--repair"]).await?;
+    let (attention, drifted) = reconcile(env, coupon, &["--repair"]).await?;
     assert!(attention, "{drifted}");
     assert_eq!(drifted["verdict"], "OVER_ISSUED");
     assert!(

@@ -1,3 +1,7 @@
+// The server's future (every route, the Redis connection of either mode) nests deeper than
+// rustc's default query depth of 128 allows when computing its layout.
+#![recursion_limit = "256"]
+
 use std::process::ExitCode;
 
 use clap::Parser;

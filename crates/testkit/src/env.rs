@@ -1,7 +1,7 @@
 //! One test's private slice of the stack, removed again when the test ends.
 
 use anyhow::Context;
-use couponrush_config::{ConfigArgs, Secret, Settings};
+use couponrush_config::{ConfigArgs, RedisMode, Secret, Settings};
 
 use crate::database_template::TestDatabase;
 use crate::{RedisKeys, TEST_DATABASE_PREFIX, TEST_KEY_PREFIX};
@@ -57,7 +57,7 @@ impl TestEnv {
     /// The environment variables that point a binary at this test's slice of the stack.
     pub fn env_vars(&self) -> Vec<(&'static str, String)> {
         let s = &self.settings;
-        vec![
+        let mut vars = vec![
             ("COUPON__MYSQL__HOST", s.mysql.host.clone()),
             ("COUPON__MYSQL__PORT", s.mysql.port.to_string()),
             ("COUPON__MYSQL__USER", s.mysql.user.clone()),
@@ -67,6 +67,14 @@ impl TestEnv {
             ),
             ("COUPON__MYSQL__DATABASE", s.mysql.database.clone()),
             ("COUPON__REDIS__URL", s.redis.url.expose().to_owned()),
+            (
+                "COUPON__REDIS__MODE",
+                match s.redis.mode {
+                    RedisMode::Standalone => "standalone",
+                    RedisMode::Cluster => "cluster",
+                }
+                .to_owned(),
+            ),
             ("COUPON__REDIS__KEY_PREFIX", s.redis.key_prefix.clone()),
             (
                 "COUPON__KAFKA__BOOTSTRAP_SERVERS",
@@ -85,6 +93,13 @@ impl TestEnv {
                 "COUPON__RATE_LIMIT__ENABLED",
                 s.rate_limit.enabled.to_string(),
             ),
-        ]
+        ];
+        if s.redis.mode == RedisMode::Cluster {
+            vars.push((
+                "COUPON__REDIS__CLUSTER_NODES",
+                s.redis.cluster_nodes.expose().to_owned(),
+            ));
+        }
+        vars
     }
 }

@@ -101,6 +101,33 @@ impl PrivateServer {
         Self::redis_with(&listen, port, &args).await
     }
 
+    /// A Redis Cluster node on `port` (its cluster bus on `port + 10000`) that keeps nothing
+    /// on disk but its cluster state, `nodes-<port>.conf` in `dir`: killed and resumed, it
+    /// rejoins its cluster as the node it was. Not a cluster yet: `PrivateCluster` joins them.
+    pub(crate) async fn redis_cluster_node(
+        port: u16,
+        dir: &std::path::Path,
+    ) -> anyhow::Result<Self> {
+        let config = dir.join(format!("nodes-{port}.conf"));
+        let (port_arg, config, dir) = (
+            port.to_string(),
+            config.to_string_lossy().into_owned(),
+            dir.to_string_lossy().into_owned(),
+        );
+        let cluster = [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            &config,
+            // A dead master is noticed (and its replica promoted) within about this.
+            "--cluster-node-timeout",
+            "2000",
+            "--dir",
+            &dir,
+        ];
+        Self::redis_with(&["--port", &port_arg], port, &cluster).await
+    }
+
     /// A redis-server on `port` that keeps nothing on disk, listening as `listen` says, with
     /// `extra` arguments.
     async fn redis_with(listen: &[&str], port: u16, extra: &[&str]) -> anyhow::Result<Self> {

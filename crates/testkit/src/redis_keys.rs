@@ -44,7 +44,9 @@ impl Drop for RedisKeys {
 
 /// Deletes every key under `settings.key_prefix` (a test's, or a benchmark's or the demo's run;
 /// never the empty prefix the production keys live under); returns how many. SCAN, never KEYS,
-/// so a shared Redis is never blocked; UNLINK frees the memory off Redis's main thread.
+/// so a shared Redis is never blocked; UNLINK frees the memory off Redis's main thread. In
+/// cluster mode every master is scanned (a SCAN covers one node's keys), and each UNLINK names
+/// the keys of one slot (the keys of one coupon share its hash tag).
 pub async fn delete_keys(settings: &RedisSettings) -> anyhow::Result<u64> {
     anyhow::ensure!(
         !settings.key_prefix.is_empty(),
@@ -52,37 +54,60 @@ pub async fn delete_keys(settings: &RedisSettings) -> anyhow::Result<u64> {
     );
     let pattern = KeySpace::new(settings.key_prefix.clone()).all_pattern();
     let address = settings.address().unwrap_or_default();
-    let client = couponrush_cache::client(settings)?;
     let work = async {
-        let mut conn = client.get_multiplexed_async_connection().await?;
-        let mut cursor: u64 = 0;
         let mut deleted = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(BATCH)
-                .query_async(&mut conn)
-                .await?;
-            if !keys.is_empty() {
-                deleted += redis::cmd("UNLINK")
-                    .arg(&keys)
-                    .query_async::<u64>(&mut conn)
-                    .await?;
-            }
-            if next == 0 {
-                return Ok::<_, redis::RedisError>(deleted);
-            }
-            cursor = next;
+        for (_, mut conn) in couponrush_cache::connect_each_master(settings).await? {
+            deleted += delete_on_node(&mut conn, &pattern).await?;
         }
+        Ok::<_, anyhow::Error>(deleted)
     };
     tokio::time::timeout(DEADLINE, work)
         .await
         .map_err(anyhow::Error::from)
-        .and_then(|deleted| Ok(deleted?))
+        .and_then(|deleted| deleted)
         .with_context(|| format!("delete {pattern} on Redis at {address}"))
+}
+
+/// Deletes the keys matching `pattern` on the one node `conn` reaches.
+async fn delete_on_node(
+    conn: &mut redis::aio::MultiplexedConnection,
+    pattern: &str,
+) -> Result<u64, redis::RedisError> {
+    let mut cursor: u64 = 0;
+    let mut deleted = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(BATCH)
+            .query_async(conn)
+            .await?;
+        for slot_keys in by_slot(keys) {
+            deleted += redis::cmd("UNLINK")
+                .arg(&slot_keys)
+                .query_async::<u64>(conn)
+                .await?;
+        }
+        if next == 0 {
+            return Ok(deleted);
+        }
+        cursor = next;
+    }
+}
+
+/// `keys` grouped by Cluster slot (one group on a standalone server too: harmless).
+fn by_slot(keys: Vec<String>) -> Vec<Vec<String>> {
+    let mut groups: Vec<(redis::cluster_routing::Slot, Vec<String>)> = Vec::new();
+    for key in keys {
+        let slot = redis::cluster_routing::Slot::for_key(&key);
+        match groups.iter_mut().find(|(s, _)| *s == slot) {
+            Some((_, group)) => group.push(key),
+            None => groups.push((slot, vec![key])),
+        }
+    }
+    groups.into_iter().map(|(_, group)| group).collect()
 }
 
 fn ensure_test_prefix(prefix: &str) -> anyhow::Result<()> {

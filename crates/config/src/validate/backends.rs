@@ -116,7 +116,10 @@ fn redis_problems(redis: &RedisSettings) -> Vec<Invalid> {
         if !redis.tls() && path_setting(value).is_some() {
             errors.push(Invalid::new(
                 key,
-                "is set but redis.url is not a rediss:// (TLS) URL",
+                format!(
+                    "is set but {} is not a rediss:// (TLS) URL",
+                    redis.urls_key()
+                ),
             ));
         }
         errors.extend(unreadable(key, value));

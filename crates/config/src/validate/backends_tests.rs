@@ -2,8 +2,8 @@ use figment::Jail;
 use figment::providers::Env;
 
 use crate::{
-    ConfigArgs, ConfigError, ENV_PREFIX, KafkaSecurityProtocol, MysqlSslMode, SaslMechanism,
-    Settings,
+    ConfigArgs, ConfigError, ENV_PREFIX, KafkaSecurityProtocol, MysqlSslMode, RedisMode,
+    SaslMechanism, Settings,
 };
 
 const SECRET: &str = "sasl-Hunter2-secret";
@@ -118,6 +118,122 @@ fn named_files_must_exist_and_come_in_pairs_and_are_never_echoed() {
             s.plaintext_backends(),
             ["Kafka (kafka.security_protocol = plaintext)"]
         );
+        Ok(())
+    });
+}
+
+// redis.mode and the cluster seed nodes (`redis_mode.rs`).
+
+const PASSWORD: &str = "redis-Hunter2-secret";
+
+#[test]
+fn standalone_is_the_default_and_reads_only_the_url() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        let s = load().map_err(|e| e.to_string())?;
+        assert_eq!(s.redis.mode, RedisMode::Standalone);
+        assert_eq!(s.redis.urls(), ["redis://127.0.0.1:6379"]);
+        assert_eq!(s.redis.address().as_deref(), Some("127.0.0.1:6379"));
+        // Seed nodes beside a standalone mode are a mistake, said at start-up.
+        jail.set_env("COUPON__REDIS__CLUSTER_NODES", "redis://10.0.0.1:7000");
+        let (keys, text) = refused_keys()?;
+        assert_eq!(keys, ["redis.cluster_nodes"]);
+        assert!(text.contains("redis.mode is standalone"), "{text}");
+        Ok(())
+    });
+}
+
+#[test]
+fn cluster_mode_reads_the_seed_nodes() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.set_env("COUPON__REDIS__MODE", "cluster");
+        let (keys, text) = refused_keys()?;
+        assert_eq!(keys, ["redis.cluster_nodes"]);
+        assert!(text.contains("at least one seed node"), "{text}");
+
+        let nodes =
+            format!("redis://app:{PASSWORD}@10.0.0.1:7000, redis://app:{PASSWORD}@10.0.0.2:7001");
+        jail.set_env("COUPON__REDIS__CLUSTER_NODES", &nodes);
+        let s = load().map_err(|e| e.to_string())?;
+        assert_eq!(s.redis.mode, RedisMode::Cluster);
+        assert_eq!(s.redis.urls().len(), 2);
+        assert_eq!(
+            s.redis.address().as_deref(),
+            Some("10.0.0.1:7000,10.0.0.2:7001")
+        );
+        assert!(!s.redis.tls());
+        assert!(!format!("{s:?}").contains(PASSWORD));
+        Ok(())
+    });
+}
+
+#[test]
+fn unusable_seed_nodes_are_refused_by_entry_without_echo() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.set_env("COUPON__REDIS__MODE", "cluster");
+        let nodes = [
+            format!("redis://app:{PASSWORD}@10.0.0.1:7000"),
+            format!("http://app:{PASSWORD}@10.0.0.2:7001"),
+            format!("redis://app:{PASSWORD}@10.0.0.3:7002/2"),
+            format!("rediss://app:{PASSWORD}@10.0.0.4:7003"),
+            "redis://other:pw@10.0.0.5:7004".to_owned(),
+        ];
+        jail.set_env("COUPON__REDIS__CLUSTER_NODES", nodes.join(","));
+        let (keys, text) = refused_keys()?;
+        assert_eq!(keys, ["redis.cluster_nodes"; 4], "{text}");
+        for expected in [
+            "entry 2 of 5 must be redis://",
+            "entry 3 of 5 names a database",
+            "entry 4 of 5 differs from entry 1",
+            "entry 5 of 5 differs from entry 1",
+        ] {
+            assert!(text.contains(expected), "{expected}: {text}");
+        }
+        assert!(!text.contains(PASSWORD), "{text}");
+        Ok(())
+    });
+}
+
+#[test]
+fn cluster_tls_and_production_rules() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.set_env("COUPON__REDIS__MODE", "cluster");
+        jail.set_env("COUPON__REDIS__CLUSTER_NODES", "redis://10.0.0.1:7000");
+        // TLS files need rediss:// seed nodes, as they need a rediss:// URL standalone.
+        jail.create_file("ca.pem", "not read here")?;
+        jail.set_env("COUPON__REDIS__TLS_CA", "ca.pem");
+        let (keys, text) = refused_keys()?;
+        assert_eq!(keys, ["redis.tls_ca"]);
+        assert!(
+            text.contains("redis.cluster_nodes is not a rediss://"),
+            "{text}"
+        );
+        jail.set_env("COUPON__REDIS__CLUSTER_NODES", "rediss://10.0.0.1:7000");
+        assert!(load().map_err(|e| e.to_string())?.redis.tls());
+
+        // Production: every seed node must be off this machine; the (unused) standalone URL's
+        // loopback default does not matter in cluster mode.
+        jail.set_env("COUPON__PROFILE", "production");
+        jail.set_env("COUPON__KAFKA__BOOTSTRAP_SERVERS", "kafka:9092");
+        jail.set_env("COUPON__MYSQL__HOST", "mysql");
+        jail.set_env(
+            "COUPON__REDIS__CLUSTER_NODES",
+            "rediss://10.0.0.1:7000,rediss://localhost:7001",
+        );
+        let (keys, text) = refused_keys()?;
+        assert_eq!(keys, ["redis.cluster_nodes"]);
+        assert!(
+            text.contains("entry 2 of 2 is a loopback address"),
+            "{text}"
+        );
+        jail.set_env(
+            "COUPON__REDIS__CLUSTER_NODES",
+            "rediss://10.0.0.1:7000,rediss://redis-1.redis:7001",
+        );
+        load().map_err(|e| e.to_string())?;
         Ok(())
     });
 }
