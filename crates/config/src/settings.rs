@@ -50,8 +50,8 @@ pub struct HttpSettings {
     pub bind: String,
     pub workers: usize,
     /// Open connections the API serves at once, over all workers (actix counts a connection
-    /// after handing it to a worker, so a few more may get in); more wait in the listen backlog. Each costs memory while open: this bounds
-    /// what a flood of connections takes.
+    /// after handing it to a worker, so a few more may get in); more wait in the listen
+    /// backlog. Each costs memory while open: this bounds what a flood of connections takes.
     pub max_connections: usize,
     /// A connection that has not sent a whole request head within this is closed.
     pub client_request_timeout_ms: u64,
