@@ -52,6 +52,11 @@ impl Holders {
     }
 }
 
+/// `(request_id, issued_at)` of a `coupon_user` row.
+type IssuedRow = (String, time::PrimitiveDateTime);
+/// `(request_id, occurred_at)` of an ACCEPTED participation row.
+type AcceptedRow = (String, time::PrimitiveDateTime);
+
 impl IssuanceStore {
     /// The user's coupon of `coupon_id`, if one was issued.
     pub async fn find(
@@ -154,6 +159,47 @@ impl IssuanceStore {
         Ok(rows
             .into_iter()
             .map(|(outcome, n)| (outcome, u64::try_from(n).unwrap_or(0)))
+            .collect())
+    }
+
+    /// For each coupon of `coupon_id` the consumer issued, the time from the API's acceptance
+    /// (its ACCEPTED row's `occurred_at`, the API's clock) to the issuance (`issued_at`, the
+    /// consumer's clock, read in the transaction that wrote the row): what a user who got a
+    /// 202 waits for ISSUED. Rows without an ACCEPTED record (compensation) are left out.
+    pub async fn issue_delays(
+        &self,
+        coupon_id: CouponId,
+    ) -> Result<Vec<time::Duration>, StorageError> {
+        let (issued, accepted): (Vec<IssuedRow>, Vec<AcceptedRow>) = self
+            .db
+            .run(async |conn| {
+                let issued = coupon_user::table
+                    .filter(coupon_user::coupon_id.eq(coupon_id.as_i64()))
+                    .select((coupon_user::request_id, coupon_user::issued_at))
+                    .load(conn)
+                    .await?;
+                let accepted = event_participation_log::table
+                    .filter(event_participation_log::coupon_id.eq(coupon_id.as_i64()))
+                    .filter(
+                        event_participation_log::outcome
+                            .eq(couponrush_domain::ParticipationOutcome::Accepted.as_str()),
+                    )
+                    .select((
+                        event_participation_log::request_id,
+                        event_participation_log::occurred_at,
+                    ))
+                    .load(conn)
+                    .await?;
+                Ok((issued, accepted))
+            })
+            .await?;
+        let accepted: HashMap<String, time::PrimitiveDateTime> = accepted.into_iter().collect();
+        Ok(issued
+            .into_iter()
+            .filter_map(|(request_id, issued_at)| {
+                let at = accepted.get(&request_id)?;
+                Some(from_db(issued_at) - from_db(*at))
+            })
             .collect())
     }
 

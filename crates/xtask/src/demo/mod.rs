@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use couponrush_storage::{Database, IssuanceStore};
 
 use crate::apps::Apps;
 use crate::binaries::{build_release, workspace_root};
@@ -23,6 +24,8 @@ use crate::{signals, tools};
 mod rush;
 mod summary;
 mod verdict;
+
+use summary::IssueDelays;
 
 /// Settings of a demo run (each also read from its `DEMO_*` variable).
 #[derive(Debug, clap::Args)]
@@ -200,6 +203,11 @@ async fn demo(
         .await
         .context("stats endpoint did not answer after the load")?;
     let verdict = verdict::judge(env, coupon, stats, log_dir).await?;
+    let issue_delays = IssueDelays::of(
+        IssuanceStore::new(Database::new(&env.settings().mysql)?)
+            .issue_delays(coupon)
+            .await?,
+    );
 
     // The rush itself: more users than coupons must sell exactly the stock.
     let mut rush_problems = Vec::new();
@@ -226,6 +234,7 @@ async fn demo(
         persist_timeout_s: args.persist_timeout,
         rush: &rush,
         verdict: &verdict,
+        issue_delays: issue_delays.as_ref(),
         rush_problems: &rush_problems,
         log_dir,
     });

@@ -18,9 +18,40 @@ pub struct Report<'a> {
     pub persist_timeout_s: u64,
     pub rush: &'a Rush,
     pub verdict: &'a Verdict,
+    /// 202 to ISSUED over the coupons issued; `None` when none was.
+    pub issue_delays: Option<&'a IssueDelays>,
     /// Why the rush itself failed (not exactly the stock sold); empty when it did not.
     pub rush_problems: &'a [String],
     pub log_dir: &'a Path,
+}
+
+/// How long users who got a 202 waited for ISSUED: from the API's acceptance (the ACCEPTED
+/// row's time) to the consumer's commit (`issued_at`), over every coupon issued, in ms.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IssueDelays {
+    pub count: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl IssueDelays {
+    /// Nearest-rank percentiles of `delays`; `None` when empty.
+    pub fn of(mut delays: Vec<time::Duration>) -> Option<Self> {
+        delays.sort_unstable();
+        let ms = |d: &time::Duration| d.as_seconds_f64() * 1000.0;
+        let rank = |p: usize| {
+            // ceil(p/100 * n), 1-based; at least the first.
+            let nearest = (p * delays.len()).div_ceil(100).max(1);
+            delays.get(nearest - 1).map(ms)
+        };
+        Some(Self {
+            count: delays.len(),
+            p50_ms: rank(50)?,
+            p99_ms: rank(99)?,
+            max_ms: delays.last().map(ms)?,
+        })
+    }
 }
 
 const RULE: &str =
@@ -98,6 +129,12 @@ pub fn print(report: &Report<'_>) {
     );
     println!(" time to sell out   {sold_out}");
     println!(" time to persist    {persisted}");
+    if let Some(delays) = report.issue_delays {
+        println!(
+            " 202 -> ISSUED      p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms over {} coupons (API acceptance to MySQL commit)",
+            delays.p50_ms, delays.p99_ms, delays.max_ms, delays.count
+        );
+    }
     let word = if verdict.consistent() {
         "CONSISTENT"
     } else {
@@ -138,4 +175,26 @@ pub fn print(report: &Report<'_>) {
         );
     }
     println!("{RULE}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IssueDelays;
+
+    #[test]
+    fn issue_delays_are_nearest_rank_percentiles() {
+        let delays = (1..=200).map(time::Duration::milliseconds).collect();
+        assert_eq!(
+            IssueDelays::of(delays),
+            Some(IssueDelays {
+                count: 200,
+                p50_ms: 100.0,
+                p99_ms: 198.0,
+                max_ms: 200.0,
+            })
+        );
+        assert_eq!(IssueDelays::of(Vec::new()), None);
+        let one = IssueDelays::of(vec![time::Duration::milliseconds(7)]);
+        assert_eq!(one.map(|d| (d.p50_ms, d.p99_ms)), Some((7.0, 7.0)));
+    }
 }
