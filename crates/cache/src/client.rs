@@ -38,8 +38,9 @@ pub(crate) fn client_for(settings: &RedisSettings, url: &str) -> Result<redis::C
 
 /// A Redis Cluster client from the seed nodes of `redis.cluster_nodes`, with the same TLS files
 /// and credentials (from the URLs) as a standalone client. Each command waits at most
-/// `redis.timeout_ms` for a node; redirections (MOVED/ASK) and topology changes are followed
-/// within the caller's own deadline.
+/// `redis.timeout_ms` for a node (plus the replica wait: `RedisSettings::response_timeout`);
+/// redirections (MOVED/ASK) and topology changes are followed within the caller's own
+/// deadline.
 pub fn cluster_client(settings: &RedisSettings) -> Result<ClusterClient, CacheError> {
     let failed = failure(settings);
     let nodes: Vec<String> = settings
@@ -49,7 +50,7 @@ pub fn cluster_client(settings: &RedisSettings) -> Result<ClusterClient, CacheEr
         .collect();
     let mut builder = ClusterClientBuilder::new(nodes)
         .connection_timeout(settings.timeout())
-        .response_timeout(settings.timeout());
+        .response_timeout(settings.response_timeout());
     if let Some(certificates) = certificates(settings)? {
         builder = builder.certs(certificates);
     }

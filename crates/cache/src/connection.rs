@@ -10,7 +10,12 @@ use deadpool::managed;
 use deadpool_redis::redis::aio::{ConnectionLike, MultiplexedConnection};
 use deadpool_redis::redis::cluster::ClusterClient;
 use deadpool_redis::redis::cluster_async::ClusterConnection;
-use deadpool_redis::redis::{self, Cmd, Pipeline, RedisError, RedisFuture, Value};
+use deadpool_redis::redis::cluster_routing::{
+    Route, RoutingInfo, SingleNodeRoutingInfo, Slot, SlotAddr,
+};
+use deadpool_redis::redis::{
+    self, AsyncConnectionConfig, Cmd, Pipeline, RedisError, RedisFuture, Value,
+};
 use deadpool_redis::{Runtime, Timeouts};
 
 use crate::error::CacheError;
@@ -29,6 +34,37 @@ impl std::fmt::Debug for RedisConnection {
             Self::Standalone(_) => "RedisConnection::Standalone",
             Self::Cluster(_) => "RedisConnection::Cluster",
         })
+    }
+}
+
+impl RedisConnection {
+    /// `WAIT replicas timeout`: how many replicas hold every write this connection made so far
+    /// (at most `replicas`; fewer when `timeout_ms` ran out). WAIT counts the writes of the
+    /// connection it is sent on, so it goes where the writes went: the one server, or (cluster)
+    /// the master of `key`'s slot, over the same per-node connection; redis-rs would otherwise
+    /// send it to every master.
+    pub(crate) async fn wait_for_replicas(
+        &mut self,
+        key: &str,
+        replicas: u32,
+        timeout_ms: u64,
+    ) -> Result<u32, RedisError> {
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(replicas).arg(timeout_ms);
+        let acked: i64 = match self {
+            Self::Standalone(conn) => wait.query_async(conn).await?,
+            Self::Cluster(conn) => {
+                let master = Route::with_slot(Slot::for_key(key), SlotAddr::Master);
+                let reply = conn
+                    .route_command(
+                        wait,
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(master)),
+                    )
+                    .await?;
+                redis::from_redis_value(reply)?
+            }
+        };
+        Ok(u32::try_from(acked).unwrap_or(0))
     }
 }
 
@@ -60,6 +96,34 @@ impl ConnectionLike for RedisConnection {
     }
 }
 
+/// Makes the standalone connections of the pool: multiplexed connections whose commands may
+/// take `redis.response_timeout()` (redis-rs's own default, 500 ms, would cut a WAIT for
+/// replicas short, and would undercut a longer `redis.timeout_ms`).
+pub(crate) struct StandaloneManager {
+    client: redis::Client,
+    config: AsyncConnectionConfig,
+}
+
+impl managed::Manager for StandaloneManager {
+    type Type = MultiplexedConnection;
+    type Error = RedisError;
+
+    async fn create(&self) -> Result<MultiplexedConnection, RedisError> {
+        self.client
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await
+    }
+
+    async fn recycle(
+        &self,
+        conn: &mut MultiplexedConnection,
+        _: &managed::Metrics,
+    ) -> managed::RecycleResult<RedisError> {
+        redis::cmd("PING").query_async::<String>(conn).await?;
+        Ok(())
+    }
+}
+
 /// Makes the cluster connections of the pool: deadpool-redis's cluster manager, over a client
 /// that carries the TLS files (see the workspace Cargo.toml).
 pub(crate) struct ClusterManager {
@@ -87,7 +151,7 @@ impl managed::Manager for ClusterManager {
 /// The pool of the configured mode.
 #[derive(Clone)]
 pub(crate) enum Pool {
-    Standalone(deadpool_redis::Pool),
+    Standalone(managed::Pool<StandaloneManager>),
     Cluster(managed::Pool<ClusterManager>),
 }
 
@@ -110,10 +174,11 @@ impl Pool {
                 // config drops the TLS parameters (CA, client certificate) a `rediss://`
                 // client carries.
                 let client = crate::client::client(settings)?;
-                let manager = deadpool_redis::Manager::new(client.get_connection_info().clone())
-                    .map_err(|e| unavailable(e.to_string()))?;
+                let config = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(settings.timeout()))
+                    .set_response_timeout(Some(settings.response_timeout()));
                 Self::Standalone(
-                    deadpool_redis::Pool::builder(manager)
+                    managed::Pool::builder(StandaloneManager { client, config })
                         .max_size(settings.pool_size)
                         .timeouts(timeouts)
                         .runtime(Runtime::Tokio1)

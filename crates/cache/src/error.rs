@@ -9,4 +9,14 @@ pub enum CacheError {
     Command(#[from] redis::RedisError),
     #[error("unexpected reply from Redis: {0}")]
     Corrupt(String),
+    /// An accepted reservation that fewer replicas than asked acknowledged in time. It was
+    /// made: the caller must give it back.
+    #[error(
+        "Redis at {address}: {acked} of {wanted} replicas acknowledged the reservation in time"
+    )]
+    NotReplicated {
+        address: String,
+        acked: u32,
+        wanted: u32,
+    },
 }

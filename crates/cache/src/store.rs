@@ -51,6 +51,8 @@ pub struct ReservationStore {
     pub(crate) keys: KeySpace,
     address: String,
     timeout: Duration,
+    /// `redis.min_replica_acks` and its timeout; `None`: a reservation waits for no replica.
+    replica_acks: Option<(u32, Duration)>,
     pub(crate) scripts: Arc<Scripts>,
     shared: Arc<std::sync::Mutex<Option<RedisConnection>>>,
 }
@@ -76,6 +78,7 @@ impl ReservationStore {
             keys: KeySpace::new(settings.key_prefix.clone()),
             address,
             timeout: settings.timeout(),
+            replica_acks: settings.replica_acks(),
             shared: Arc::new(std::sync::Mutex::new(None)),
             scripts: Arc::new(Scripts {
                 reserve: Lua::new(RESERVE_LUA, settings.mode),
@@ -219,6 +222,10 @@ impl ReservationStore {
     /// hold older than that is abandoned and no longer keeps the coupon from selling out.
     /// With `limit`, the user's and the client's abuse limits are checked (and counted) first,
     /// in the same call: a request over one takes nothing.
+    ///
+    /// With `redis.min_replica_acks`, an accepted reservation is also waited on until that many
+    /// replicas hold it; short of them the answer is [`CacheError::NotReplicated`], and the
+    /// reservation stands until the caller gives it back ([`Self::release`]).
     pub async fn reserve(
         &self,
         id: CouponId,
@@ -240,8 +247,11 @@ impl ReservationStore {
         if let Some(limit) = limit {
             call = call.limited(&self.keys, id, limit.client, limit.defaults);
         }
-        let reply: Vec<String> = self
-            .run(async |conn| {
+        let acks_within = self
+            .replica_acks
+            .map_or(Duration::ZERO, |(_, within)| within);
+        let (reply, acked): (Vec<String>, Option<u32>) = self
+            .run_within(self.timeout + acks_within, async |conn| {
                 let mut invocation = self.scripts.reserve.prepare_invoke();
                 for key in &call.keys {
                     invocation.key(key);
@@ -249,9 +259,30 @@ impl ReservationStore {
                 for arg in &call.args {
                     invocation.arg(arg);
                 }
-                invocation.invoke_async(conn).await
+                let reply: Vec<String> = invocation.invoke_async(conn).await?;
+                // On the connection that made the reservation: WAIT counts its writes.
+                let acked = match self.replica_acks {
+                    Some((wanted, within)) if reply.first().is_some_and(|r| r == "ACCEPTED") => {
+                        let within_ms = u64::try_from(within.as_millis()).unwrap_or(u64::MAX);
+                        // Any key of the call names the coupon's slot (cluster: its master).
+                        let slot_key = call.keys.first().map_or("", String::as_str);
+                        Some(conn.wait_for_replicas(slot_key, wanted, within_ms).await?)
+                    }
+                    _ => None,
+                };
+                Ok((reply, acked))
             })
             .await?;
+        if let (Some(acked), Some((wanted, _))) = (acked, self.replica_acks)
+            && acked < wanted
+        {
+            // Not durable: a failover now could lose it while the user holds a 202.
+            return Err(CacheError::NotReplicated {
+                address: self.address.clone(),
+                acked,
+                wanted,
+            });
+        }
         let corrupt = || CacheError::Corrupt(format!("reserve reply {reply:?}"));
         let detail = reply.get(1);
         Ok(match reply.first().map(String::as_str) {

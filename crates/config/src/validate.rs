@@ -321,6 +321,18 @@ impl Settings {
                 errors.push(Invalid::new(key, "must be 100 to 600000 ms"));
             }
         }
+        if self.redis.min_replica_acks > 16 {
+            errors.push(Invalid::new(
+                "redis.min_replica_acks",
+                "must be at most 16 (0: no replica acknowledgement)",
+            ));
+        }
+        if !(1..=10_000).contains(&self.redis.replica_ack_timeout_ms) {
+            errors.push(Invalid::new(
+                "redis.replica_ack_timeout_ms",
+                "must be between 1 and 10000 ms",
+            ));
+        }
         if !(1..=10_000).contains(&self.consumer.batch_size) {
             errors.push(Invalid::new(
                 "consumer.batch_size",

@@ -67,6 +67,8 @@ pub struct ApiMetrics {
     pub publish_failures: Counter,
     pub releases: Family<OutcomeLabels, Counter>,
     pub redis_errors: Counter,
+    /// Reservations given back because too few replicas acknowledged them in time.
+    pub replica_ack_shortfalls: Counter,
     pub coupon_not_loaded: Counter,
     pub participation_failures: Counter,
     pub dependency_up: Family<DependencyLabels, Gauge>,
@@ -131,7 +133,7 @@ impl ApiMetrics {
         }
         registry.register(
             "reservation_releases",
-            "Reservations given back after a failed publish (outcome released, not_held, error)",
+            "Reservations given back after a failed publish or too few replica acknowledgements (outcome released, not_held, error)",
             releases.clone(),
         );
         let redis_errors = Counter::default();
@@ -139,6 +141,12 @@ impl ApiMetrics {
             "redis_errors",
             "Redis commands that failed or timed out",
             redis_errors.clone(),
+        );
+        let replica_ack_shortfalls = Counter::default();
+        registry.register(
+            "redis_replica_ack_shortfalls",
+            "Reservations fewer replicas than redis.min_replica_acks acknowledged in time (given back, answered 503)",
+            replica_ack_shortfalls.clone(),
         );
         let coupon_not_loaded = Counter::default();
         registry.register(
@@ -240,6 +248,7 @@ impl ApiMetrics {
             publish_failures,
             releases,
             redis_errors,
+            replica_ack_shortfalls,
             coupon_not_loaded,
             participation_failures,
             dependency_up,

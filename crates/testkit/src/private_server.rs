@@ -52,6 +52,45 @@ impl PrivateServer {
         Self::redis_with(&["--port", &port.to_string()], port, &[]).await
     }
 
+    /// A redis-server that replicates `master` (`--replicaof`), keeping nothing on disk; it is
+    /// returned once its link to the master is up and the first sync is done.
+    pub async fn redis_replica_of(master: &Self) -> anyhow::Result<Self> {
+        let port = closed_port()?;
+        let master_port = master.port.to_string();
+        let replica = Self::redis_with(
+            &["--port", &port.to_string()],
+            port,
+            // Loading the master's snapshot straight from the socket keeps the replica off
+            // the disk (its working directory would get a dump.rdb).
+            &[
+                "--replicaof",
+                "127.0.0.1",
+                &master_port,
+                "--repl-diskless-load",
+                "on-empty-db",
+            ],
+        )
+        .await?;
+        let client = redis::Client::open(format!("redis://{}", replica.address()))?;
+        eventually(
+            Duration::from_secs(15),
+            "the replica to sync with its master",
+            async || {
+                let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+                let info: String = redis::cmd("INFO")
+                    .arg("replication")
+                    .query_async(&mut conn)
+                    .await
+                    .ok()?;
+                info.lines()
+                    .any(|line| line.trim() == "master_link_status:up")
+                    .then_some(())
+            },
+        )
+        .await?;
+        Ok(replica)
+    }
+
     /// A redis-server whose `default` user is off: only the ACL user `user`, authenticated by
     /// `password`, with the rules `acl` (e.g. `["~app:*", "+@all", "-@dangerous"]`), gets in.
     pub async fn redis_with_acl_user(
@@ -150,6 +189,11 @@ impl PrivateServer {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The running server's process id (to watch its CPU), `None` while it is killed.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// `127.0.0.1:<port>`.

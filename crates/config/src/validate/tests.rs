@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use figment::Jail;
 use figment::providers::Env;
 
@@ -230,6 +232,35 @@ fn http_connection_bounds_are_checked_and_shared_over_workers() {
         jail.set_env("COUPON__HTTP__CLIENT_REQUEST_TIMEOUT_MS", "100");
         jail.set_env("COUPON__HTTP__KEEP_ALIVE_MS", "600000");
         load(&ConfigArgs::default()).map_err(|e| e.to_string())?;
+        Ok(())
+    });
+}
+
+#[test]
+fn replica_acks_are_off_by_default_and_bounded() {
+    Jail::expect_with(|jail| {
+        let s = load(&ConfigArgs::default()).map_err(|e| e.to_string())?;
+        assert_eq!(s.redis.replica_acks(), None);
+        assert_eq!(s.redis.response_timeout(), Duration::from_millis(1000));
+        jail.set_env("COUPON__REDIS__MIN_REPLICA_ACKS", "17");
+        jail.set_env("COUPON__REDIS__REPLICA_ACK_TIMEOUT_MS", "0");
+        let Err(ConfigError::Invalid(errors)) = load(&ConfigArgs::default()) else {
+            return Err("17 replicas and a zero wait must be refused".into());
+        };
+        let keys: Vec<_> = errors.0.iter().map(|e| e.key).collect();
+        assert_eq!(
+            keys,
+            ["redis.min_replica_acks", "redis.replica_ack_timeout_ms"]
+        );
+        jail.set_env("COUPON__REDIS__MIN_REPLICA_ACKS", "1");
+        jail.set_env("COUPON__REDIS__REPLICA_ACK_TIMEOUT_MS", "250");
+        let s = load(&ConfigArgs::default()).map_err(|e| e.to_string())?;
+        assert_eq!(
+            s.redis.replica_acks(),
+            Some((1, Duration::from_millis(250)))
+        );
+        // A WAIT is one command that takes the whole wait: the client must allow for it.
+        assert_eq!(s.redis.response_timeout(), Duration::from_millis(1250));
         Ok(())
     });
 }

@@ -55,6 +55,9 @@ enum Decision {
     RecordDown,
     /// Redis could not be reached; nothing was reserved.
     CacheDown,
+    /// Reserved, but fewer replicas than `redis.min_replica_acks` acknowledged it in time: it
+    /// was given back (not published), so nothing is reserved.
+    NotReplicated,
     /// The reserve call got no answer: it may run later. It is voided in the background.
     CacheUncertain,
     /// Not queued, certainly: the reservation was given back because the producer cannot
@@ -82,7 +85,9 @@ impl Decision {
             Self::Closed => "CLOSED",
             Self::UnknownCoupon => "UNKNOWN_COUPON",
             Self::NotLoaded => "NOT_LOADED",
-            Self::CacheDown | Self::BrokerDown | Self::RecordDown => "UNAVAILABLE",
+            Self::CacheDown | Self::NotReplicated | Self::BrokerDown | Self::RecordDown => {
+                "UNAVAILABLE"
+            }
             Self::CacheUncertain | Self::Unconfirmed => "UNCONFIRMED",
             Self::RateLimited { .. } => "RATE_LIMITED",
         }
@@ -101,6 +106,7 @@ impl Decision {
             Self::Held
             | Self::BrokerDown
             | Self::CacheDown
+            | Self::NotReplicated
             | Self::CacheUncertain
             | Self::NotLoaded => Some(ParticipationOutcome::Unavailable),
             Self::Queued
@@ -158,6 +164,9 @@ impl Decision {
             }
             Self::CacheDown => {
                 return Err(ApiError::unavailable("Redis"));
+            }
+            Self::NotReplicated => {
+                return Err(ApiError::unavailable("Redis replication"));
             }
             Self::BrokerDown => {
                 return Err(ApiError::unavailable("the message broker"));
@@ -288,6 +297,31 @@ async fn decide(
         .await
     {
         Ok(reservation) => reservation,
+        Err(CacheError::NotReplicated {
+            acked,
+            wanted,
+            address,
+        }) => {
+            state.metrics.replica_ack_shortfalls.inc();
+            tracing::error!(
+                acked,
+                wanted,
+                redis = address,
+                "replicas did not acknowledge the reservation in time; giving it back"
+            );
+            // A failover now could lose it while the user holds a 202: given back, it holds
+            // nothing. If that fails too, it is voided once Redis answers.
+            let released = state.reservations.release(coupon, user, request_id).await;
+            state.metrics.releases_record(&released);
+            return match released {
+                Ok(_) => Decision::NotReplicated,
+                Err(error) => {
+                    tracing::error!(%error, "giving back an unreplicated reservation failed");
+                    state.resolver.void(coupon, user.clone(), request_id);
+                    Decision::CacheUncertain
+                }
+            };
+        }
         Err(error) => {
             state.metrics.redis_errors.inc();
             tracing::error!(%error, "reservation failed");
@@ -351,7 +385,8 @@ async fn decide(
 /// came. A call that never got a connection certainly did not.
 fn may_have_run(error: &CacheError) -> bool {
     match error {
-        CacheError::Unavailable { .. } => false,
+        // Handled before: it ran, and is given back.
+        CacheError::Unavailable { .. } | CacheError::NotReplicated { .. } => false,
         CacheError::Timeout { .. } | CacheError::Corrupt(_) => true,
         CacheError::Command(error) => {
             error.is_timeout() || error.is_io_error() || error.is_connection_dropped()

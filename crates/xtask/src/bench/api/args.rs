@@ -82,6 +82,11 @@ pub struct Args {
     /// (a fresh API each).
     #[arg(long, env = "BENCH_LIMITS_COST", default_value_t = true, action = clap::ArgAction::Set)]
     pub limits_cost: bool,
+    /// The cost of replica-acknowledged reservations: on a private Redis master with one
+    /// replica, the best accepted phase with `redis.min_replica_acks = 1` (a WAIT after every
+    /// reservation), bracketed by the same phase without (a fresh API each, all on that pair).
+    #[arg(long, env = "BENCH_REPLICA_COST", default_value_t = true, action = clap::ArgAction::Set)]
+    pub replica_cost: bool,
     /// Idle connections per flood: after the HTTP phases, clients connect to issuer-api, send
     /// nothing, hold for 2 s and leave, while its resident set is read (before, highest, after).
     #[arg(long, env = "BENCH_FLOOD_CONNECTIONS", default_value_t = 10_000,

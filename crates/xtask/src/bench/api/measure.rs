@@ -6,13 +6,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 use couponrush_cache::ReservationStore;
-use couponrush_domain::CouponId;
+use couponrush_config::Secret;
+use couponrush_domain::{CouponId, CouponSpec};
+use couponrush_testkit::PrivateServer;
 
 use super::args::{SoldOutConcurrency, TracedRatio};
 use super::http::{self, HttpPhase, PhaseSpec, Wrk, WrkRun};
 use super::lua::LuaBench;
 use super::memory;
-use super::summary::{self, Bracketed, LimitsCost, Memory, Results, TracingCost};
+use super::summary::{self, Bracketed, LimitsCost, ReplicaCost, Results, TracingCost};
 use super::{Args, Tools, log};
 use crate::apps::Apps;
 use crate::bench::cpu::{self, Watch};
@@ -23,9 +25,8 @@ use crate::otlp_receiver::OtlpReceiver;
 use crate::process::{run_to_end, tail};
 use crate::run_env::RunEnv;
 
-/// How long a flood holds its idle connections: under actix's timeout for a first request
-/// (5 s), which would close them first.
-const FLOOD_HOLD: Duration = Duration::from_secs(2);
+/// An environment variable given to issuer-api.
+type Var = (&'static str, String);
 
 /// What only this run knows, made before the stack is up.
 #[derive(Debug)]
@@ -96,8 +97,8 @@ impl Run<'_> {
         // Open for a day, each coupon 1,000 off, expiring 30 days after issue.
         let event =
             |name: String, stock| coupon::open_now(name, 1000, stock, 30, time::Duration::days(1));
-        let big = event(format!("bench {run_id} stock {}", args.stock), args.stock);
-        let big = api.create_coupon(&big).await?;
+        let big_spec = event(format!("bench {run_id} stock {}", args.stock), args.stock);
+        let big = api.create_coupon(&big_spec).await?;
         let one = event(format!("bench {run_id} stock 1"), 1);
         let one = api.create_coupon(&one).await?;
         let tag = &self.secrets.user_tag;
@@ -127,7 +128,13 @@ impl Run<'_> {
         };
         let (sold_out, floor) = self.sold_out(&wrk, &watch, one, conns).await?;
         apps.check_alive()?;
-        let memory = self.memory(apps.api()?.service().pid()).await?;
+        let memory = memory::measure(
+            apps.api()?.service().pid(),
+            crate::apps::loopback_address(&args.http_bind)?,
+            usize::try_from(args.flood_connections)?,
+            args.floods,
+        )
+        .await?;
         apps.check_alive()?;
         // The API is no longer needed: stopped, the Lua phases run on a quieter machine.
         apps.stop_all().await;
@@ -140,6 +147,14 @@ impl Run<'_> {
         };
         let limits = if args.limits_cost {
             Some(self.limits_cost(&wrk, &watch, big, best).await?)
+        } else {
+            None
+        };
+        let replicas = if args.replica_cost {
+            Some(
+                self.replica_cost(&wrk, &watch, (big, &big_spec), best)
+                    .await?,
+            )
         } else {
             None
         };
@@ -169,34 +184,11 @@ impl Run<'_> {
             background,
             tracing,
             limits,
+            replicas,
             memory,
             versions,
             redis_pool: self.env.settings().redis.pool_size,
         }))
-    }
-
-    /// issuer-api's peak resident set over the phases so far, then the floods (if any).
-    async fn memory(&self, pid: Option<u32>) -> anyhow::Result<Option<Memory>> {
-        let Some(pid) = pid else {
-            log("issuer-api's pid is unknown: no memory figures");
-            return Ok(None);
-        };
-        let after_load = memory::rss(pid)?;
-        let addr = crate::apps::loopback_address(&self.args.http_bind)?;
-        let connections = usize::try_from(self.args.flood_connections)?;
-        let mut floods = Vec::new();
-        for round in 1..=self.args.floods {
-            let flood = memory::flood(addr, pid, connections, FLOOD_HOLD).await?;
-            log(&format!(
-                "flood {round}: {} idle connections; issuer-api RSS {} MiB before, {} MiB at most, {} MiB after",
-                flood.opened,
-                memory::mib(flood.before_kib),
-                memory::mib(flood.during_kib),
-                memory::mib(flood.after_kib)
-            ));
-            floods.push(flood);
-        }
-        Ok(Some(Memory { after_load, floods }))
     }
 
     /// issuer-api as every phase runs it (workers, JSON logs at warn), plus `extra` variables.
@@ -231,7 +223,7 @@ impl Run<'_> {
                 big,
                 conns,
                 ["untraced", "traced", "untraced-after"],
-                &traced,
+                (&[], &traced),
             )
             .await?;
         let spans = receiver.count()?;
@@ -267,7 +259,7 @@ impl Run<'_> {
                 big,
                 conns,
                 ["unlimited", "limited", "unlimited-after"],
-                &limited,
+                (&[], &limited),
             )
             .await?;
         let other = runs.with.wrk.requests.saturating_sub(runs.with.wrk.s202);
@@ -280,9 +272,61 @@ impl Run<'_> {
         Ok(LimitsCost { runs })
     }
 
-    /// The accepted path at `conns` three times, each on a fresh issuer-api: without `vars`,
-    /// with them, without them again (`labels` name the three), so that only those settings
-    /// differ, and the two runs without show the drift around the one with.
+    /// The accepted path at `conns` on a private Redis master with one real replica (both
+    /// started here, stopped on return): with `redis.min_replica_acks = 1`, every reservation
+    /// waits for the replica's acknowledgement (WAIT) before its publish, bracketed by runs
+    /// without. All three use the pair, so only the WAIT differs. The coupon is loaded there
+    /// first, as a warm-up would.
+    async fn replica_cost(
+        &self,
+        wrk: &Wrk,
+        watch: &Watch,
+        (big, spec): (CouponId, &CouponSpec),
+        conns: u32,
+    ) -> anyhow::Result<ReplicaCost> {
+        let master = PrivateServer::redis().await?;
+        let replica = PrivateServer::redis_replica_of(&master).await?;
+        let url = format!("redis://{}", master.address());
+        let mut settings = self.env.settings().redis.clone();
+        settings.url = Secret::new(url.clone());
+        ReservationStore::new(&settings)?.load(big, spec).await?;
+        log(&format!(
+            "replica cost: Redis master {} with replica {}",
+            master.address(),
+            replica.address()
+        ));
+        let mut watch = watch.clone();
+        for (name, server) in [("redis-master", &master), ("redis-replica", &replica)] {
+            if let Some(pid) = server.pid() {
+                watch = watch.with(name, pid);
+            }
+        }
+        let on_pair = [("COUPON__REDIS__URL", url)];
+        let acked = [("COUPON__REDIS__MIN_REPLICA_ACKS", "1".to_owned())];
+        let runs = self
+            .bracketed(
+                wrk,
+                &watch,
+                big,
+                conns,
+                ["unreplicated", "replicated", "unreplicated-after"],
+                (&on_pair, &acked),
+            )
+            .await?;
+        let other = runs.with.wrk.requests.saturating_sub(runs.with.wrk.s202);
+        if other > 0 {
+            log(&format!(
+                "warning: the replicated phase had {other} answers other than 202 (503s: the \
+                 replica did not acknowledge within redis.replica_ack_timeout_ms; see its wrk log)"
+            ));
+        }
+        Ok(ReplicaCost { runs })
+    }
+
+    /// The accepted path at `conns` three times, each on a fresh issuer-api with the `base`
+    /// variables: without `with`, with them, without them again (`labels` name the three), so
+    /// that only those settings differ, and the two runs without show the drift around the one
+    /// with.
     async fn bracketed(
         &self,
         wrk: &Wrk,
@@ -290,20 +334,21 @@ impl Run<'_> {
         big: CouponId,
         conns: u32,
         labels: [&str; 3],
-        vars: &[(&'static str, String)],
+        (base, with): (&[Var], &[Var]),
     ) -> anyhow::Result<Bracketed> {
         let args = self.args;
         let tag = &self.secrets.user_tag;
         let coupon = big.to_string();
         let mut phases = Vec::new();
-        for (label, vars) in [
+        for (label, extra) in [
             (labels[0], &[][..]),
-            (labels[1], vars),
+            (labels[1], with),
             (labels[2], &[][..]),
         ] {
             let log_dir = self.log_dir.join(label);
             std::fs::create_dir_all(&log_dir)?;
-            let mut apps = self.api_apps(vars);
+            let vars: Vec<_> = base.iter().chain(extra).cloned().collect();
+            let mut apps = self.api_apps(&vars);
             apps.start_api(self.env, &args.http_bind, &log_dir)?;
             apps.wait_ready(Duration::from_secs(args.ready_timeout))
                 .await?;

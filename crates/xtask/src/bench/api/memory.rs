@@ -10,6 +10,9 @@ use anyhow::Context;
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
+use super::log;
+use crate::report::{Figure, to_f64};
+
 /// How often the resident set is read while a flood holds its connections.
 const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 /// Connections being opened at once (each a connect, which the kernel may queue).
@@ -24,6 +27,41 @@ pub struct Rss {
     pub now_kib: u64,
     /// The highest it has been since the process started.
     pub peak_kib: u64,
+}
+
+/// How long a flood holds its idle connections: under actix's timeout for a first request
+/// (5 s), which would close them first.
+const FLOOD_HOLD: Duration = Duration::from_secs(2);
+
+/// issuer-api's (`pid`) peak resident set over the phases so far, then `floods` floods of
+/// `connections` idle connections to `addr`; `None` when the pid is unknown.
+pub async fn measure(
+    pid: Option<u32>,
+    addr: SocketAddr,
+    connections: usize,
+    floods: u32,
+) -> anyhow::Result<Option<Memory>> {
+    let Some(pid) = pid else {
+        log("issuer-api's pid is unknown: no memory figures");
+        return Ok(None);
+    };
+    let after_load = rss(pid)?;
+    let mut rounds = Vec::new();
+    for round in 1..=floods {
+        let flood = flood(addr, pid, connections, FLOOD_HOLD).await?;
+        log(&format!(
+            "flood {round}: {} idle connections; issuer-api RSS {} MiB before, {} MiB at most, {} MiB after",
+            flood.opened,
+            mib(flood.before_kib),
+            mib(flood.during_kib),
+            mib(flood.after_kib)
+        ));
+        rounds.push(flood);
+    }
+    Ok(Some(Memory {
+        after_load,
+        floods: rounds,
+    }))
 }
 
 /// Reads `pid`'s `VmRSS` and `VmHWM`.
@@ -102,5 +140,79 @@ pub async fn flood(
 
 /// KiB as MiB, one decimal.
 pub fn mib(kib: u64) -> String {
-    format!("{:.1}", crate::report::to_f64(kib) / 1024.0)
+    format!("{:.1}", to_f64(kib) / 1024.0)
+}
+
+/// issuer-api's memory: after the accepted and sold-out phases (its peak is that of the
+/// highest concurrency), then each flood of idle connections.
+#[derive(Debug)]
+pub struct Memory {
+    pub after_load: Rss,
+    pub floods: Vec<Flood>,
+}
+
+impl Memory {
+    /// The summary's memory lines; `most_conns`: the highest concurrency of the phases.
+    pub fn rows(&self, most_conns: u32) -> Vec<String> {
+        let mut rows = vec![
+            String::new(),
+            format!(
+                " memory     issuer-api resident set: {} MiB at most over the phases (up to {} conns), {} MiB after them",
+                mib(self.after_load.peak_kib),
+                most_conns,
+                mib(self.after_load.now_kib)
+            ),
+        ];
+        for (round, flood) in self.floods.iter().enumerate() {
+            rows.push(format!(
+                "            flood {}: {} idle connections held 2 s: {} MiB before, {} MiB at most, {} MiB after they left",
+                round + 1,
+                flood.opened,
+                mib(flood.before_kib),
+                mib(flood.during_kib),
+                mib(flood.after_kib)
+            ));
+        }
+        rows
+    }
+
+    /// The memory figures for the results table.
+    pub fn figures(&self, most_conns: u32) -> Vec<Figure> {
+        let f = |kib: u64| to_f64(kib) / 1024.0;
+        let mut figures = vec![Figure::new(
+            format!(
+                "issuer-api peak RSS over the accepted phases, up to {} conns",
+                most_conns
+            ),
+            f(self.after_load.peak_kib),
+            "MiB",
+        )];
+        if let (Some(first), Some(last)) = (self.floods.first(), self.floods.last()) {
+            figures.push(Figure::new(
+                format!(
+                    "issuer-api highest RSS during a flood of {} idle connections",
+                    first.opened
+                ),
+                f(self
+                    .floods
+                    .iter()
+                    .map(|flood| flood.during_kib)
+                    .max()
+                    .unwrap_or(0)),
+                "MiB",
+            ));
+            figures.push(
+                Figure::new(
+                    format!(
+                        "issuer-api RSS after {} floods (before the first: the ceiling column)",
+                        self.floods.len()
+                    ),
+                    f(last.after_kib),
+                    "MiB",
+                )
+                .against(f(first.before_kib), "before the first flood"),
+            );
+        }
+        figures
+    }
 }

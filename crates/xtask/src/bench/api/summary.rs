@@ -5,7 +5,7 @@
 use super::Args;
 use super::http::{HttpPhase, ms};
 use super::lua::LuaPhase;
-use super::memory::{Flood, Rss, mib};
+use super::memory::Memory;
 use crate::bench::cpu::Usage;
 use crate::bench::run_info::RunInfo;
 use crate::report::{Figure, markdown_table, to_f64};
@@ -27,6 +27,8 @@ pub struct Results {
     pub tracing: Option<TracingCost>,
     /// The accepted path with the abuse limits on, between two runs with them off.
     pub limits: Option<LimitsCost>,
+    /// The accepted path waiting for one replica's acknowledgement, between two runs without.
+    pub replicas: Option<ReplicaCost>,
     /// issuer-api's resident set after the phases, and around floods of idle connections.
     pub memory: Option<Memory>,
     /// wrk's and the servers' versions, for the header.
@@ -75,12 +77,11 @@ pub struct LimitsCost {
     pub runs: Bracketed,
 }
 
-/// issuer-api's memory: after the accepted and sold-out phases (its peak is that of the
-/// highest concurrency), then each flood of idle connections.
+/// `redis.min_replica_acks = 1` (WAIT after each reservation) on a private master with one
+/// replica, bracketed by the same pair without it.
 #[derive(Debug)]
-pub struct Memory {
-    pub after_load: Rss,
-    pub floods: Vec<Flood>,
+pub struct ReplicaCost {
+    pub runs: Bracketed,
 }
 
 impl Results {
@@ -150,6 +151,11 @@ fn text(args: &Args, r: &Results, info: &RunInfo) -> String {
         out.push(http_row("limits on (202)", &limits.runs.with));
         out.push(http_row("limits off again (202)", &limits.runs.after));
     }
+    if let Some(replicas) = &r.replicas {
+        out.push(http_row("no replica ack (202)", &replicas.runs.before));
+        out.push(http_row("1 replica ack (202)", &replicas.runs.with));
+        out.push(http_row("no replica ack again", &replicas.runs.after));
+    }
     out.push(http_row("sold out (409)", &r.sold_out));
     if let Some(floor) = &r.floor {
         out.push(http_row("HTTP floor (health 200)", floor));
@@ -164,7 +170,7 @@ fn text(args: &Args, r: &Results, info: &RunInfo) -> String {
         ));
     }
     if let Some(memory) = &r.memory {
-        out.extend(memory_rows(r, memory));
+        out.extend(memory.rows(most_conns(r)));
     }
     out.push(String::new());
     out.push(format!(
@@ -262,6 +268,17 @@ fn text(args: &Args, r: &Results, info: &RunInfo) -> String {
             limits.runs.with.rps,
             (limits.runs.before.rps + limits.runs.after.rps) / 2,
             limits.runs.kept(),
+        ));
+    }
+    if let Some(replicas) = &r.replicas {
+        out.push(format!(
+            " replicas   1 replica ack / mean of the runs without around it = {} / {} = {:.3}; p99 {} ms against {} and {} ms",
+            replicas.runs.with.rps,
+            (replicas.runs.before.rps + replicas.runs.after.rps) / 2,
+            replicas.runs.kept(),
+            ms(replicas.runs.with.wrk.p99_us),
+            ms(replicas.runs.before.wrk.p99_us),
+            ms(replicas.runs.after.wrk.p99_us),
         ));
     }
     let targets = targets(r);
@@ -417,8 +434,40 @@ pub fn figures(r: &Results) -> Vec<Figure> {
             ),
         );
     }
+    if let Some(replicas) = &r.replicas {
+        let runs = &replicas.runs;
+        let p99 = |phase: &HttpPhase| to_f64(phase.wrk.p99_us) / 1000.0;
+        figures.push(
+            Figure::new(
+                format!(
+                    "issuer-api accepted/s waiting for 1 replica ack (WAIT), {} conns",
+                    runs.with.conns
+                ),
+                f(runs.with.rps),
+                "/s",
+            )
+            .against(
+                runs.without_rps(),
+                "the same Redis pair, no ack asked (mean of the runs before and after)",
+            ),
+        );
+        figures.push(
+            Figure::new(
+                format!(
+                    "issuer-api accepted p99 waiting for 1 replica ack, {} conns",
+                    runs.with.conns
+                ),
+                p99(&runs.with),
+                "ms",
+            )
+            .against(
+                f64::midpoint(p99(&runs.before), p99(&runs.after)),
+                "the same, no ack asked (mean of the runs before and after)",
+            ),
+        );
+    }
     if let Some(memory) = &r.memory {
-        figures.extend(memory_figures(r, memory));
+        figures.extend(memory.figures(most_conns(r)));
     }
     figures.push(Figure::new(
         "Lua reserve ceiling, accept (redis-benchmark EVALSHA)",
@@ -458,66 +507,4 @@ fn most_conns(r: &Results) -> u32 {
         .map(|(phase, _)| phase.conns)
         .max()
         .unwrap_or(0)
-}
-
-fn memory_rows(r: &Results, memory: &Memory) -> Vec<String> {
-    let mut rows = vec![
-        String::new(),
-        format!(
-            " memory     issuer-api resident set: {} MiB at most over the phases (up to {} conns), {} MiB after them",
-            mib(memory.after_load.peak_kib),
-            most_conns(r),
-            mib(memory.after_load.now_kib)
-        ),
-    ];
-    for (round, flood) in memory.floods.iter().enumerate() {
-        rows.push(format!(
-            "            flood {}: {} idle connections held 2 s: {} MiB before, {} MiB at most, {} MiB after they left",
-            round + 1,
-            flood.opened,
-            mib(flood.before_kib),
-            mib(flood.during_kib),
-            mib(flood.after_kib)
-        ));
-    }
-    rows
-}
-
-fn memory_figures(r: &Results, memory: &Memory) -> Vec<Figure> {
-    let f = |kib: u64| to_f64(kib) / 1024.0;
-    let mut figures = vec![Figure::new(
-        format!(
-            "issuer-api peak RSS over the accepted phases, up to {} conns",
-            most_conns(r)
-        ),
-        f(memory.after_load.peak_kib),
-        "MiB",
-    )];
-    if let (Some(first), Some(last)) = (memory.floods.first(), memory.floods.last()) {
-        figures.push(Figure::new(
-            format!(
-                "issuer-api highest RSS during a flood of {} idle connections",
-                first.opened
-            ),
-            f(memory
-                .floods
-                .iter()
-                .map(|flood| flood.during_kib)
-                .max()
-                .unwrap_or(0)),
-            "MiB",
-        ));
-        figures.push(
-            Figure::new(
-                format!(
-                    "issuer-api RSS after {} floods (before the first: the ceiling column)",
-                    memory.floods.len()
-                ),
-                f(last.after_kib),
-                "MiB",
-            )
-            .against(f(first.before_kib), "before the first flood"),
-        );
-    }
-    figures
 }
