@@ -219,6 +219,22 @@ impl Apps {
             .collect()
     }
 
+    /// The process ids of the consumers still running, in start order.
+    pub fn consumer_pids(&self) -> Vec<u32> {
+        self.consumers
+            .iter()
+            .filter_map(|(service, _)| service.pid())
+            .collect()
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, ...) to every consumer.
+    pub async fn signal_consumers(&self, signal: &str) -> anyhow::Result<()> {
+        for (service, _) in &self.consumers {
+            service.signal(signal).await?;
+        }
+        Ok(())
+    }
+
     /// The API, once started.
     pub fn api(&self) -> anyhow::Result<&Api> {
         self.api.as_ref().context("issuer-api was not started")

@@ -1,4 +1,4 @@
-//! `cargo xtask bench api|consumer|batch`: each figure against a ceiling from the same run.
+//! `cargo xtask bench api|consumer|batch|scale`: each figure against a ceiling from the same run.
 
 use std::process::ExitCode;
 
@@ -9,6 +9,7 @@ mod consumer;
 pub mod cpu;
 mod run_args;
 mod run_info;
+mod scale;
 mod session;
 
 #[derive(Debug, clap::Subcommand)]
@@ -19,6 +20,8 @@ pub enum Command {
     Consumer(consumer::Args),
     /// compensation-batch jobs, against the same storage calls made directly.
     Batch(batch::Args),
+    /// 1, 3 and 6 consumers draining a backlog on 12 partitions, for 1 and 3 coupons at once.
+    Scale(scale::Args),
     /// One ceiling measurement (started by the benchmarks, in a release build).
     #[command(hide = true)]
     Ceiling(ceiling::Args),
@@ -30,6 +33,7 @@ impl Command {
             Self::Api(args) => api::run(args).await,
             Self::Consumer(args) => consumer::run(args).await,
             Self::Batch(args) => batch::run(args).await,
+            Self::Scale(args) => scale::run(args).await,
             Self::Ceiling(args) => ceiling::run(args).await,
         }
     }
