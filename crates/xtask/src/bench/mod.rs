@@ -7,6 +7,7 @@ mod batch;
 mod ceiling;
 mod consumer;
 pub mod cpu;
+mod rss;
 mod run_args;
 mod run_info;
 mod scale;

@@ -8,7 +8,8 @@
 //! What it shows: whether more consumers drain faster, and where the coupon row lock (every
 //! issuance of a coupon decrements its one `coupon` row, so transactions of one coupon
 //! serialise) and the batch size (rows per transaction, hence per lock hold) cap them.
-//! Checks per case: rows == messages, the dead-letter topic empty, every consumer alive.
+//! Checks per case: rows == messages, the dead-letter topic empty, every consumer alive. Each
+//! consumer's peak resident set (`VmHWM`) is read after the drain.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -23,13 +24,14 @@ use couponrush_testkit::{Preload, count_topic, issue_request};
 
 use super::ceiling::rate;
 use super::cpu::{self, Usage};
+use super::rss::{mib, rss};
 use super::run_args::RunArgs;
 use super::run_info::RunInfo;
 use super::session::Session;
 use crate::apps::Apps;
 use crate::binaries::{build_release, release_binary};
 use crate::coupon;
-use crate::report::{Figure, markdown_table};
+use crate::report::{Figure, markdown_table, to_f64};
 use crate::run_env::{Isolation, RunEnv, check_database_name};
 
 /// Settings of `bench scale` (each also read from its `BENCH_*` variable).
@@ -153,6 +155,8 @@ struct Measured {
     total_s: f64,
     after_first_s: f64,
     cpu: Usage,
+    /// The highest peak resident set (`VmHWM`) of the case's consumers, KiB.
+    consumer_peak_kib: u64,
     problems: Vec<String>,
 }
 
@@ -347,6 +351,10 @@ async fn drain(
     };
     let cpu = watch.usage(&before, &watch.snapshot()?);
     apps.check_alive()?;
+    let mut consumer_peak_kib = 0;
+    for pid in apps.consumer_pids() {
+        consumer_peak_kib = consumer_peak_kib.max(rss(pid)?.peak_kib);
+    }
     let first = first.unwrap_or(total);
     Ok(Measured {
         case,
@@ -355,6 +363,7 @@ async fn drain(
         total_s: total.as_secs_f64(),
         after_first_s: (total - first).as_secs_f64(),
         cpu,
+        consumer_peak_kib,
         problems: Vec::new(),
     })
 }
@@ -384,7 +393,7 @@ fn print(args: &Args, session: &Session, background: f64, results: &[Measured]) 
     );
     println!();
     println!(
-        " consumers coupons batch preload s   drain s   rows/s  from 1st row/s  x 1 consumer  CPU (% of one core)"
+        " consumers coupons batch preload s   drain s   rows/s  from 1st row/s  x 1 consumer  RSS MiB  CPU (% of one core)"
     );
     let mut figures = Vec::new();
     let mut ok = true;
@@ -398,7 +407,7 @@ fn print(args: &Args, session: &Session, background: f64, results: &[Measured]) 
         });
         let speedup = one.map(|one| rows_per_s / rate(one.rows, one.total_s).max(1.0));
         println!(
-            " {:>9} {:>7} {:>5} {:>9.3} {:>9.3} {:>8.0} {:>15.0} {:>13} {}",
+            " {:>9} {:>7} {:>5} {:>9.3} {:>9.3} {:>8.0} {:>15.0} {:>13} {:>8} {}",
             m.case.consumers,
             m.case.coupons,
             m.case.batch_size,
@@ -407,6 +416,7 @@ fn print(args: &Args, session: &Session, background: f64, results: &[Measured]) 
             rows_per_s,
             rate(m.rows, m.after_first_s),
             speedup.map_or_else(|| "-".to_owned(), |s| format!("{s:.2}")),
+            mib(m.consumer_peak_kib),
             m.cpu
         );
         for problem in &m.problems {
@@ -425,6 +435,20 @@ fn print(args: &Args, session: &Session, background: f64, results: &[Measured]) 
             figure = figure.against(rate(one.rows, one.total_s), "the same with 1 consumer");
         }
         figures.push(figure);
+    }
+    // The consumer's memory is that of its batch: the largest batch size's cases, highest peak.
+    if let Some(biggest) = results.iter().map(|m| m.case.batch_size).max() {
+        let peak = results
+            .iter()
+            .filter(|m| m.case.batch_size == biggest)
+            .map(|m| m.consumer_peak_kib)
+            .max()
+            .unwrap_or(0);
+        figures.push(Figure::new(
+            format!("coupon-consumer peak RSS draining with {biggest}-message batches"),
+            to_f64(peak) / 1024.0,
+            "MiB",
+        ));
     }
     println!();
     println!("Rows for docs/benchmarks.md's results table:\n");

@@ -6,11 +6,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::Context;
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
 use super::log;
+use crate::bench::rss::{Rss, mib, rss};
 use crate::report::{Figure, to_f64};
 
 /// How often the resident set is read while a flood holds its connections.
@@ -19,15 +19,6 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 const OPENING_AT_ONCE: usize = 256;
 /// How long a closed flood is given for the server to notice and free what it held.
 const SETTLE: Duration = Duration::from_secs(3);
-
-/// A process's memory, KiB.
-#[derive(Debug, Clone, Copy)]
-pub struct Rss {
-    /// Resident now.
-    pub now_kib: u64,
-    /// The highest it has been since the process started.
-    pub peak_kib: u64,
-}
 
 /// How long a flood holds its idle connections: under actix's timeout for a first request
 /// (5 s), which would close them first.
@@ -62,23 +53,6 @@ pub async fn measure(
         after_load,
         floods: rounds,
     }))
-}
-
-/// Reads `pid`'s `VmRSS` and `VmHWM`.
-pub fn rss(pid: u32) -> anyhow::Result<Rss> {
-    let path = format!("/proc/{pid}/status");
-    let status = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
-    let field = |name: &str| -> anyhow::Result<u64> {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-            .with_context(|| format!("{path} has no {name}"))
-    };
-    Ok(Rss {
-        now_kib: field("VmRSS:")?,
-        peak_kib: field("VmHWM:")?,
-    })
 }
 
 /// One flood and the server's resident set around it.
@@ -136,11 +110,6 @@ pub async fn flood(
         during_kib,
         after_kib: rss(pid)?.now_kib,
     })
-}
-
-/// KiB as MiB, one decimal.
-pub fn mib(kib: u64) -> String {
-    format!("{:.1}", to_f64(kib) / 1024.0)
 }
 
 /// issuer-api's memory: after the accepted and sold-out phases (its peak is that of the
