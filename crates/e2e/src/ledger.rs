@@ -19,9 +19,19 @@ use crate::{Running, batch, sample};
 #[derive(Debug, Clone)]
 pub struct Told {
     pub status: u16,
-    /// `code` of an error, else `status` of the body (QUEUED, PENDING, SOLD_OUT, ...).
+    /// `code` of an error, else `status` of the body (QUEUED, SOLD_OUT, ...).
     pub code: String,
+    /// With `ALREADY_REQUESTED`: the state the user was told their request is in, `PENDING`
+    /// or `ISSUED` (the body's `status`).
+    pub state: Option<String>,
     pub request_id: Option<String>,
+}
+
+impl Told {
+    /// Whether this answer is `code`, or told the user they hold a request in state `code`.
+    fn is(&self, code: &str) -> bool {
+        self.code == code || self.state.as_deref() == Some(code)
+    }
 }
 
 /// Every answer of a scenario, per coupon and user.
@@ -46,9 +56,13 @@ impl Ledger {
             .or(body["status"].as_str())
             .unwrap_or("?")
             .to_owned();
+        let state = (code == "ALREADY_REQUESTED")
+            .then(|| body["status"].as_str().map(str::to_owned))
+            .flatten();
         let told = Told {
             status,
             code,
+            state,
             request_id: body["requestId"].as_str().map(str::to_owned),
         };
         if let Ok(mut all) = self.told.lock() {
@@ -206,7 +220,7 @@ fn log_gap(
 fn check_user(user: &str, told: &[Told], held: Option<Option<&str>>) -> anyhow::Result<()> {
     let ids = |code: &str| -> Vec<&str> {
         told.iter()
-            .filter(|t| t.code == code)
+            .filter(|t| t.is(code))
             .filter_map(|t| t.request_id.as_deref())
             .collect()
     };
@@ -230,9 +244,7 @@ fn check_user(user: &str, told: &[Told], held: Option<Option<&str>>) -> anyhow::
             "{user} holds {held:?} without a 202 or an UNCONFIRMED/PENDING answer naming it: {told:?}"
         ),
         None => anyhow::ensure!(
-            !told
-                .iter()
-                .any(|t| t.code == "PENDING" || t.code == "ISSUED"),
+            !told.iter().any(|t| t.is("PENDING") || t.is("ISSUED")),
             "{user} was told they had requested, but holds nothing: {told:?}"
         ),
     }
