@@ -9,7 +9,8 @@
 //! issuance of a coupon decrements its one `coupon` row, so transactions of one coupon
 //! serialise) and the batch size (rows per transaction, hence per lock hold) cap them.
 //! Checks per case: rows == messages, the dead-letter topic empty, every consumer alive. Each
-//! consumer's peak resident set (`VmHWM`) is read after the drain.
+//! consumer's peak resident set (`VmHWM`) is read after the drain, and the transactions that
+//! wrote the rows are counted from `coupon_user.issued_at` (rows per transaction).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -23,6 +24,7 @@ use couponrush_storage::CouponStore;
 use couponrush_testkit::{Preload, count_topic, issue_request};
 
 use super::ceiling::rate;
+use super::consumer::phases::issued_groups;
 use super::cpu::{self, Usage};
 use super::rss::{mib, rss};
 use super::run_args::RunArgs;
@@ -157,6 +159,9 @@ struct Measured {
     cpu: Usage,
     /// The highest peak resident set (`VmHWM`) of the case's consumers, KiB.
     consumer_peak_kib: u64,
+    /// Consumer transactions that wrote the rows (one `issued_at` per transaction and coupon;
+    /// two of one coupon in the same millisecond count as one).
+    transactions: usize,
     problems: Vec<String>,
 }
 
@@ -355,6 +360,10 @@ async fn drain(
     for pid in apps.consumer_pids() {
         consumer_peak_kib = consumer_peak_kib.max(rss(pid)?.peak_kib);
     }
+    let mut transactions = 0;
+    for coupon in coupons {
+        transactions += issued_groups(&session.mysql, *coupon).await?.len();
+    }
     let first = first.unwrap_or(total);
     Ok(Measured {
         case,
@@ -364,6 +373,7 @@ async fn drain(
         after_first_s: (total - first).as_secs_f64(),
         cpu,
         consumer_peak_kib,
+        transactions,
         problems: Vec::new(),
     })
 }
@@ -393,7 +403,7 @@ fn print(args: &Args, session: &Session, background: f64, results: &[Measured]) 
     );
     println!();
     println!(
-        " consumers coupons batch preload s   drain s   rows/s  from 1st row/s  x 1 consumer  RSS MiB  CPU (% of one core)"
+        " consumers coupons batch preload s   drain s   rows/s  from 1st row/s  x 1 consumer  rows/tx  RSS MiB  CPU (% of one core)"
     );
     let mut figures = Vec::new();
     let mut ok = true;
@@ -407,7 +417,7 @@ fn print(args: &Args, session: &Session, background: f64, results: &[Measured]) 
         });
         let speedup = one.map(|one| rows_per_s / rate(one.rows, one.total_s).max(1.0));
         println!(
-            " {:>9} {:>7} {:>5} {:>9.3} {:>9.3} {:>8.0} {:>15.0} {:>13} {:>8} {}",
+            " {:>9} {:>7} {:>5} {:>9.3} {:>9.3} {:>8.0} {:>15.0} {:>13} {:>8.0} {:>8} {}",
             m.case.consumers,
             m.case.coupons,
             m.case.batch_size,
@@ -416,6 +426,7 @@ fn print(args: &Args, session: &Session, background: f64, results: &[Measured]) 
             rows_per_s,
             rate(m.rows, m.after_first_s),
             speedup.map_or_else(|| "-".to_owned(), |s| format!("{s:.2}")),
+            to_f64(m.rows) / to_f64(u64::try_from(m.transactions.max(1)).unwrap_or(1)),
             mib(m.consumer_peak_kib),
             m.cpu
         );

@@ -17,7 +17,8 @@
 //! rejoin during B. "Rows in MySQL" is polled as total - available (a primary-key read; the
 //! consumer changes both in one transaction), or `COUNT(*)` with `--poll count`.
 
-mod phases;
+// `bench scale` reads the transactions back the same way.
+pub(super) mod phases;
 mod round;
 mod summary;
 
