@@ -247,11 +247,8 @@ impl ReservationStore {
         if let Some(limit) = limit {
             call = call.limited(&self.keys, id, limit.client, limit.defaults);
         }
-        let acks_within = self
-            .replica_acks
-            .map_or(Duration::ZERO, |(_, within)| within);
         let (reply, acked): (Vec<String>, Option<u32>) = self
-            .run_within(self.timeout + acks_within, async |conn| {
+            .run_within(self.settings.response_timeout(), async |conn| {
                 let mut invocation = self.scripts.reserve.prepare_invoke();
                 for key in &call.keys {
                     invocation.key(key);

@@ -16,13 +16,6 @@ use couponrush_testkit::{PrivateServer, TestEnv, eventually};
 /// short enough for the frozen one to be noticed quickly.
 const ACK_TIMEOUT_MS: u64 = 500;
 
-/// `redis-cli`-free: one command on the server at `address`.
-async fn query<T: redis::FromRedisValue>(address: &str, cmd: &redis::Cmd) -> anyhow::Result<T> {
-    let client = redis::Client::open(format!("redis://{address}"))?;
-    let mut conn = client.get_multiplexed_async_connection().await?;
-    Ok(cmd.query_async(&mut conn).await?)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_replicated_reservations_are_answered_202_and_survive_a_promotion()
 -> anyhow::Result<()> {
@@ -90,11 +83,9 @@ async fn only_replicated_reservations_are_answered_202_and_survive_a_promotion()
 
     // The master dies right after its answers; the replica is promoted.
     master.kill();
-    query::<String>(
-        &replica.address(),
-        redis::cmd("REPLICAOF").arg("NO").arg("ONE"),
-    )
-    .await?;
+    replica
+        .query::<String>(redis::cmd("REPLICAOF").arg("NO").arg("ONE"))
+        .await?;
     let mut promoted_settings = env.settings.redis.clone();
     promoted_settings.url = Secret::new(format!("redis://{}", replica.address()));
     promoted_settings.min_replica_acks = 0;

@@ -58,11 +58,7 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<(AppState, Backgroun
     );
     // A hold outlives the longest wait for replicas and then for the publish, so only a dead
     // API's holds expire.
-    let replica_wait = settings
-        .redis
-        .replica_acks()
-        .map_or(Duration::ZERO, |(_, within)| within);
-    let hold_for = replica_wait + publisher.longest_wait() + HOLD_MARGIN;
+    let hold_for = settings.redis.replica_wait() + publisher.longest_wait() + HOLD_MARGIN;
     let (resolver, resolver_task) =
         Resolver::start(publisher.clone(), reservations.clone(), metrics.clone());
     let participation = ParticipationOutbox::start(publisher.clone(), metrics.clone());

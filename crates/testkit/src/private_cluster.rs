@@ -14,6 +14,7 @@ use anyhow::Context;
 use couponrush_config::{RedisMode, RedisSettings, Secret};
 use redis::Value;
 
+use crate::private_server::query;
 use crate::{PrivateServer, eventually};
 
 /// Ports the tests' cluster nodes take (each also takes its bus port, `+ 10000`);
@@ -205,19 +206,6 @@ async fn cluster_ok(node: &str) -> bool {
     query::<String>(node, redis::cmd("CLUSTER").arg("INFO"))
         .await
         .is_ok_and(|info| info.contains("cluster_state:ok"))
-}
-
-/// One command to one node by itself (no cluster routing).
-async fn query<T: redis::FromRedisValue>(node: &str, cmd: &redis::Cmd) -> anyhow::Result<T> {
-    let client = redis::Client::open(format!("redis://{node}"))?;
-    let work = async {
-        let mut conn = client.get_multiplexed_async_connection().await?;
-        cmd.query_async::<T>(&mut conn).await
-    };
-    tokio::time::timeout(Duration::from_secs(5), work)
-        .await
-        .with_context(|| format!("{node} did not answer"))?
-        .with_context(|| node.to_owned())
 }
 
 /// `CLUSTER SLOTS`: `[[first, last, [host, port, id, …], [replica host, port, …]…]…]`,

@@ -71,15 +71,12 @@ impl PrivateServer {
             ],
         )
         .await?;
-        let client = redis::Client::open(format!("redis://{}", replica.address()))?;
         eventually(
             Duration::from_secs(15),
             "the replica to sync with its master",
             async || {
-                let mut conn = client.get_multiplexed_async_connection().await.ok()?;
-                let info: String = redis::cmd("INFO")
-                    .arg("replication")
-                    .query_async(&mut conn)
+                let info: String = replica
+                    .query(redis::cmd("INFO").arg("replication"))
                     .await
                     .ok()?;
                 info.lines()
@@ -196,6 +193,11 @@ impl PrivateServer {
         self.child.as_ref().map(Child::id)
     }
 
+    /// One command to this redis-server by itself (no cluster routing), within 5 s.
+    pub async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> anyhow::Result<T> {
+        query(&self.address(), cmd).await
+    }
+
     /// `127.0.0.1:<port>`.
     pub fn address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
@@ -269,6 +271,22 @@ impl Drop for PrivateServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// One command to the redis-server at `node` by itself (no cluster routing), within 5 s.
+pub(crate) async fn query<T: redis::FromRedisValue>(
+    node: &str,
+    cmd: &redis::Cmd,
+) -> anyhow::Result<T> {
+    let client = redis::Client::open(format!("redis://{node}"))?;
+    let work = async {
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        cmd.query_async::<T>(&mut conn).await
+    };
+    tokio::time::timeout(Duration::from_secs(5), work)
+        .await
+        .with_context(|| format!("{node} did not answer"))?
+        .with_context(|| node.to_owned())
 }
 
 /// redis-server arguments: the `default` user off, `user` with `password` and the rules `acl`.

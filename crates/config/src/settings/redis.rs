@@ -105,10 +105,14 @@ impl RedisSettings {
     /// plus `replica_ack_timeout_ms` when reservations wait for replicas (a WAIT is one
     /// command that takes that long by design).
     pub fn response_timeout(&self) -> Duration {
-        self.timeout()
-            + self
-                .replica_acks()
-                .map_or(Duration::ZERO, |(_, within)| within)
+        self.timeout() + self.replica_wait()
+    }
+
+    /// The longest a reservation waits for replicas: `replica_ack_timeout_ms`, or nothing when
+    /// `min_replica_acks` is 0.
+    pub fn replica_wait(&self) -> Duration {
+        self.replica_acks()
+            .map_or(Duration::ZERO, |(_, within)| within)
     }
 
     /// The replica acknowledgements a reservation waits for, and for how long; `None` when

@@ -311,12 +311,10 @@ async fn decide(
             );
             // A failover now could lose it while the user holds a 202: given back, it holds
             // nothing. If that fails too, it is voided once Redis answers.
-            let released = state.reservations.release(coupon, user, request_id).await;
-            state.metrics.releases_record(&released);
-            return match released {
+            let why = "replicas did not acknowledge the reservation";
+            return match release(state, coupon, user, request_id, why).await {
                 Ok(_) => Decision::NotReplicated,
-                Err(error) => {
-                    tracing::error!(%error, "giving back an unreplicated reservation failed");
+                Err(_) => {
                     state.resolver.void(coupon, user.clone(), request_id);
                     Decision::CacheUncertain
                 }
@@ -360,7 +358,8 @@ async fn decide(
                 // A producer known not to publish now would only make this reservation an
                 // unconfirmed one: give it back, certainly unpublished. Readiness logs the
                 // state change once; the answers are counted.
-                release(state, coupon, user, request_id, "producer cannot publish").await;
+                // A failure is logged and counted there; the user stays pending (alerted).
+                let _ = release(state, coupon, user, request_id, "producer cannot publish").await;
                 Decision::BrokerDown
             }
         }
@@ -434,7 +433,8 @@ async fn publish(
     state.metrics.publish_failures.inc();
     match failure {
         DeliveryFailure::NotSent(error) => {
-            release(state, coupon, user, request_id, &error.to_string()).await;
+            // A failure is logged and counted there; the user stays pending (alerted).
+            let _ = release(state, coupon, user, request_id, &error.to_string()).await;
             Decision::BrokerDown
         }
         DeliveryFailure::Uncertain(error) => {
@@ -447,14 +447,15 @@ async fn publish(
 }
 
 /// Gives back a reservation that was certainly not published (only if it is still this
-/// request's), so they, or someone else, can have it.
+/// request's), so they, or someone else, can have it. Returns whether stock went back, or
+/// the failure that left it held.
 async fn release(
     state: &AppState,
     coupon: CouponId,
     user: &UserId,
     request_id: RequestId,
     why: &str,
-) {
+) -> Result<bool, CacheError> {
     let released = state.reservations.release(coupon, user, request_id).await;
     state.metrics.releases_record(&released);
     tracing::warn!(
@@ -462,4 +463,5 @@ async fn release(
         released = ?released.as_ref().map_err(ToString::to_string),
         "not published; reservation released"
     );
+    released
 }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::ArgAction;
 use clap::builder::BoolishValueParser;
 
@@ -26,6 +27,31 @@ pub struct RunArgs {
     /// `<repo>/.stack/<benchmark's directory>`.
     #[arg(long, env = "BENCH_DIR")]
     pub dir: Option<PathBuf>,
+}
+
+/// How quiet the machine must be before a benchmark measures (each also read from its
+/// `BENCH_*` variable).
+#[derive(Debug, Clone, clap::Args)]
+pub struct QuietArgs {
+    /// Seconds to wait, before measuring, for the machine to be quieter than `--quiet-pct`.
+    #[arg(long, env = "BENCH_QUIET_WAIT", default_value_t = 0)]
+    pub quiet_wait: u64,
+    /// % of one core the machine may be busy with before the start.
+    #[arg(long, env = "BENCH_QUIET_PCT", default_value_t = 20.0)]
+    pub quiet_pct: f64,
+}
+
+impl QuietArgs {
+    /// Waits (at most `--quiet-wait`) for the machine to be quiet; the % of one core other
+    /// processes used just before the start.
+    pub async fn wait(&self) -> anyhow::Result<f64> {
+        super::cpu::wait_until_quiet(
+            std::time::Duration::from_secs(self.quiet_wait),
+            self.quiet_pct,
+            "BENCH_QUIET_WAIT",
+        )
+        .await
+    }
 }
 
 /// A run directory held by this run: one run of a benchmark at a time per directory.
@@ -67,4 +93,18 @@ impl RunDir {
         let outcome = env.run_then_clean("xtask", what, &self.logs, work).await?;
         Ok(outcome.unwrap_or_else(|code| code))
     }
+}
+
+/// A space-separated list of positive numbers named `key`.
+pub fn positive_list<T: std::str::FromStr + PartialOrd + From<u8>>(
+    value: &str,
+    key: &str,
+) -> anyhow::Result<Vec<T>> {
+    let items: Vec<T> = value
+        .split_whitespace()
+        .map(|item| item.parse().ok().filter(|n| *n >= T::from(1)))
+        .collect::<Option<_>>()
+        .with_context(|| format!("{key} must be positive integers, got {value:?}"))?;
+    anyhow::ensure!(!items.is_empty(), "{key} is empty");
+    Ok(items)
 }

@@ -17,6 +17,7 @@
 //! See docs/benchmarks.md.
 
 mod args;
+mod costs;
 mod http;
 mod lua;
 mod measure;

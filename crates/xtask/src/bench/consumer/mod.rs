@@ -24,7 +24,6 @@ mod summary;
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
 use couponrush_cache::ReservationStore;
@@ -32,8 +31,8 @@ use couponrush_domain::CouponId;
 use couponrush_storage::CouponStore;
 
 use super::ceiling::{self, Kind, Measured};
-use super::cpu::{self as cpu, Usage};
-use super::run_args::RunArgs;
+use super::cpu::Usage;
+use super::run_args::{QuietArgs, RunArgs, positive_list};
 use super::run_info::RunInfo;
 use super::session::Session;
 use crate::binaries::{build_release, release_binary};
@@ -92,31 +91,15 @@ pub struct Args {
     /// The consumer's ops port (its /metrics is read after A and B).
     #[arg(long, env = "BENCH_OPS_BIND", default_value = "127.0.0.1:19093")]
     pub ops_bind: String,
-    /// Seconds to wait, before measuring, for the machine to be quieter than `--quiet-pct`.
-    #[arg(long, env = "BENCH_QUIET_WAIT", default_value_t = 0)]
-    pub quiet_wait: u64,
-    /// % of one core the machine may be busy with before the start.
-    #[arg(long, env = "BENCH_QUIET_PCT", default_value_t = 20.0)]
-    pub quiet_pct: f64,
+    #[command(flatten)]
+    pub quiet: QuietArgs,
     #[command(flatten)]
     pub run: RunArgs,
 }
 
 impl Args {
     fn batch_sizes(&self) -> anyhow::Result<Vec<usize>> {
-        let sizes: Vec<usize> = self
-            .batch_sizes
-            .split_whitespace()
-            .map(|b| b.parse().ok().filter(|b| *b >= 1))
-            .collect::<Option<_>>()
-            .with_context(|| {
-                format!(
-                    "BENCH_BATCH_SIZES must be positive integers, got {:?}",
-                    self.batch_sizes
-                )
-            })?;
-        anyhow::ensure!(!sizes.is_empty(), "BENCH_BATCH_SIZES is empty");
-        Ok(sizes)
+        positive_list(&self.batch_sizes, "BENCH_BATCH_SIZES")
     }
 
     fn validate(&self) -> anyhow::Result<()> {
@@ -254,12 +237,7 @@ async fn measure(args: Args, info: RunInfo, env: &RunEnv, logs: &Path) -> anyhow
         args,
     };
     let mut results = Results {
-        background: cpu::wait_until_quiet(
-            Duration::from_secs(bench.args.quiet_wait),
-            bench.args.quiet_pct,
-            "BENCH_QUIET_WAIT",
-        )
-        .await?,
+        background: bench.args.quiet.wait().await?,
         ..Results::default()
     };
 

@@ -25,16 +25,17 @@ use couponrush_testkit::{Preload, count_topic, issue_request};
 
 use super::ceiling::rate;
 use super::consumer::phases::issued_groups;
-use super::cpu::{self, Usage};
-use super::rss::{mib, rss};
-use super::run_args::RunArgs;
+use super::cpu::Usage;
+use super::rss::rss;
+use super::run_args::{QuietArgs, RunArgs, positive_list};
 use super::run_info::RunInfo;
 use super::session::Session;
 use crate::apps::Apps;
 use crate::binaries::{build_release, release_binary};
 use crate::coupon;
-use crate::report::{Figure, markdown_table, to_f64};
 use crate::run_env::{Isolation, RunEnv, check_database_name};
+
+mod summary;
 
 /// Settings of `bench scale` (each also read from its `BENCH_*` variable).
 #[derive(Debug, Clone, clap::Args)]
@@ -69,35 +70,17 @@ pub struct Args {
     /// Dropped and recreated each run (must contain "bench").
     #[arg(long, env = "BENCH_DATABASE", default_value = "couponrush_bench_scale")]
     pub database: String,
-    /// Seconds to wait, before measuring, for the machine to be quieter than `--quiet-pct`.
-    #[arg(long, env = "BENCH_QUIET_WAIT", default_value_t = 0)]
-    pub quiet_wait: u64,
-    /// % of one core the machine may be busy with before the start.
-    #[arg(long, env = "BENCH_QUIET_PCT", default_value_t = 20.0)]
-    pub quiet_pct: f64,
+    #[command(flatten)]
+    pub quiet: QuietArgs,
     #[command(flatten)]
     pub run: RunArgs,
 }
 
-/// A space-separated list of positive numbers named `key`.
-fn list<T: std::str::FromStr + PartialOrd + From<u8>>(
-    value: &str,
-    key: &str,
-) -> anyhow::Result<Vec<T>> {
-    let items: Vec<T> = value
-        .split_whitespace()
-        .map(|item| item.parse().ok().filter(|n| *n >= T::from(1)))
-        .collect::<Option<_>>()
-        .with_context(|| format!("{key} must be positive integers, got {value:?}"))?;
-    anyhow::ensure!(!items.is_empty(), "{key} is empty");
-    Ok(items)
-}
-
 impl Args {
     fn cases(&self) -> anyhow::Result<Vec<Case>> {
-        let consumers: Vec<u16> = list(&self.consumers, "BENCH_CONSUMERS")?;
-        let coupons: Vec<u16> = list(&self.coupons, "BENCH_COUPONS")?;
-        let sizes: Vec<u16> = list(&self.batch_sizes, "BENCH_BATCH_SIZES")?;
+        let consumers: Vec<u16> = positive_list(&self.consumers, "BENCH_CONSUMERS")?;
+        let coupons: Vec<u16> = positive_list(&self.coupons, "BENCH_COUPONS")?;
+        let sizes: Vec<u16> = positive_list(&self.batch_sizes, "BENCH_BATCH_SIZES")?;
         let mut cases = Vec::new();
         for &batch_size in &sizes {
             for &coupons in &coupons {
@@ -190,17 +173,12 @@ async fn measure(
     }
     release_binary("coupon-consumer")?;
     let session = Session::new(info, env.vars(), logs.to_owned(), mysql, settings).await;
-    let background = cpu::wait_until_quiet(
-        Duration::from_secs(args.quiet_wait),
-        args.quiet_pct,
-        "BENCH_QUIET_WAIT",
-    )
-    .await?;
+    let background = args.quiet.wait().await?;
     let mut results = Vec::new();
     for case in args.cases()? {
         results.push(run_case(args, env, &session, case).await?);
     }
-    let ok = print(args, &session, background, &results);
+    let ok = summary::print(args, &session, background, &results);
     Ok(if ok {
         ExitCode::SUCCESS
     } else {
@@ -390,79 +368,4 @@ fn backlog(
         .zip(coupons.iter().cycle())
         .map(|(n, coupon)| issue_request(*coupon, &format!("{tag}u{n}")))
         .collect()
-}
-
-/// The summary table, then rows for docs/benchmarks.md; whether every case's checks held.
-#[allow(clippy::print_stdout)] // the benchmark's report is its output
-fn print(args: &Args, session: &Session, background: f64, results: &[Measured]) -> bool {
-    println!();
-    println!("{}", session.info.header(args.run.build, &session.versions));
-    println!(
-        " scale      {} messages per case on {} partitions; other processes used {background:.0}% of one core before the start",
-        args.messages, args.partitions
-    );
-    println!();
-    println!(
-        " consumers coupons batch preload s   drain s   rows/s  from 1st row/s  x 1 consumer  rows/tx  RSS MiB  CPU (% of one core)"
-    );
-    let mut figures = Vec::new();
-    let mut ok = true;
-    for m in results {
-        let rows_per_s = rate(m.rows, m.total_s);
-        // The same coupons and batch size with one consumer, when measured.
-        let one = results.iter().find(|o| {
-            o.case.consumers == 1
-                && o.case.coupons == m.case.coupons
-                && o.case.batch_size == m.case.batch_size
-        });
-        let speedup = one.map(|one| rows_per_s / rate(one.rows, one.total_s).max(1.0));
-        println!(
-            " {:>9} {:>7} {:>5} {:>9.3} {:>9.3} {:>8.0} {:>15.0} {:>13} {:>8.0} {:>8} {}",
-            m.case.consumers,
-            m.case.coupons,
-            m.case.batch_size,
-            m.preload_s,
-            m.total_s,
-            rows_per_s,
-            rate(m.rows, m.after_first_s),
-            speedup.map_or_else(|| "-".to_owned(), |s| format!("{s:.2}")),
-            to_f64(m.rows) / to_f64(u64::try_from(m.transactions.max(1)).unwrap_or(1)),
-            mib(m.consumer_peak_kib),
-            m.cpu
-        );
-        for problem in &m.problems {
-            println!("   PROBLEM: {problem}");
-            ok = false;
-        }
-        let mut figure = Figure::new(
-            format!(
-                "consumers draining {} msgs over {} partitions: {} consumer(s), {} coupon(s), batch {}",
-                m.rows, args.partitions, m.case.consumers, m.case.coupons, m.case.batch_size
-            ),
-            rows_per_s,
-            "rows/s",
-        );
-        if let (Some(one), false) = (one, m.case.consumers == 1) {
-            figure = figure.against(rate(one.rows, one.total_s), "the same with 1 consumer");
-        }
-        figures.push(figure);
-    }
-    // The consumer's memory is that of its batch: the largest batch size's cases, highest peak.
-    if let Some(biggest) = results.iter().map(|m| m.case.batch_size).max() {
-        let peak = results
-            .iter()
-            .filter(|m| m.case.batch_size == biggest)
-            .map(|m| m.consumer_peak_kib)
-            .max()
-            .unwrap_or(0);
-        figures.push(Figure::new(
-            format!("coupon-consumer peak RSS draining with {biggest}-message batches"),
-            to_f64(peak) / 1024.0,
-            "MiB",
-        ));
-    }
-    println!();
-    println!("Rows for docs/benchmarks.md's results table:\n");
-    print!("{}", markdown_table(&figures, &session.info.provenance()));
-    ok
 }
