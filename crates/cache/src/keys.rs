@@ -66,13 +66,14 @@ impl KeySpace {
         [self.meta(coupon), self.stock(coupon), self.limits(coupon)]
     }
 
-    /// KEYS of `release.lua`: stock, participants, holds, the request's void marker.
-    pub(crate) fn release_keys(&self, coupon: CouponId, request: &str) -> [String; 4] {
+    /// KEYS of `release.lua`: stock, participants, holds, the request's void marker, meta.
+    pub(crate) fn release_keys(&self, coupon: CouponId, request: &str) -> [String; 5] {
         [
             self.stock(coupon),
             self.participants(coupon),
             self.holds(coupon),
             self.void(coupon, request),
+            self.meta(coupon),
         ]
     }
 

@@ -13,6 +13,7 @@ mod reserve_call;
 mod script;
 #[cfg(test)]
 mod slots;
+mod sold_out;
 mod state;
 mod store;
 mod views;
@@ -23,5 +24,6 @@ pub use error::CacheError;
 pub use keys::KeySpace;
 pub use repair::{Rebuilt, Restored};
 pub use reserve_call::{RESERVE_LUA, ReserveCall};
+pub use sold_out::{CopyRead, SoldOutCopy};
 pub use store::{LimitCheck, LoadOutcome, ReservationStore};
 pub use views::{CouponCounters, StockSnapshot, UserView};

@@ -14,6 +14,9 @@ use crate::state::{encode_state, epoch_ms};
 /// The text of `reserve.lua`, the atomic decision of one issue request.
 pub const RESERVE_LUA: &str = include_str!("lua/reserve.lua");
 
+/// Where the sold-out gate's lease goes in ARGV (0-based).
+const GATE_LEASE_ARG: usize = 5;
+
 /// KEYS and ARGV of one `reserve.lua` call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReserveCall {
@@ -56,8 +59,21 @@ impl ReserveCall {
                 now_ms.to_string(),
                 request.to_owned(),
                 now_ms.saturating_sub(hold_ms).to_string(),
+                // No sold-out gate unless `gated` says so.
+                "0".to_owned(),
             ],
         }
+    }
+
+    /// The same call from an API that keeps a sold-out gate (`issuer-api`'s
+    /// `sold_out_gate.rs`): a SOLD_OUT answer announces that it may answer SOLD_OUT itself for
+    /// `lease`, and stock given back meanwhile is not offered again before the lease ends.
+    pub fn gated(mut self, lease: Duration) -> Self {
+        let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+        if let Some(arg) = self.args.get_mut(GATE_LEASE_ARG) {
+            *arg = lease_ms.to_string();
+        }
+        self
     }
 
     /// The same call, also checking and counting the abuse limits of the call's user and
@@ -138,8 +154,11 @@ mod tests {
                 now_ms.to_string(),
                 "r1".to_owned(),
                 (now_ms - 5000).to_string(),
+                "0".to_owned(),
             ]
         );
+        let gated = call.clone().gated(Duration::from_millis(250));
+        assert_eq!(gated.args[5], "250");
         assert!(RESERVE_LUA.contains("SOLD_OUT"));
         let limits = RateLimits {
             per_user: 3,
@@ -150,7 +169,7 @@ mod tests {
             .clone()
             .limited(&KeySpace::new("p:"), id, "10.0.0.1", limits);
         assert_eq!(limited.keys[5..], ["p:coupon:issue:{7}:rl"]);
-        assert_eq!(limited.args[5..], ["3", "0", "1000", "10.0.0.1"]);
+        assert_eq!(limited.args[6..], ["3", "0", "1000", "10.0.0.1"]);
         Ok(())
     }
 }

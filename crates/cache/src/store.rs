@@ -53,6 +53,8 @@ pub struct ReservationStore {
     timeout: Duration,
     /// `redis.min_replica_acks` and its timeout; `None`: a reservation waits for no replica.
     replica_acks: Option<(u32, Duration)>,
+    /// The lease of the caller's sold-out gate; zero: the caller keeps none.
+    gate_lease: Duration,
     pub(crate) scripts: Arc<Scripts>,
     shared: Arc<std::sync::Mutex<Option<RedisConnection>>>,
 }
@@ -79,6 +81,7 @@ impl ReservationStore {
             address,
             timeout: settings.timeout(),
             replica_acks: settings.replica_acks(),
+            gate_lease: Duration::ZERO,
             shared: Arc::new(std::sync::Mutex::new(None)),
             scripts: Arc::new(Scripts {
                 reserve: Lua::new(RESERVE_LUA, settings.mode),
@@ -100,6 +103,13 @@ impl ReservationStore {
             shared: Arc::new(std::sync::Mutex::new(None)),
             ..self.clone()
         })
+    }
+
+    /// The same store for a caller that answers SOLD_OUT itself for `lease` after hearing it
+    /// ([`ReserveCall::gated`]); zero: it never does.
+    pub fn with_sold_out_lease(mut self, lease: Duration) -> Self {
+        self.gate_lease = lease;
+        self
     }
 
     pub fn address(&self) -> &str {
@@ -244,6 +254,9 @@ impl ReservationStore {
             now,
             hold_for,
         );
+        if !self.gate_lease.is_zero() {
+            call = call.gated(self.gate_lease);
+        }
         if let Some(limit) = limit {
             call = call.limited(&self.keys, id, limit.client, limit.defaults);
         }
@@ -289,7 +302,9 @@ impl ReservationStore {
             Some("DUPLICATE") => Reservation::AlreadyRequested(
                 detail.and_then(|s| decode_state(s)).ok_or_else(corrupt)?,
             ),
-            Some("SOLD_OUT") => Reservation::SoldOut,
+            Some("SOLD_OUT") => Reservation::SoldOut {
+                generation: detail.and_then(|s| s.parse().ok()).ok_or_else(corrupt)?,
+            },
             Some("HELD") => Reservation::Held,
             Some("VOID") => Reservation::Void,
             Some("NOT_OPEN") => Reservation::NotOpen,
@@ -341,7 +356,7 @@ impl ReservationStore {
         void_for: Option<Duration>,
     ) -> Result<bool, CacheError> {
         let request = request_id.to_string();
-        let [stock, participants, holds, void] = self.keys.release_keys(id, &request);
+        let [stock, participants, holds, void, meta] = self.keys.release_keys(id, &request);
         let released: i64 = self
             .run(async |conn| {
                 self.scripts
@@ -350,10 +365,12 @@ impl ReservationStore {
                     .key(&participants)
                     .key(&holds)
                     .key(&void)
+                    .key(&meta)
                     .arg(user.as_str())
                     .arg(&request)
                     .arg(if void_for.is_some() { "1" } else { "0" })
                     .arg(void_for.map_or(1, |d| d.as_secs().max(1)))
+                    .arg(epoch_ms(OffsetDateTime::now_utc()))
                     .invoke_async(conn)
                     .await
             })

@@ -135,11 +135,27 @@ impl ReservationStore {
         &self,
         id: CouponId,
     ) -> Result<HashMap<String, Option<ParticipantState>>, CacheError> {
-        let key = self.keys.participants(id);
         let mut states = HashMap::new();
+        self.scan_participants(id, |page| {
+            states.extend(
+                page.into_iter()
+                    .map(|(user, raw)| (user, decode_state(&raw))),
+            );
+        })
+        .await?;
+        Ok(states)
+    }
+
+    /// Hands every (user, raw state) of coupon `id` to `page`, one `HSCAN` page at a time.
+    pub(crate) async fn scan_participants(
+        &self,
+        id: CouponId,
+        mut page: impl FnMut(Vec<(String, String)>),
+    ) -> Result<(), CacheError> {
+        let key = self.keys.participants(id);
         let mut cursor: u64 = 0;
         loop {
-            let (next, page): (u64, Vec<(String, String)>) = self
+            let (next, entries): (u64, Vec<(String, String)>) = self
                 .run(async |conn| {
                     redis::cmd("HSCAN")
                         .arg(&key)
@@ -150,12 +166,9 @@ impl ReservationStore {
                         .await
                 })
                 .await?;
-            states.extend(
-                page.into_iter()
-                    .map(|(user, raw)| (user, decode_state(&raw))),
-            );
+            page(entries);
             if next == 0 {
-                return Ok(states);
+                return Ok(());
             }
             cursor = next;
         }

@@ -49,6 +49,24 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     pub smoke: SmokeSettings,
     pub rate_limit: RateLimitSettings,
+    pub sold_out_gate: SoldOutGateSettings,
+}
+
+/// issuer-api's sold-out gate (docs/scaling.md, "The sold-out gate"): after Redis said
+/// SOLD_OUT for a coupon, the API answers SOLD_OUT itself to whoever holds no reservation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SoldOutGateSettings {
+    /// How long one SOLD_OUT from Redis is trusted; 0: off, every request asks Redis.
+    pub lease_ms: u64,
+    /// Largest participant count of a coupon whose participants the API copies to do so.
+    pub max_participants: usize,
+}
+
+impl SoldOutGateSettings {
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -333,6 +333,18 @@ impl Settings {
                 "must be between 1 and 10000 ms",
             ));
         }
+        if self.sold_out_gate.lease_ms > 5_000 {
+            errors.push(Invalid::new(
+                "sold_out_gate.lease_ms",
+                "must be at most 5000 ms (0: off)",
+            ));
+        }
+        if !(1..=10_000_000).contains(&self.sold_out_gate.max_participants) {
+            errors.push(Invalid::new(
+                "sold_out_gate.max_participants",
+                "must be between 1 and 10000000",
+            ));
+        }
         if !(1..=10_000).contains(&self.consumer.batch_size) {
             errors.push(Invalid::new(
                 "consumer.batch_size",

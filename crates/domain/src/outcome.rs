@@ -43,8 +43,10 @@ pub enum Reservation {
     Accepted { remaining: u64 },
     /// The user already holds a reservation; nothing changed.
     AlreadyRequested(ParticipantState),
-    /// No stock left; nothing changed.
-    SoldOut,
+    /// No stock left; nothing changed. `generation` names the coupon's participants as they
+    /// stand: it changes whenever stock comes back or a participant is added other than by a
+    /// reservation, so while it holds, whoever is not among them is told the same.
+    SoldOut { generation: u64 },
     /// No stock left to take, but some is held by reservations whose publish is not decided
     /// yet and may come back: not sold out yet. Nothing changed.
     Held,

@@ -18,6 +18,7 @@ mod request_span;
 mod resolver;
 mod routes;
 mod server;
+mod sold_out_gate;
 mod startup;
 mod state;
 mod trusted_proxies;

@@ -69,6 +69,8 @@ pub struct ApiMetrics {
     pub redis_errors: Counter,
     /// Reservations given back because too few replicas acknowledged them in time.
     pub replica_ack_shortfalls: Counter,
+    /// SOLD_OUT answers the sold-out gate gave without asking Redis.
+    pub sold_out_gate_answers: Counter,
     pub coupon_not_loaded: Counter,
     pub participation_failures: Counter,
     pub dependency_up: Family<DependencyLabels, Gauge>,
@@ -147,6 +149,12 @@ impl ApiMetrics {
             "redis_replica_ack_shortfalls",
             "Reservations fewer replicas than redis.min_replica_acks acknowledged in time (given back, answered 503)",
             replica_ack_shortfalls.clone(),
+        );
+        let sold_out_gate_answers = Counter::default();
+        registry.register(
+            "sold_out_gate_answers",
+            "SOLD_OUT answers given without asking Redis, by the sold-out gate (also counted in issue_outcomes)",
+            sold_out_gate_answers.clone(),
         );
         let coupon_not_loaded = Counter::default();
         registry.register(
@@ -249,6 +257,7 @@ impl ApiMetrics {
             releases,
             redis_errors,
             replica_ack_shortfalls,
+            sold_out_gate_answers,
             coupon_not_loaded,
             participation_failures,
             dependency_up,

@@ -7,14 +7,13 @@
 //! [`ParticipationOutbox::drain`] can deliver what is left. Memory is bounded: past
 //! [`MAX_PENDING`] records a new one is dropped, counted and logged, never silently.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use couponrush_domain::ParticipationRecorded;
 use couponrush_messaging::IssuePublisher;
 use couponrush_ops::Backoff;
-use tokio::sync::mpsc;
 
 use crate::metrics::ApiMetrics;
 
@@ -22,40 +21,66 @@ use crate::metrics::ApiMetrics;
 pub const MAX_PENDING: usize = 200_000;
 /// Between attempts at one record.
 const BACKOFF: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+/// How often queued records are taken for delivery. Far below the producer's own linger
+/// (`kafka.participation_linger_ms`), so it adds nothing a reader of the log would notice.
+const COLLECT_EVERY: Duration = Duration::from_millis(5);
 
 /// Queues participation records for delivery. Cheap to clone.
+///
+/// A handler only pushes its record onto a shared list; a task on the main runtime takes the
+/// whole list every [`COLLECT_EVERY`] and delivers it in one task. In a sold-out flood that is
+/// one wake-up and one task per few hundred records instead of a channel hop, a wake-up of
+/// another thread and a spawned task per record (docs/benchmarks.md).
 #[derive(Debug, Clone)]
 pub struct ParticipationOutbox {
-    records: mpsc::UnboundedSender<ParticipationRecorded>,
+    queued: Arc<Mutex<Vec<ParticipationRecorded>>>,
     pending: Arc<AtomicUsize>,
     metrics: Arc<ApiMetrics>,
     /// Whether the last drop was logged, so a flood of drops is one ERROR line per episode.
     dropping: Arc<AtomicBool>,
+    /// Set once drained at shutdown: the collecting task ends, new records are dropped.
+    closed: Arc<AtomicBool>,
 }
 
 impl ParticipationOutbox {
-    /// Starts the delivery task on the current (main) runtime.
+    /// Starts the collecting task on the current (main) runtime.
     pub fn start(publisher: IssuePublisher, metrics: Arc<ApiMetrics>) -> Self {
-        let (records, mut rx) = mpsc::unbounded_channel::<ParticipationRecorded>();
-        let pending = Arc::new(AtomicUsize::new(0));
-        let task_pending = pending.clone();
-        let task_metrics = metrics.clone();
+        let outbox = Self {
+            queued: Arc::new(Mutex::new(Vec::new())),
+            pending: Arc::new(AtomicUsize::new(0)),
+            metrics,
+            dropping: Arc::new(AtomicBool::new(false)),
+            closed: Arc::new(AtomicBool::new(false)),
+        };
+        let collector = outbox.clone();
         tokio::spawn(async move {
-            while let Some(record) = rx.recv().await {
-                tokio::spawn(deliver(
+            let mut tick = tokio::time::interval(COLLECT_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let records = collector.take();
+                if records.is_empty() {
+                    if collector.closed.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    continue;
+                }
+                tokio::spawn(deliver_all(
                     publisher.clone(),
-                    record,
-                    task_pending.clone(),
-                    task_metrics.clone(),
+                    records,
+                    collector.pending.clone(),
+                    collector.metrics.clone(),
                 ));
             }
         });
-        Self {
-            records,
-            pending,
-            metrics,
-            dropping: Arc::new(AtomicBool::new(false)),
-        }
+        outbox
+    }
+
+    fn take(&self) -> Vec<ParticipationRecorded> {
+        self.queued
+            .lock()
+            .map(|mut queued| std::mem::take(&mut *queued))
+            .unwrap_or_default()
     }
 
     /// Queues `record`; never waits.
@@ -73,20 +98,27 @@ impl ParticipationOutbox {
         }
         self.dropping.store(false, Ordering::Relaxed);
         self.metrics.participation_pending.inc();
-        if self.records.send(record).is_err() {
-            // The delivery task ended: only at shutdown.
+        let queued = !self.closed.load(Ordering::Relaxed)
+            && self
+                .queued
+                .lock()
+                .map(|mut queued| queued.push(record))
+                .is_ok();
+        if !queued {
+            // Drained and closed: only after shutdown.
             self.pending.fetch_sub(1, Ordering::Relaxed);
             self.metrics.participation_pending.dec();
             self.metrics.participation_dropped.inc();
         }
     }
 
-    /// Waits up to `deadline` for every queued record to be delivered.
+    /// Waits up to `deadline` for every queued record to be delivered, then stops collecting.
     pub async fn drain(&self, deadline: Duration) {
         let until = tokio::time::Instant::now() + deadline;
         while self.pending.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < until {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        self.closed.store(true, Ordering::Relaxed);
         let left = self.pending.load(Ordering::Relaxed);
         if left > 0 {
             tracing::error!(
@@ -97,12 +129,27 @@ impl ParticipationOutbox {
     }
 }
 
-/// Delivers one record, retrying with backoff until the broker takes it.
-async fn deliver(
+/// Delivers one collected list, every record retried until the broker takes it, in one task.
+async fn deliver_all(
     publisher: IssuePublisher,
-    record: ParticipationRecorded,
+    records: Vec<ParticipationRecorded>,
     pending: Arc<AtomicUsize>,
     metrics: Arc<ApiMetrics>,
+) {
+    futures::future::join_all(
+        records
+            .into_iter()
+            .map(|record| deliver(&publisher, record, &pending, &metrics)),
+    )
+    .await;
+}
+
+/// Delivers one record, retrying with backoff until the broker takes it.
+async fn deliver(
+    publisher: &IssuePublisher,
+    record: ParticipationRecorded,
+    pending: &AtomicUsize,
+    metrics: &ApiMetrics,
 ) {
     let mut backoff = BACKOFF;
     while let Err(error) = publisher.send_participation(&record).await {

@@ -17,6 +17,7 @@ use crate::metrics::ApiMetrics;
 use crate::participation::ParticipationOutbox;
 use crate::readiness::Readiness;
 use crate::resolver::{Resolver, ResolverTask};
+use crate::sold_out_gate::SoldOutGate;
 use crate::state::AppState;
 use crate::trusted_proxies::TrustedProxies;
 
@@ -33,7 +34,8 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<(AppState, Backgroun
     let probes = StartupProbes::new(&settings.startup);
     let timeout = probes.timeout();
 
-    let reservations = ReservationStore::new(&settings.redis)?;
+    let reservations =
+        ReservationStore::new(&settings.redis)?.with_sold_out_lease(settings.sold_out_gate.lease());
     probes.redis(&reservations).await?;
 
     probes.kafka(&settings.kafka, &settings.kafka.topic).await?;
@@ -72,6 +74,11 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<(AppState, Backgroun
         admin_token: settings.admin.token.clone(),
         auth: Arc::new(auth),
         presence: Arc::new(CouponPresence::new(metrics.coupon_not_loaded.clone())),
+        sold_out: Arc::new(SoldOutGate::new(
+            settings.sold_out_gate.lease(),
+            settings.sold_out_gate.max_participants,
+            metrics.sold_out_gate_answers.clone(),
+        )),
         metrics,
         readiness,
         resolver,

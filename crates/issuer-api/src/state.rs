@@ -13,6 +13,7 @@ use crate::metrics::ApiMetrics;
 use crate::participation::ParticipationOutbox;
 use crate::readiness::Readiness;
 use crate::resolver::Resolver;
+use crate::sold_out_gate::SoldOutGate;
 
 /// What every handler shares. Cheap to clone: each field is a handle to a pool or client.
 #[derive(Debug, Clone)]
@@ -36,4 +37,6 @@ pub struct AppState {
     pub presence: Arc<CouponPresence>,
     /// The issue endpoint's abuse limits (`[rate_limit]`) and how clients are told apart.
     pub limits: Arc<AbuseLimits>,
+    /// Answers SOLD_OUT without Redis once Redis said it (`[sold_out_gate]`).
+    pub sold_out: Arc<SoldOutGate>,
 }

@@ -7,8 +7,11 @@
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return {'EXISTING', redis.call('GET', KEYS[2]) or '0'}
 end
+-- A generation of its own (reserve.lua, the sold-out gate): unlike any a coupon lost and
+-- loaded again had before.
+local time = redis.call('TIME')
 redis.call('HSET', KEYS[1], 'total', ARGV[1], 'starts_ms', ARGV[2], 'ends_ms', ARGV[3],
-  'expiry_days', ARGV[4])
+  'expiry_days', ARGV[4], 'generation', time[1] .. string.format('%06d', tonumber(time[2])))
 for i, field in ipairs({'rl_user', 'rl_client', 'rl_window_ms'}) do
   if ARGV[4 + i] ~= '' then
     redis.call('HSET', KEYS[1], field, ARGV[4 + i])

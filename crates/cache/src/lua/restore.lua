@@ -10,11 +10,14 @@
 -- every participant given (total − MySQL holders − requests in flight); a coupon Redis still
 -- has gives one unit of stock per participant it did not know (never below zero). A user
 -- Redis knows is left alone. Only issued states count in the issued counter.
+-- A coupon loaded here starts a generation of its own, and restored participants start a
+-- new one (reserve.lua, the sold-out gate): a gate's copy of the participants is then stale.
 -- Returns {1 if the coupon was loaded now else 0, participants restored}.
 local loaded = 0
 if redis.call('EXISTS', KEYS[1]) == 0 then
+  local time = redis.call('TIME')
   redis.call('HSET', KEYS[1], 'total', ARGV[1], 'starts_ms', ARGV[2], 'ends_ms', ARGV[3],
-    'expiry_days', ARGV[4])
+    'expiry_days', ARGV[4], 'generation', time[1] .. string.format('%06d', tonumber(time[2])))
   for i, field in ipairs({'rl_user', 'rl_client', 'rl_window_ms'}) do
     if ARGV[6 + i] ~= '' then
       redis.call('HSET', KEYS[1], field, ARGV[6 + i])
@@ -38,5 +41,8 @@ for i = 11, #ARGV, 2 do
       end
     end
   end
+end
+if restored > 0 then
+  redis.call('HINCRBY', KEYS[1], 'generation', 1)
 end
 return {loaded, restored}

@@ -485,3 +485,27 @@ fn rate_limits_are_checked_at_start_up_and_default_on() {
         Ok(())
     });
 }
+
+#[test]
+fn the_sold_out_gate_is_on_by_default_and_bounded() {
+    Jail::expect_with(|jail| {
+        let s = load(&ConfigArgs::default()).map_err(|e| e.to_string())?;
+        assert_eq!(s.sold_out_gate.lease(), Duration::from_millis(200));
+        assert_eq!(s.sold_out_gate.max_participants, 100_000);
+        jail.set_env("COUPON__SOLD_OUT_GATE__LEASE_MS", "5001");
+        jail.set_env("COUPON__SOLD_OUT_GATE__MAX_PARTICIPANTS", "0");
+        let Err(ConfigError::Invalid(errors)) = load(&ConfigArgs::default()) else {
+            return Err("a 5001 ms lease and no participants must be refused".into());
+        };
+        let keys: Vec<_> = errors.0.iter().map(|e| e.key).collect();
+        assert_eq!(
+            keys,
+            ["sold_out_gate.lease_ms", "sold_out_gate.max_participants"]
+        );
+        jail.set_env("COUPON__SOLD_OUT_GATE__LEASE_MS", "0");
+        jail.set_env("COUPON__SOLD_OUT_GATE__MAX_PARTICIPANTS", "1");
+        let s = load(&ConfigArgs::default()).map_err(|e| e.to_string())?;
+        assert!(s.sold_out_gate.lease().is_zero(), "0 turns the gate off");
+        Ok(())
+    });
+}

@@ -1,5 +1,7 @@
 //! `POST /coupons/{couponId}/issue`: one atomic decision, an acknowledged publish, a true answer.
 
+use std::time::Instant;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use couponrush_cache::{CacheError, LimitCheck};
@@ -288,6 +290,14 @@ async fn decide(
     let limit = client
         .zip(state.limits.defaults())
         .map(|(client, defaults)| LimitCheck { client, defaults });
+    let asked_at = Instant::now();
+    let now_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+    if state
+        .sold_out
+        .sold_out(coupon, user, limit, now_ms, asked_at)
+    {
+        return Decision::SoldOut;
+    }
     let reservation = match state
         .reservations
         .reserve(coupon, user, request_id, now, state.hold_for, limit)
@@ -350,6 +360,17 @@ async fn decide(
     }
     state.presence.loaded(coupon);
     match reservation {
+        Reservation::SoldOut { generation } => {
+            state
+                .sold_out
+                .heard_sold_out(coupon, generation, asked_at, &state.reservations);
+        }
+        Reservation::Accepted { .. } | Reservation::Held | Reservation::NotOpen => {
+            state.sold_out.heard_not_sold_out(coupon);
+        }
+        _ => {}
+    }
+    match reservation {
         Reservation::Accepted { remaining } => {
             state.metrics.stock_seen(coupon, remaining);
             if state.publisher.can_publish().is_ok() {
@@ -364,7 +385,7 @@ async fn decide(
             }
         }
         Reservation::AlreadyRequested(existing) => Decision::Already(existing),
-        Reservation::SoldOut => {
+        Reservation::SoldOut { .. } => {
             state.metrics.stock_seen(coupon, 0);
             Decision::SoldOut
         }
@@ -406,7 +427,7 @@ async fn publish(
     now: OffsetDateTime,
 ) -> Decision {
     let event = IssueRequested::new(request_id, coupon, user.clone(), now);
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     // The publish span's context travels in the message's headers: the consumer's persist of
     // this message becomes its child, in this request's trace.
     let span = unless_unsampled(|| {
