@@ -21,8 +21,8 @@ use crate::metrics::ApiMetrics;
 pub const MAX_PENDING: usize = 200_000;
 /// Between attempts at one record.
 const BACKOFF: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
-/// How often queued records are taken for delivery. Far below the producer's own linger
-/// (`kafka.participation_linger_ms`), so it adds nothing a reader of the log would notice.
+/// How often queued records are taken for delivery: about the producer's own linger
+/// (`kafka.participation_linger_ms`), nothing a reader of the log would notice.
 const COLLECT_EVERY: Duration = Duration::from_millis(5);
 
 /// Queues participation records for delivery. Cheap to clone.

@@ -2,7 +2,8 @@
 //! re-delivery changes nothing.
 
 use couponrush_domain::{
-    CouponId, CouponSpec, ParticipationOutcome, ParticipationRecorded, RequestId, UserId,
+    CouponId, CouponSpec, IssueRequested, ParticipationOutcome, ParticipationRecorded, RequestId,
+    UserId,
 };
 use couponrush_storage::{CouponStore, Database, IssuanceStore, Persisted};
 use couponrush_testkit::{TestEnv, issue_request};
@@ -131,6 +132,15 @@ async fn a_batch_issues_once_within_stock_and_a_redelivery_changes_nothing() -> 
         coupons.find(roomy).await?.map(|r| r.available_quantity),
         Some(7)
     );
+
+    // An id another user's request already holds issues nothing; the rest of the batch does.
+    let thief = IssueRequested::new(batch[1].request_id, roomy, UserId::parse("thief")?, now);
+    let reused = issuances
+        .persist_batch(&[thief, issue_request(roomy, "d")?], &[], now)
+        .await?;
+    assert_eq!(reused[0], Persisted::RequestIdConflict);
+    assert!(matches!(reused[1], Persisted::Issued { .. }), "{reused:?}");
+    assert_eq!(coupons.issued_count(roomy).await?, 4);
 
     // The log holds each attempt once: 5 accepted requests of this coupon, 1 sold-out record.
     let counts = issuances.participation_counts(coupon).await?;
