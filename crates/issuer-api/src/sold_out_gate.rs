@@ -34,6 +34,9 @@ use prometheus_client::metrics::counter::Counter;
 /// Most clients whose gated answers one coupon's gate counts per window; a client beyond it is
 /// sent to Redis (the limiter there counts it), never remembered without bound.
 const MAX_CLIENTS: usize = 100_000;
+/// A coupon's gate not trusted for this long is forgotten (its copy freed) when another coupon
+/// sells out: events end, and a process runs many of them.
+const FORGET_AFTER: Duration = Duration::from_secs(60);
 
 /// See the module docs.
 #[derive(Debug)]
@@ -53,6 +56,17 @@ struct CouponGate {
     /// A generation whose copy is being read, or was too large to keep: not read again.
     read: Option<u64>,
     clients: ClientBudget,
+}
+
+impl CouponGate {
+    /// Whether the gate is still of use at `at`: trusted recently, or a copy being read.
+    fn in_use(&self, at: Instant) -> bool {
+        let reading = self.read.is_some() && self.copy.is_none();
+        reading
+            || self
+                .trusted_until
+                .is_some_and(|until| at.saturating_duration_since(until) < FORGET_AFTER)
+    }
 }
 
 /// Gated answers per client in the current fixed window.
@@ -155,6 +169,13 @@ impl SoldOutGate {
         true
     }
 
+    /// Adds coupon `id`'s gate, forgetting gates no longer in use at `at`.
+    fn add(&self, id: CouponId, at: Instant) -> Option<Arc<Mutex<CouponGate>>> {
+        let mut coupons = self.coupons.write().ok()?;
+        coupons.retain(|_, gate| gate.lock().is_ok_and(|gate| gate.in_use(at)));
+        Some(coupons.entry(id).or_default().clone())
+    }
+
     /// Redis answered SOLD_OUT under `generation` to a call made at `asked_at`: trust it for
     /// the lease if the copy is of that generation, else read a copy of it in the background
     /// (on `store`, the worker's own connection).
@@ -168,12 +189,8 @@ impl SoldOutGate {
         if self.lease.is_zero() {
             return;
         }
-        let gate = match self.coupon(id) {
-            Some(gate) => gate,
-            None => match self.coupons.write() {
-                Ok(mut coupons) => coupons.entry(id).or_default().clone(),
-                Err(_) => return,
-            },
+        let Some(gate) = self.coupon(id).or_else(|| self.add(id, asked_at)) else {
+            return;
         };
         let Ok(mut coupon) = gate.lock() else {
             return;
@@ -339,6 +356,24 @@ mod tests {
         edit(&gate, id, |coupon| coupon.read = Some(8));
         gate.heard_sold_out(id, 8, at, &store);
         assert!(!gate.sold_out(id, &user("late")?, None, NOW_MS, at));
+        Ok(())
+    }
+
+    #[test]
+    fn a_coupon_not_trusted_for_a_minute_is_forgotten_when_another_sells_out() -> anyhow::Result<()>
+    {
+        let (gate, id, at) = gate_with_copy(&[])?;
+        // Still in use a moment later: kept; a copy being read is kept too.
+        gate.add(CouponId::new(2)?, at + Duration::from_secs(1));
+        assert!(gate.coupon(id).is_some());
+        edit(&gate, CouponId::new(2)?, |coupon| coupon.read = Some(1));
+        // A minute after its trust ended: freed.
+        gate.add(
+            CouponId::new(3)?,
+            at + FORGET_AFTER + Duration::from_secs(1),
+        );
+        assert!(gate.coupon(id).is_none());
+        assert!(gate.coupon(CouponId::new(2)?).is_some(), "still reading");
         Ok(())
     }
 
