@@ -145,3 +145,74 @@ async fn sold_out_is_answered_locally_but_never_to_a_holder() -> anyhow::Result<
     );
     Ok(())
 }
+
+/// The race the quarantine closes, with two API processes: API `a` trusts a copy of the
+/// participants for its lease; a unit comes back; a newcomer takes it through API `b`, then asks
+/// `a`, whose copy lacks them. Redis offers the unit again only after every lease ended, so `a`
+/// has stopped trusting its copy by then, and the newcomer hears their own request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stock_given_back_reaches_a_newcomer_only_after_other_gates_stopped_trusting()
+-> anyhow::Result<()> {
+    // A long lease: the newcomer would ask well within it, were the unit offered at once.
+    const LEASE_MS: u64 = 1500;
+    let mut env = TestEnv::new(1).await?;
+    env.settings.sold_out_gate.lease_ms = LEASE_MS;
+    let a = Running::api_only(&env).await?;
+    let b = Running::api_only(&env).await?;
+    let coupon = a.create_coupon(2).await?;
+    let store = ReservationStore::new(&env.settings.redis)?;
+    let ghost = UserId::parse("ghost")?;
+    let ghost_request = RequestId::generate();
+    let reserved = store
+        .reserve(
+            coupon,
+            &ghost,
+            ghost_request,
+            OffsetDateTime::now_utc(),
+            Duration::from_secs(5),
+            None,
+        )
+        .await?;
+    assert_eq!(reserved, Reservation::Accepted { remaining: 1 });
+    store.settle(coupon, &[ghost_request]).await?;
+    assert_eq!(a.issue_final(coupon, "ann").await?.0, 202);
+
+    // `a` hears SOLD_OUT and soon answers from its copy (ghost, ann).
+    let gated = "couponrush_api_sold_out_gate_answers_total";
+    let late = AtomicUsize::new(0);
+    eventually(
+        Duration::from_secs(5),
+        "answers from a's gate",
+        async || {
+            let user = format!("late-{}", late.fetch_add(1, Ordering::Relaxed));
+            // Final: ann's hold is settled a few ms after her 202.
+            let (status, body) = a.issue_final(coupon, &user).await.ok()?;
+            assert_eq!(
+                (status, &body["status"]),
+                (409, &json!("SOLD_OUT")),
+                "{body}"
+            );
+            (a.metric(gated).await.ok()? > 0.0).then_some(())
+        },
+    )
+    .await?;
+
+    // ghost's unit comes back; nick takes it through `b` as soon as Redis offers it, then asks
+    // `a` at once, and again.
+    let released_at = std::time::Instant::now();
+    assert!(store.release(coupon, &ghost, ghost_request).await?);
+    let (status, body) = b.issue_final(coupon, "nick").await?;
+    assert_eq!(status, 202, "{body}");
+    let waited = released_at.elapsed();
+    for _ in 0..5 {
+        let (status, body) = a.issue(coupon, "nick").await?;
+        assert_eq!(
+            (status, &body["code"]),
+            (409, &json!("ALREADY_REQUESTED")),
+            "nick, holding the unit, asked the API whose copy lacks him: {body}"
+        );
+    }
+    eprintln!("nick's 202 came {waited:?} after the release (lease {LEASE_MS} ms)");
+    b.stop().await?;
+    a.stop().await
+}
