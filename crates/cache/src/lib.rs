@@ -25,5 +25,6 @@ pub use keys::KeySpace;
 pub use repair::{Rebuilt, Restored};
 pub use reserve_call::{RESERVE_LUA, ReserveCall};
 pub use sold_out::{CopyRead, SoldOutCopy};
+pub use state::epoch_ms;
 pub use store::{LimitCheck, LoadOutcome, ReservationStore};
 pub use views::{CouponCounters, StockSnapshot, UserView};

@@ -26,7 +26,8 @@ pub fn decode_state(raw: &str) -> Option<ParticipantState> {
     }
 }
 
-pub(crate) fn epoch_ms(at: OffsetDateTime) -> i64 {
+/// `at` as milliseconds since the Unix epoch, as the scripts and the meta hash count time.
+pub fn epoch_ms(at: OffsetDateTime) -> i64 {
     i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 

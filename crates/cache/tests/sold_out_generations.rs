@@ -61,6 +61,14 @@ impl Scratch {
         Ok((answer, request))
     }
 
+    /// Gives back `name`'s reservation `request` (its publish failed); whether it did.
+    async fn release(&self, name: &str, request: RequestId) -> anyhow::Result<bool> {
+        Ok(self
+            .store
+            .release(self.id, &UserId::parse(name)?, request)
+            .await?)
+    }
+
     async fn sold_out(&self, name: &str) -> anyhow::Result<u64> {
         match self.reserve(name).await?.0 {
             Reservation::SoldOut { generation } => Ok(generation),
@@ -90,12 +98,7 @@ async fn stock_given_back_during_a_lease_waits_for_its_end_under_a_new_generatio
     assert_eq!(scratch.copy().await?, (first, names(&["alice"])));
 
     // alice's unit comes back while a gate may still answer from a copy that lists her.
-    assert!(
-        scratch
-            .store
-            .release(scratch.id, &UserId::parse("alice")?, alice_request)
-            .await?
-    );
+    assert!(scratch.release("alice", alice_request).await?);
     let (held, _) = scratch.reserve("carol").await?;
     assert_eq!(held, Reservation::Held, "not offered before the lease ends");
     let counters = scratch.store.counters(scratch.id).await?;
@@ -117,12 +120,7 @@ async fn without_a_gate_stock_comes_back_at_once_and_still_changes_the_generatio
     let scratch = Scratch::new(1, Duration::ZERO).await?;
     let (_, alice_request) = scratch.reserve("alice").await?;
     let first = scratch.sold_out("bob").await?;
-    assert!(
-        scratch
-            .store
-            .release(scratch.id, &UserId::parse("alice")?, alice_request)
-            .await?
-    );
+    assert!(scratch.release("alice", alice_request).await?);
     let (taken, _) = scratch.reserve("carol").await?;
     assert_eq!(taken, Reservation::Accepted { remaining: 0 });
     assert_ne!(scratch.sold_out("dave").await?, first);

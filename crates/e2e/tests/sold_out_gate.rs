@@ -8,13 +8,35 @@ use std::time::Duration;
 
 use anyhow::Context;
 use couponrush_cache::ReservationStore;
-use couponrush_domain::{RequestId, Reservation, UserId};
+use couponrush_domain::{CouponId, RequestId, Reservation, UserId};
 use couponrush_e2e::Running;
 use couponrush_testkit::{TestEnv, eventually};
 use serde_json::json;
 use time::OffsetDateTime;
 
 const LEASE_MS: u64 = 200;
+
+/// A reservation whose publish will fail, made beside the API (so no user was told 202), its
+/// hold settled: its unit comes back when the test releases it.
+async fn ghost_reservation(
+    store: &ReservationStore,
+    coupon: CouponId,
+) -> anyhow::Result<(UserId, RequestId, Reservation)> {
+    let ghost = UserId::parse("ghost")?;
+    let request = RequestId::generate();
+    let reserved = store
+        .reserve(
+            coupon,
+            &ghost,
+            request,
+            OffsetDateTime::now_utc(),
+            Duration::from_secs(5),
+            None,
+        )
+        .await?;
+    store.settle(coupon, &[request]).await?;
+    Ok((ghost, request, reserved))
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sold_out_is_answered_locally_but_never_to_a_holder() -> anyhow::Result<()> {
@@ -24,22 +46,8 @@ async fn sold_out_is_answered_locally_but_never_to_a_holder() -> anyhow::Result<
     let coupon = running.create_coupon(3).await?;
     let store = ReservationStore::new(&env.settings.redis)?;
 
-    // A reservation whose publish will fail (made beside the API, so no user was told 202):
-    // its unit comes back later.
-    let ghost = UserId::parse("ghost")?;
-    let ghost_request = RequestId::generate();
-    let reserved = store
-        .reserve(
-            coupon,
-            &ghost,
-            ghost_request,
-            OffsetDateTime::now_utc(),
-            Duration::from_secs(5),
-            None,
-        )
-        .await?;
+    let (ghost, ghost_request, reserved) = ghost_reservation(&store, coupon).await?;
     assert_eq!(reserved, Reservation::Accepted { remaining: 2 });
-    store.settle(coupon, &[ghost_request]).await?;
     for user in ["ann", "ben"] {
         let (status, body) = running.issue_final(coupon, user).await?;
         assert_eq!(status, 202, "{user}: {body}");
@@ -161,20 +169,8 @@ async fn stock_given_back_reaches_a_newcomer_only_after_other_gates_stopped_trus
     let b = Running::api_only(&env).await?;
     let coupon = a.create_coupon(2).await?;
     let store = ReservationStore::new(&env.settings.redis)?;
-    let ghost = UserId::parse("ghost")?;
-    let ghost_request = RequestId::generate();
-    let reserved = store
-        .reserve(
-            coupon,
-            &ghost,
-            ghost_request,
-            OffsetDateTime::now_utc(),
-            Duration::from_secs(5),
-            None,
-        )
-        .await?;
+    let (ghost, ghost_request, reserved) = ghost_reservation(&store, coupon).await?;
     assert_eq!(reserved, Reservation::Accepted { remaining: 1 });
-    store.settle(coupon, &[ghost_request]).await?;
     assert_eq!(a.issue_final(coupon, "ann").await?.0, 202);
 
     // `a` hears SOLD_OUT and soon answers from its copy (ghost, ann).

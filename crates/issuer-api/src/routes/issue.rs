@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use couponrush_cache::{CacheError, LimitCheck};
+use couponrush_cache::{CacheError, LimitCheck, epoch_ms};
 use couponrush_domain::{
     CouponId, IssueRequested, LimitedBy, ParticipantState, ParticipationOutcome,
     ParticipationRecorded, RequestId, Reservation, UserId,
@@ -291,10 +291,9 @@ async fn decide(
         .zip(state.limits.defaults())
         .map(|(client, defaults)| LimitCheck { client, defaults });
     let asked_at = Instant::now();
-    let now_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
     if state
         .sold_out
-        .sold_out(coupon, user, limit, now_ms, asked_at)
+        .sold_out(coupon, user, limit, epoch_ms(now), asked_at)
     {
         return Decision::SoldOut;
     }
@@ -360,18 +359,8 @@ async fn decide(
     }
     state.presence.loaded(coupon);
     match reservation {
-        Reservation::SoldOut { generation } => {
-            state
-                .sold_out
-                .heard_sold_out(coupon, generation, asked_at, &state.reservations);
-        }
-        Reservation::Accepted { .. } | Reservation::Held | Reservation::NotOpen => {
-            state.sold_out.heard_not_sold_out(coupon);
-        }
-        _ => {}
-    }
-    match reservation {
         Reservation::Accepted { remaining } => {
+            state.sold_out.heard_not_sold_out(coupon);
             state.metrics.stock_seen(coupon, remaining);
             if state.publisher.can_publish().is_ok() {
                 publish(state, coupon, user, request_id, now).await
@@ -385,12 +374,21 @@ async fn decide(
             }
         }
         Reservation::AlreadyRequested(existing) => Decision::Already(existing),
-        Reservation::SoldOut { .. } => {
+        Reservation::SoldOut { generation } => {
+            state
+                .sold_out
+                .heard_sold_out(coupon, generation, asked_at, &state.reservations);
             state.metrics.stock_seen(coupon, 0);
             Decision::SoldOut
         }
-        Reservation::Held => Decision::Held,
-        Reservation::NotOpen => Decision::NotOpen,
+        Reservation::Held => {
+            state.sold_out.heard_not_sold_out(coupon);
+            Decision::Held
+        }
+        Reservation::NotOpen => {
+            state.sold_out.heard_not_sold_out(coupon);
+            Decision::NotOpen
+        }
         Reservation::Closed => Decision::Closed,
         Reservation::UnknownCoupon => Decision::UnknownCoupon,
         // Only a late run of a request already answered; a new request never gets it.
