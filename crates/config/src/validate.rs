@@ -301,8 +301,12 @@ impl Settings {
                 errors.push(Invalid::new(key, "must be host:port"));
             }
         }
+        // The consumer writes each batch on two connections at once (the participation log's
+        // transaction beside the issuance's).
+        if self.mysql.pool_size < 2 {
+            errors.push(Invalid::new("mysql.pool_size", "must be at least 2"));
+        }
         for (key, value) in [
-            ("mysql.pool_size", self.mysql.pool_size),
             ("redis.pool_size", self.redis.pool_size),
             ("http.max_connections", self.http.max_connections),
         ] {

@@ -103,6 +103,23 @@ impl Database {
         self.run_within(self.deadline, work).await
     }
 
+    /// [`Self::run`] with two pooled connections, for work that keeps two transactions in
+    /// flight at once. Both are discarded if the work misses the deadline.
+    pub(crate) async fn run_pair<T>(
+        &self,
+        work: impl AsyncFnOnce(
+            &mut AsyncMysqlConnection,
+            &mut AsyncMysqlConnection,
+        ) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let mut first = self.conn().await?;
+        let mut second = self.conn().await?;
+        match tokio::time::timeout(self.deadline, work(&mut first, &mut second)).await {
+            Ok(result) => result,
+            Err(_) => Err(self.discard(self.deadline, [first, second])),
+        }
+    }
+
     async fn run_within<T>(
         &self,
         deadline: Duration,
@@ -111,16 +128,23 @@ impl Database {
         let mut conn = self.conn().await?;
         match tokio::time::timeout(deadline, work(&mut conn)).await {
             Ok(result) => result,
-            Err(_) => {
-                drop(Object::take(conn));
-                tracing::warn!(
-                    address = self.address,
-                    deadline_ms = deadline.as_millis(),
-                    "MySQL work missed its deadline; its connection is discarded"
-                );
-                Err(self.timed_out(deadline))
-            }
+            Err(_) => Err(self.discard(deadline, [conn])),
         }
+    }
+
+    /// Closes connections whose work missed `deadline` instead of returning them to the pool;
+    /// the error to report.
+    fn discard<const N: usize>(&self, deadline: Duration, conns: [Connection; N]) -> StorageError {
+        for conn in conns {
+            drop(Object::take(conn));
+        }
+        tracing::warn!(
+            address = self.address,
+            deadline_ms = deadline.as_millis(),
+            connections = N,
+            "MySQL work missed its deadline; its connections are discarded"
+        );
+        self.timed_out(deadline)
     }
 
     fn timed_out(&self, timeout: Duration) -> StorageError {

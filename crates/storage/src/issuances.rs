@@ -98,10 +98,17 @@ impl IssuanceStore {
         Ok(outcome.pop().unwrap_or(Persisted::UnknownCoupon))
     }
 
-    /// Persists a batch in ONE transaction: the participation log rows (one ACCEPTED row per
-    /// request plus the given records), and for each coupon the new `coupon_user` rows with
-    /// the stock decremented by exactly the number of rows inserted. Returns one
-    /// [`Persisted`] per request, in order.
+    /// Persists a batch: the participation log rows (one ACCEPTED row per request plus the
+    /// given records), and for each coupon the new `coupon_user` rows with the stock
+    /// decremented by exactly the number of rows inserted. Returns one [`Persisted`] per
+    /// request, in order.
+    ///
+    /// Two transactions on two connections, in flight at once, because MySQL then writes the
+    /// log's and the issuance's indexes on two cores instead of one after the other (the
+    /// consumer's throughput is bound by this call): the log's, and the issuance's, which
+    /// commits only after the log's has. So every issued row has its ACCEPTED record, and a
+    /// log committed without its issuance (a failure in between) is a batch still pending,
+    /// which the retry or the re-delivery completes: both inserts are idempotent.
     ///
     /// Each coupon's row is locked (`FOR UPDATE`, in id order so consumers never deadlock)
     /// before its users are read and inserted: no one else can insert for that coupon
@@ -116,29 +123,50 @@ impl IssuanceStore {
         participation: &[ParticipationRecorded],
         now: OffsetDateTime,
     ) -> Result<Vec<Persisted>, StorageError> {
-        if requests.is_empty() && participation.is_empty() {
+        let log: Vec<NewParticipation<'_>> = requests
+            .iter()
+            .map(NewParticipation::accepted)
+            .chain(participation.iter().map(NewParticipation::of))
+            .collect();
+        if requests.is_empty() {
+            if !log.is_empty() {
+                self.db
+                    .run(async |conn| {
+                        conn.transaction(async |conn| insert_log(conn, &log).await)
+                            .await
+                    })
+                    .await?;
+            }
             return Ok(Vec::new());
         }
         self.db
-            .run(async |conn| {
-                conn.transaction(async |conn| -> Result<Vec<Persisted>, StorageError> {
-                    let log: Vec<NewParticipation<'_>> = requests
-                        .iter()
-                        .map(NewParticipation::accepted)
-                        .chain(participation.iter().map(NewParticipation::of))
-                        .collect();
-                    let logged = insert_log(conn, &log).await?;
-                    // Request ids are unique in the log: when every row went in, no id was
-                    // anyone's before, so none conflicts and the read is saved (almost every
-                    // batch; a re-delivery or a reused id leaves rows out).
-                    let conflicts = if logged == log.len() {
-                        HashSet::new()
-                    } else {
-                        request_ids::conflicting(conn, requests).await?
-                    };
-                    issue_all(conn, requests, &conflicts, now).await
-                })
-                .await
+            .run_pair(async |log_conn, issue_conn| {
+                let (logged_tx, logged_rx) = tokio::sync::oneshot::channel();
+                let write_log = async {
+                    let logged = log_conn
+                        .transaction(async |conn| insert_log(conn, &log).await)
+                        .await?;
+                    // Sent once committed: the issuance commits only after its log.
+                    logged_tx.send(logged).ok();
+                    Ok::<_, StorageError>(())
+                };
+                let issue = issue_conn.transaction(async |conn| {
+                    issue_if_all_logged(conn, requests, now, logged_rx, log.len()).await
+                });
+                let (logged, issued) = tokio::join!(write_log, issue);
+                // The log's failure first: the issuance's is then only that it was missing.
+                logged?;
+                if let Some(outcomes) = issued? {
+                    return Ok(outcomes);
+                }
+                // Some log rows were there already (a re-delivery, or a request id reused):
+                // with the log committed, read who owns each id, then issue.
+                issue_conn
+                    .transaction(async |conn| {
+                        let conflicts = request_ids::conflicting(conn, requests).await?;
+                        issue_all(conn, requests, &conflicts, now).await
+                    })
+                    .await
             })
             .await
     }
@@ -160,6 +188,37 @@ impl IssuanceStore {
             })
             .await
     }
+}
+
+/// Issues `requests` as first deliveries, then waits for the log's transaction to commit and
+/// keeps the issuance only if every log row went in (`expected`). Request ids are unique in the
+/// log: when all went in, no id was anyone's before, so none conflicts and the read of their
+/// owners is saved (almost every batch). Otherwise the issuance is undone and `None` returned:
+/// the caller checks the ids against the committed log and issues again.
+async fn issue_if_all_logged(
+    conn: &mut AsyncMysqlConnection,
+    requests: &[IssueRequested],
+    now: OffsetDateTime,
+    logged: tokio::sync::oneshot::Receiver<usize>,
+    expected: usize,
+) -> Result<Option<Vec<Persisted>>, StorageError> {
+    diesel::sql_query("SAVEPOINT unchecked_ids")
+        .execute(conn)
+        .await?;
+    let outcomes = issue_all(conn, requests, &HashSet::new(), now).await?;
+    let Ok(logged) = logged.await else {
+        // The log's transaction failed: its error is the one reported.
+        return Err(StorageError::Conflict(
+            "the batch's participation log was not written".to_owned(),
+        ));
+    };
+    if logged == expected {
+        return Ok(Some(outcomes));
+    }
+    diesel::sql_query("ROLLBACK TO SAVEPOINT unchecked_ids")
+        .execute(conn)
+        .await?;
+    Ok(None)
 }
 
 /// Issues `requests` coupon by coupon (in id order, so consumers never deadlock), except those

@@ -189,3 +189,59 @@ async fn the_issuance_alone_issues_within_stock_and_logs_nothing() -> anyhow::Re
     assert!(issuances.participation_counts(coupon).await?.is_empty());
     Ok(())
 }
+
+/// The log's and the issuance's transactions run at once, and the issuance commits only after
+/// the log has: a batch whose log cannot be written (here a row lock on one of its request ids
+/// outlasts the lock wait) issues nothing, and goes through once the lock is gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_issuance_never_commits_without_its_participation_log() -> anyhow::Result<()> {
+    use diesel_async::RunQueryDsl;
+    let mut env = TestEnv::new(1).await?;
+    env.settings.mysql.lock_wait_timeout_s = 1;
+    let db = Database::new(&env.settings.mysql)?;
+    let coupons = CouponStore::new(db.clone());
+    let issuances = IssuanceStore::new(db);
+    let coupon = open_coupon(&coupons, "log first", 10).await?;
+    let batch = vec![
+        issue_request(coupon, "u1")?,
+        issue_request(coupon, "u2")?,
+        issue_request(coupon, "u3")?,
+    ];
+
+    // Another session is inserting u3's attempt under the same request id, uncommitted.
+    let mut locker = couponrush_storage::connect(&env.settings.mysql, true).await?;
+    diesel::sql_query("BEGIN").execute(&mut locker).await?;
+    diesel::sql_query(format!(
+        "INSERT INTO event_participation_log (coupon_id, user_id, outcome, request_id, occurred_at) \
+         VALUES ({coupon}, 'u3', 'ACCEPTED', '{}', NOW(3))",
+        batch[2].request_id
+    ))
+    .execute(&mut locker)
+    .await?;
+
+    let refused = issuances
+        .persist_batch(&batch, &[], OffsetDateTime::now_utc())
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(coupons.issued_count(coupon).await?, 0);
+    assert_eq!(
+        coupons.find(coupon).await?.map(|r| r.available_quantity),
+        Some(10)
+    );
+    assert!(issuances.participation_counts(coupon).await?.is_empty());
+
+    diesel::sql_query("ROLLBACK").execute(&mut locker).await?;
+    let outcomes = issuances
+        .persist_batch(&batch, &[], OffsetDateTime::now_utc())
+        .await?;
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Persisted::Issued { .. })),
+        "{outcomes:?}"
+    );
+    assert_eq!(coupons.issued_count(coupon).await?, 3);
+    let counts = issuances.participation_counts(coupon).await?;
+    assert_eq!(counts.get("ACCEPTED"), Some(&3), "{counts:?}");
+    Ok(())
+}

@@ -237,3 +237,16 @@ fn cluster_tls_and_production_rules() {
         Ok(())
     });
 }
+
+#[test]
+fn the_mysql_pool_holds_the_consumers_two_connections() {
+    Jail::expect_with(|jail| {
+        jail.set_env("COUPON__MYSQL__POOL_SIZE", "1");
+        let (keys, message) = refused_keys()?;
+        assert_eq!(keys, ["mysql.pool_size"]);
+        assert!(message.contains("at least 2"), "{message}");
+        jail.set_env("COUPON__MYSQL__POOL_SIZE", "2");
+        load().map_err(|e| e.to_string())?;
+        Ok(())
+    });
+}

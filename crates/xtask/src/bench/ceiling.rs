@@ -1,6 +1,6 @@
 //! Ceilings measured with the project's own code: the storage crate's real statements (the
-//! consumer's issuance, compensate's grant) and the reads reconcile makes, called directly on
-//! one connection with everything built before the clock starts, so there is no copy of any
+//! consumer's issuance, compensate's grant) and the reads reconcile makes, called directly, one
+//! call after the other, with everything built before the clock starts, so there is no copy of any
 //! SQL to drift from the code it stands for.
 //!
 //! A ceiling runs in a process of its own, a release build of this crate (`xtask bench
@@ -120,8 +120,9 @@ impl Args {
 #[allow(clippy::print_stdout)]
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut settings = ConfigArgs::default().load().context("ceiling settings")?;
-    // One connection: the consumer persists its batches one after the other on one too.
-    settings.mysql.pool_size = 1;
+    // The consumer persists its batches one after the other, each on two connections (the
+    // log's transaction beside the issuance's): the same here.
+    settings.mysql.pool_size = 2;
     let db = Database::new(&settings.mysql)?;
     let measured = match args.kind {
         Kind::IssuePlain | Kind::IssueFull => issue(&args, IssuanceStore::new(db)).await?,

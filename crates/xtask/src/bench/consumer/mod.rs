@@ -8,9 +8,10 @@
 //! - B, a full backlog drained by a member already in the group: the consumer is frozen
 //!   (SIGSTOP), `--more` messages are preloaded, and the clock starts at SIGCONT.
 //!
-//! Then once, C, the ceiling: the same rows through the storage crate's own write path on one
-//! connection (see `bench::ceiling`): "plain" is the issuance alone (lock, insert, decrement),
-//! "full" is `persist_batch`, the consumer's whole transaction for a first delivery.
+//! Then once, C, the ceiling: the same rows through the storage crate's own write path, one
+//! batch after the other as the consumer writes them (see `bench::ceiling`): "plain" is the
+//! issuance alone (lock, insert, decrement), "full" is `persist_batch`, the consumer's whole
+//! write for a first delivery (the participation log's transaction beside the issuance's).
 //!
 //! Checks per batch size: rows == backlog + more, distinct users == rows, available == total -
 //! rows, Redis issued counter and participants hash == rows, the dead-letter topic empty, no
