@@ -14,6 +14,7 @@ use std::time::Duration;
 use couponrush_domain::ParticipationRecorded;
 use couponrush_messaging::IssuePublisher;
 use couponrush_ops::Backoff;
+use tokio::sync::Notify;
 
 use crate::metrics::ApiMetrics;
 
@@ -21,19 +22,23 @@ use crate::metrics::ApiMetrics;
 pub const MAX_PENDING: usize = 200_000;
 /// Between attempts at one record.
 const BACKOFF: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
-/// How often queued records are taken for delivery: about the producer's own linger
-/// (`kafka.participation_linger_ms`), nothing a reader of the log would notice.
+/// How long the list fills after its first record before it is taken for delivery: about the
+/// producer's own linger (`kafka.participation_linger_ms`), nothing a reader of the log would
+/// notice.
 const COLLECT_EVERY: Duration = Duration::from_millis(5);
 
 /// Queues participation records for delivery. Cheap to clone.
 ///
-/// A handler only pushes its record onto a shared list; a task on the main runtime takes the
-/// whole list every [`COLLECT_EVERY`] and delivers it in one task. In a sold-out flood that is
-/// one wake-up and one task per few hundred records instead of a channel hop, a wake-up of
-/// another thread and a spawned task per record (docs/benchmarks.md).
+/// A handler only pushes its record onto a shared list; the first record on an empty list
+/// wakes a task on the main runtime, which lets the list fill for [`COLLECT_EVERY`], takes it
+/// whole and delivers it in one task. In a sold-out flood that is one wake-up and one task per
+/// few hundred records instead of a channel hop, a wake-up of another thread and a spawned task
+/// per record (docs/benchmarks.md); with no traffic it is no wake-up at all.
 #[derive(Debug, Clone)]
 pub struct ParticipationOutbox {
     queued: Arc<Mutex<Vec<ParticipationRecorded>>>,
+    /// Notified by the record that finds the list empty, and at close.
+    wake: Arc<Notify>,
     pending: Arc<AtomicUsize>,
     metrics: Arc<ApiMetrics>,
     /// Whether the last drop was logged, so a flood of drops is one ERROR line per episode.
@@ -47,6 +52,7 @@ impl ParticipationOutbox {
     pub fn start(publisher: IssuePublisher, metrics: Arc<ApiMetrics>) -> Self {
         let outbox = Self {
             queued: Arc::new(Mutex::new(Vec::new())),
+            wake: Arc::new(Notify::new()),
             pending: Arc::new(AtomicUsize::new(0)),
             metrics,
             dropping: Arc::new(AtomicBool::new(false)),
@@ -54,23 +60,23 @@ impl ParticipationOutbox {
         };
         let collector = outbox.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(COLLECT_EVERY);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
+                // A wake-up whose records an earlier round already took finds an empty list:
+                // harmless.
+                collector.wake.notified().await;
+                tokio::time::sleep(COLLECT_EVERY).await;
                 let records = collector.take();
-                if records.is_empty() {
-                    if collector.closed.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    continue;
+                if !records.is_empty() {
+                    tokio::spawn(deliver_all(
+                        publisher.clone(),
+                        records,
+                        collector.pending.clone(),
+                        collector.metrics.clone(),
+                    ));
                 }
-                tokio::spawn(deliver_all(
-                    publisher.clone(),
-                    records,
-                    collector.pending.clone(),
-                    collector.metrics.clone(),
-                ));
+                if collector.closed.load(Ordering::Relaxed) {
+                    return;
+                }
             }
         });
         outbox
@@ -102,7 +108,14 @@ impl ParticipationOutbox {
             && self
                 .queued
                 .lock()
-                .map(|mut queued| queued.push(record))
+                .map(|mut queued| {
+                    queued.push(record);
+                    // Under the lock: the collector takes the list under it too, so exactly
+                    // the record that finds it empty wakes the collector.
+                    if queued.len() == 1 {
+                        self.wake.notify_one();
+                    }
+                })
                 .is_ok();
         if !queued {
             // Drained and closed: only after shutdown.
@@ -119,6 +132,7 @@ impl ParticipationOutbox {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         self.closed.store(true, Ordering::Relaxed);
+        self.wake.notify_one();
         let left = self.pending.load(Ordering::Relaxed);
         if left > 0 {
             tracing::error!(
