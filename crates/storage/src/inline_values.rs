@@ -16,6 +16,10 @@ use time::PrimitiveDateTime;
 
 use crate::error::StorageError;
 
+/// Rows per INSERT with inline values: ~140 bytes each, so a statement stays far below even
+/// an old 1 MiB `max_allowed_packet`, and a consumer batch of up to 4,000 is one statement.
+pub(crate) const INLINE_ROWS_PER_INSERT: usize = 4000;
+
 /// `INSERT IGNORE INTO <table> (<columns>) VALUES (…),(…)`, built row by row.
 pub(crate) struct InsertIgnore {
     sql: String,

@@ -1,14 +1,15 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use couponrush_domain::coupon::expires_at;
-use couponrush_domain::{CouponId, IssueRequested, ParticipationOutcome, ParticipationRecorded};
+use couponrush_domain::{CouponId, IssueRequested, ParticipationRecorded};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
 use time::OffsetDateTime;
 
 use crate::database::Database;
 use crate::error::StorageError;
-use crate::inline_values::InsertIgnore;
+use crate::inline_values::{INLINE_ROWS_PER_INSERT, InsertIgnore};
+use crate::participation_log::{NewParticipation, insert_log};
 use crate::request_ids;
 use crate::schema::{coupon, coupon_user};
 use crate::time::{from_db, to_db};
@@ -39,41 +40,6 @@ pub(crate) struct NewCouponUser<'a> {
     pub(crate) issued_at: time::PrimitiveDateTime,
     pub(crate) expires_at: time::PrimitiveDateTime,
 }
-
-/// One row of the participation log, written with [`InsertIgnore`].
-struct NewParticipation<'a> {
-    coupon_id: i64,
-    user_id: &'a str,
-    outcome: &'static str,
-    request_id: String,
-    occurred_at: time::PrimitiveDateTime,
-}
-
-impl<'a> NewParticipation<'a> {
-    fn of(record: &'a ParticipationRecorded) -> Self {
-        Self {
-            coupon_id: record.coupon_id.as_i64(),
-            user_id: record.user_id.as_str(),
-            outcome: record.outcome.as_str(),
-            request_id: record.request_id.to_string(),
-            occurred_at: to_db(record.occurred_at),
-        }
-    }
-
-    fn accepted(request: &'a IssueRequested) -> Self {
-        Self {
-            coupon_id: request.coupon_id.as_i64(),
-            user_id: request.user_id.as_str(),
-            outcome: ParticipationOutcome::Accepted.as_str(),
-            request_id: request.request_id.to_string(),
-            occurred_at: to_db(request.requested_at),
-        }
-    }
-}
-
-/// Rows per INSERT with inline values: ~140 bytes each, so a statement stays far below even
-/// an old 1 MiB `max_allowed_packet`, and a consumer batch of up to 4,000 is one statement.
-const INLINE_ROWS_PER_INSERT: usize = 4000;
 
 /// Writes issuances: the consumer's side of the pipeline.
 #[derive(Debug, Clone)]
@@ -421,41 +387,6 @@ async fn insert_rows(
                 .text(row.status)?
                 .datetime(row.issued_at)
                 .datetime(row.expires_at)
-                .end();
-        }
-        if let Some(sql) = insert.finish() {
-            inserted += diesel::sql_query(sql).execute(conn).await?;
-        }
-    }
-    Ok(inserted)
-}
-
-/// `INSERT IGNORE`s participation log rows in chunks (a re-delivered attempt is already there);
-/// returns how many went in.
-async fn insert_log(
-    conn: &mut AsyncMysqlConnection,
-    log: &[NewParticipation<'_>],
-) -> Result<usize, StorageError> {
-    let mut inserted = 0;
-    for chunk in log.chunks(INLINE_ROWS_PER_INSERT) {
-        let mut insert = InsertIgnore::new(
-            "event_participation_log",
-            &[
-                "coupon_id",
-                "user_id",
-                "outcome",
-                "request_id",
-                "occurred_at",
-            ],
-        );
-        for row in chunk {
-            insert
-                .row()
-                .int(row.coupon_id)
-                .text(row.user_id)?
-                .text(row.outcome)?
-                .text(&row.request_id)?
-                .datetime(row.occurred_at)
                 .end();
         }
         if let Some(sql) = insert.finish() {

@@ -26,12 +26,16 @@ async fn open_coupon(coupons: &CouponStore, name: &str, total: u32) -> anyhow::R
         .id)
 }
 
+/// The coupon and issuance stores on the test's database.
+fn stores(env: &TestEnv) -> anyhow::Result<(CouponStore, IssuanceStore)> {
+    let db = Database::new(&env.settings.mysql)?;
+    Ok((CouponStore::new(db.clone()), IssuanceStore::new(db)))
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_batch_issues_once_within_stock_and_a_redelivery_changes_nothing() -> anyhow::Result<()> {
     let env = TestEnv::new(1).await?;
-    let db = Database::new(&env.settings.mysql)?;
-    let coupons = CouponStore::new(db.clone());
-    let issuances = IssuanceStore::new(db);
+    let (coupons, issuances) = stores(&env)?;
     let now = OffsetDateTime::now_utc();
     let coupon = open_coupon(&coupons, "batch", 3).await?;
 
@@ -153,9 +157,7 @@ async fn a_batch_issues_once_within_stock_and_a_redelivery_changes_nothing() -> 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_issuance_alone_issues_within_stock_and_logs_nothing() -> anyhow::Result<()> {
     let env = TestEnv::new(1).await?;
-    let db = Database::new(&env.settings.mysql)?;
-    let coupons = CouponStore::new(db.clone());
-    let issuances = IssuanceStore::new(db);
+    let (coupons, issuances) = stores(&env)?;
     let coupon = open_coupon(&coupons, "plain", 2).await?;
     let batch = vec![
         issue_request(coupon, "u1")?,
@@ -198,9 +200,7 @@ async fn an_issuance_never_commits_without_its_participation_log() -> anyhow::Re
     use diesel_async::RunQueryDsl;
     let mut env = TestEnv::new(1).await?;
     env.settings.mysql.lock_wait_timeout_s = 1;
-    let db = Database::new(&env.settings.mysql)?;
-    let coupons = CouponStore::new(db.clone());
-    let issuances = IssuanceStore::new(db);
+    let (coupons, issuances) = stores(&env)?;
     let coupon = open_coupon(&coupons, "log first", 10).await?;
     let batch = vec![
         issue_request(coupon, "u1")?,
