@@ -1,15 +1,13 @@
-//! Persisting one batch of messages: decode, then one MySQL transaction (retrying transient
-//! failures); what it issued is then confirmed in Redis (`confirm`), what it cannot issue is
+//! Persisting one batch of decoded messages (`intake`) in MySQL (retrying transient failures); what it issued is then confirmed in Redis (`confirm`), what it cannot issue is
 //! dead-lettered (`dead_letters`).
 
 use couponrush_domain::{
-    CouponId, EventDecodeError, IssueRequested, ParticipationRecorded, RequestId, TopicMessage,
-    UserId,
+    CouponId, IssueRequested, ParticipationRecorded, RequestId, TopicMessage, UserId,
 };
-use couponrush_messaging::SignatureRejection;
 use couponrush_storage::{IssuanceStore, Persisted};
 use time::OffsetDateTime;
 
+use crate::intake::Decoded;
 use crate::retry::{RETRY_BACKOFF, RetryWait};
 
 /// Counts of what a batch did.
@@ -31,16 +29,6 @@ impl BatchReport {
         self.logged += other.logged;
         self.rejected += other.rejected;
     }
-}
-
-/// What persisting needs of a message: its payload, the schema version its `schema-version`
-/// header declares, if any, and the verdict on its signature.
-#[derive(Debug, Clone)]
-pub struct Incoming<'m> {
-    pub payload: Option<&'m [u8]>,
-    pub schema_version: Option<&'m [u8]>,
-    /// `Err`: not signed by issuer-api (unsigned, bad MAC, unknown key id): never issued.
-    pub signature: Result<(), SignatureRejection>,
 }
 
 /// A message of the batch that must go to the dead-letter topic.
@@ -76,7 +64,7 @@ pub struct BatchResult {
 /// means shutdown came first (nothing committed, the batch will be re-delivered).
 pub async fn persist(
     issuances: &IssuanceStore,
-    payloads: &[Incoming<'_>],
+    decoded: Vec<Decoded>,
     max_attempts: u32,
     retry: &mut impl RetryWait,
 ) -> Option<BatchResult> {
@@ -85,9 +73,9 @@ pub async fn persist(
     let mut request_index: Vec<usize> = Vec::new();
     let mut participation: Vec<ParticipationRecorded> = Vec::new();
     let mut participation_index: Vec<usize> = Vec::new();
-    let readable = IssueRequested::SCHEMA_VERSION.to_string();
-    for (index, message) in payloads.iter().enumerate() {
-        match read(message, readable.as_bytes()) {
+    let batch_len = decoded.len();
+    for (index, message) in decoded.into_iter().enumerate() {
+        match message {
             Ok(TopicMessage::IssueRequested(request)) => {
                 requests.push(request);
                 request_index.push(index);
@@ -104,10 +92,9 @@ pub async fn persist(
     let mut attempt = 1u32;
     let outcomes = loop {
         let now = OffsetDateTime::now_utc();
-        match issuances
-            .persist_batch(&requests, &participation, now)
-            .await
-        {
+        // The first attempt's wait for MySQL is when the next batch is read (`meanwhile`).
+        let attempted = issuances.persist_batch(&requests, &participation, now);
+        match retry.meanwhile(attempted).await {
             Ok(outcomes) => {
                 // Read right after the commit returned: the moment the rows became the record.
                 result.committed_at = Some(OffsetDateTime::now_utc());
@@ -115,7 +102,7 @@ pub async fn persist(
             }
             Err(error) if attempt >= max_attempts => {
                 tracing::error!(
-                    %error, attempt, batch = payloads.len(),
+                    %error, attempt, batch = batch_len,
                     "batch not persisted; giving up, dead-lettering it"
                 );
                 for &index in request_index.iter().chain(&participation_index) {
@@ -127,7 +114,7 @@ pub async fn persist(
                 let wait = backoff.next_wait();
                 tracing::error!(
                     %error, attempt, transient = error.is_transient(),
-                    batch = payloads.len(), retry_in_ms = wait.as_millis(),
+                    batch = batch_len, retry_in_ms = wait.as_millis(),
                     "batch not persisted; retrying"
                 );
                 if !retry.wait(wait).await {
@@ -165,33 +152,6 @@ pub async fn persist(
         result.reject(index, reason, error, attempt);
     }
     Some(result)
-}
-
-/// Decodes a message that issuer-api signed and whose declared schema (header, then payload)
-/// this build reads; else the dead-letter reason and error. The signature comes first: nothing
-/// of a message from anyone else is read.
-fn read(message: &Incoming<'_>, readable: &[u8]) -> Result<TopicMessage, (&'static str, String)> {
-    if let Err(rejection) = &message.signature {
-        return Err((rejection.reason(), rejection.to_string()));
-    }
-    if let Some(declared) = message.schema_version.filter(|v| *v != readable) {
-        let error = format!(
-            "schema-version header {:?}; this build reads version {}",
-            String::from_utf8_lossy(declared),
-            IssueRequested::SCHEMA_VERSION
-        );
-        return Err(("unsupported-schema", error));
-    }
-    let payload = message
-        .payload
-        .ok_or(("undecodable", "message without payload".to_owned()))?;
-    TopicMessage::decode(payload).map_err(|error| {
-        let reason = match error {
-            EventDecodeError::UnsupportedVersion(_) => "unsupported-schema",
-            _ => "undecodable",
-        };
-        (reason, error.to_string())
-    })
 }
 
 impl BatchResult {

@@ -2,38 +2,42 @@
 //! new is read, while the consumer keeps polling: librdkafka takes the partitions of a member
 //! that stops polling for `max.poll.interval.ms`, and polling is also what serves rebalances
 //! and statistics (lag, connection count, readiness) during an outage.
+//!
+//! A batch's first attempt, with nothing paused, is also when the next batch is read: while the
+//! transaction waits on MySQL the consumer takes and decodes the messages that follow, so that
+//! work overlaps MySQL's instead of taking turns with it.
 
+use std::pin::pin;
 use std::time::Duration;
 
-use couponrush_messaging::noise;
 use rdkafka::consumer::Consumer;
-use rdkafka::message::BorrowedMessage;
 
-use crate::context::GroupConsumer;
+use crate::intake::{Batch, Intake};
 use crate::metrics::ConsumerMetrics;
 use crate::retry::RetryWait;
 
 /// Holds the consumer's partitions while one batch is retried; resumes them when dropped.
 pub struct Hold<'c, 'w, S> {
-    consumer: &'c GroupConsumer,
+    intake: &'w Intake<'c>,
     metrics: &'w ConsumerMetrics,
     shutdown: &'w mut S,
-    /// Messages of partitions assigned during the hold that arrived before they could be
-    /// paused; the next batch starts with them, so none is skipped.
-    carry: &'w mut Vec<BorrowedMessage<'c>>,
+    /// Messages read ahead during the first attempt, and those of partitions assigned during
+    /// the hold that arrived before they could be paused; the next batch starts with them, so
+    /// none is skipped and their order holds.
+    carry: &'w mut Batch<'c>,
     paused: bool,
 }
 
 impl<'c, 'w, S: Future<Output = ()> + Unpin> Hold<'c, 'w, S> {
     /// Pauses nothing yet: a batch that succeeds at once never touches the assignment.
     pub fn new(
-        consumer: &'c GroupConsumer,
+        intake: &'w Intake<'c>,
         metrics: &'w ConsumerMetrics,
         shutdown: &'w mut S,
-        carry: &'w mut Vec<BorrowedMessage<'c>>,
+        carry: &'w mut Batch<'c>,
     ) -> Self {
         Self {
-            consumer,
+            intake,
             metrics,
             shutdown,
             carry,
@@ -44,15 +48,16 @@ impl<'c, 'w, S: Future<Output = ()> + Unpin> Hold<'c, 'w, S> {
     fn pause(&mut self) {
         self.paused = true;
         // Set first: a partition assigned from here on is paused by the rebalance callback.
-        self.consumer.context().set_holding(true);
-        let assigned = match self.consumer.assignment() {
+        let consumer = self.intake.consumer();
+        consumer.context().set_holding(true);
+        let assigned = match consumer.assignment() {
             Ok(assigned) => assigned,
             Err(error) => {
                 tracing::error!(%error, "cannot read the assignment to pause it");
                 return;
             }
         };
-        match self.consumer.pause(&assigned) {
+        match consumer.pause(&assigned) {
             Ok(()) => {
                 let count = assigned.count();
                 self.metrics
@@ -79,10 +84,29 @@ impl<S: Future<Output = ()> + Unpin> RetryWait for Hold<'_, '_, S> {
             tokio::select! {
                 () = tokio::time::sleep_until(deadline) => return true,
                 () = &mut *self.shutdown => return false,
-                polled = self.consumer.recv() => match polled {
-                    Ok(message) => self.carry.push(message),
-                    Err(error) => noise::consumer_error(&error),
-                },
+                polled = self.intake.consumer().recv() => {
+                    self.intake.take(self.carry, polled);
+                }
+            }
+        }
+    }
+
+    /// Reads ahead while `work` runs, unless the partitions are paused (a retry: nothing new
+    /// is read then) or the next batch is already full. A receive cut short when `work` ends
+    /// loses nothing: rdkafka's `recv` is cancel-safe.
+    async fn meanwhile<T>(&mut self, work: impl Future<Output = T>) -> T {
+        let mut work = pin!(work);
+        if self.paused {
+            return work.await;
+        }
+        loop {
+            tokio::select! {
+                // The attempt first: its end is never kept waiting by a full queue of messages.
+                biased;
+                done = &mut work => return done,
+                polled = self.intake.consumer().recv(), if self.intake.has_room(self.carry) => {
+                    self.intake.take(self.carry, polled);
+                }
             }
         }
     }
@@ -93,11 +117,11 @@ impl<S> Drop for Hold<'_, '_, S> {
         if !self.paused {
             return;
         }
-        self.consumer.context().set_holding(false);
-        let resumed = self
-            .consumer
+        let consumer = self.intake.consumer();
+        consumer.context().set_holding(false);
+        let resumed = consumer
             .assignment()
-            .and_then(|assigned| self.consumer.resume(&assigned));
+            .and_then(|assigned| consumer.resume(&assigned));
         match resumed {
             Ok(()) => tracing::info!("partitions resumed"),
             Err(error) => tracing::error!(%error, "cannot resume the paused partitions"),

@@ -12,4 +12,9 @@ pub const RETRY_BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Dura
 pub trait RetryWait {
     /// Waits `backoff`; `false` when shutdown came first.
     async fn wait(&mut self, backoff: Duration) -> bool;
+
+    /// Runs one attempt, `work`; the waiter may use the time it spends waiting on MySQL.
+    async fn meanwhile<T>(&mut self, work: impl Future<Output = T>) -> T {
+        work.await
+    }
 }

@@ -11,14 +11,13 @@ use couponrush_config::Settings;
 use couponrush_messaging::issue_consumer_config;
 use couponrush_ops::OpsPort;
 use rdkafka::consumer::Consumer;
-use rdkafka::message::BorrowedMessage;
 use tracing::Instrument;
 
-use crate::batch::{BatchReport, BatchResult, Incoming, persist};
+use crate::batch::{BatchReport, BatchResult, persist};
 use crate::confirm::Confirmations;
 use crate::context::{GroupConsumer, GroupContext};
 use crate::hold::Hold;
-use crate::intake::{incoming, next_batch};
+use crate::intake::{Batch, Intake};
 use crate::message_spans::BatchSpans;
 use crate::metrics::ConsumerMetrics;
 use crate::ops::OpsState;
@@ -159,19 +158,25 @@ async fn consume(
 ) -> anyhow::Result<()> {
     let mut shutdown = pin!(shutdown);
     let mut total = BatchReport::default();
-    let mut carry = Vec::new();
+    let mut carry = Batch::default();
     let mut confirmations = Confirmations::default();
-    let (size, wait) = (settings.consumer.batch_size, settings.consumer.batch_wait());
-    while let Some(batch) = next_batch(consumer, size, wait, &mut carry, &mut shutdown).await {
+    let intake = Intake::new(
+        consumer,
+        &deps.signer,
+        settings.consumer.batch_size,
+        settings.consumer.batch_wait(),
+    );
+    while let Some(mut batch) = intake.next_batch(&mut carry, &mut shutdown).await {
         if batch.is_empty() {
             continue;
         }
         health.batch_started();
-        // Retries keep the partitions (paused) instead of dropping out of the group.
-        let mut hold = Hold::new(consumer, metrics, &mut shutdown, &mut carry);
+        // Retries keep the partitions (paused) instead of dropping out of the group; the
+        // first attempt reads the next batch ahead.
+        let mut hold = Hold::new(&intake, metrics, &mut shutdown, &mut carry);
         let max_attempts = settings.consumer.max_attempts;
-        let spans = BatchSpans::open(&batch);
-        let persisted = persist_step(deps, &batch, max_attempts, &mut hold)
+        let spans = BatchSpans::open(&batch.messages);
+        let persisted = persist_step(deps, &mut batch, max_attempts, &mut hold)
             .instrument(spans.batch.clone())
             .await;
         spans.finish(persisted.as_ref().map(|(result, _)| result));
@@ -181,7 +186,7 @@ async fn consume(
         drop(hold);
         // Only now, with the MySQL transaction committed and every rejected message on the
         // dead-letter topic, may the group move past the batch.
-        offsets::store(consumer, &batch);
+        offsets::store(consumer, &batch.messages);
         health.batch_finished();
         let confirmed = std::mem::take(&mut result.confirmed);
         confirmations.start(&deps.reservations, confirmed).await;
@@ -201,18 +206,15 @@ async fn consume(
 /// batch is re-delivered).
 async fn persist_step(
     deps: &Dependencies,
-    batch: &[BorrowedMessage<'_>],
+    batch: &mut Batch<'_>,
     max_attempts: u32,
     retry: &mut impl RetryWait,
 ) -> Option<(BatchResult, Duration)> {
-    let payloads: Vec<Incoming<'_>> = batch
-        .iter()
-        .map(|message| incoming(message, &deps.signer))
-        .collect();
+    let decoded = std::mem::take(&mut batch.decoded);
     let started = Instant::now();
-    let result = persist(&deps.issuances, &payloads, max_attempts, retry).await?;
+    let result = persist(&deps.issuances, decoded, max_attempts, retry).await?;
     let took = started.elapsed();
-    dead_letters::publish(&deps.dead_letters, batch, &result.rejected, retry)
+    dead_letters::publish(&deps.dead_letters, &batch.messages, &result.rejected, retry)
         .await
         .then_some((result, took))
 }
