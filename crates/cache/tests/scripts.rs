@@ -251,6 +251,39 @@ async fn confirmation_moves_only_the_matching_request_to_issued() -> anyhow::Res
 }
 
 #[tokio::test]
+async fn a_confirmation_larger_than_one_script_call_marks_every_request_once() -> anyhow::Result<()>
+{
+    // More requests than one script call takes, with a stranger's request among them.
+    let (scratch, id) = Scratch::with_coupon(1_300).await?;
+    let store = &scratch.store;
+    let at = OffsetDateTime::now_utc();
+    let mut confirmed = Vec::new();
+    for n in 0..1_201 {
+        let name = format!("user-{n}");
+        let request = RequestId::generate();
+        reserve(store, id, &name, request).await?;
+        confirmed.push((user(&name)?, request));
+    }
+    confirmed[700].1 = RequestId::generate();
+    let issued: Vec<_> = confirmed
+        .iter()
+        .map(|(user, request)| (id, user, *request, at))
+        .collect();
+    assert_eq!(store.mark_issued_many(&issued).await?, 1_200);
+    assert_eq!(store.mark_issued_many(&issued).await?, 0);
+    assert_eq!(store.counters(id).await?.map(|c| c.issued), Some(1_200));
+    assert!(matches!(
+        store.state(id, &confirmed[700].0).await?,
+        Some(ParticipantState::Pending { .. })
+    ));
+    assert!(matches!(
+        store.state(id, &confirmed[1_200].0).await?,
+        Some(ParticipantState::Issued { .. })
+    ));
+    Ok(())
+}
+
+#[tokio::test]
 async fn restore_rebuilds_a_lost_coupon_once() -> anyhow::Result<()> {
     let scratch = Scratch::new()?;
     let store = &scratch.store;
