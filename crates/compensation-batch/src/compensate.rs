@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use couponrush_config::Settings;
-use couponrush_domain::{CouponId, CouponSpec};
+use couponrush_domain::{CompensationSource, CouponId, CouponSpec};
 use couponrush_ops::Backoff;
 use couponrush_storage::{
     CompensationCoupon, CompensationStore, CompensationWindow, CouponStore, StorageError,
@@ -295,6 +295,11 @@ async fn grant_all(
         "compensating"
     );
 
+    let source = CompensationSource {
+        source_coupon_id: args.source_coupon,
+        window_starts_at: window.from,
+        window_ends_at: window.until,
+    };
     let mut progress = Progress::new("compensate", counts.eligible - counts.already_compensated);
     let mut after = String::new();
     loop {
@@ -303,7 +308,7 @@ async fn grant_all(
             .await?;
         let Some(last) = page.last() else { break };
         after.clone_from(last);
-        let inserted = grant_with_retry(store, granted, &page).await?;
+        let inserted = grant_with_retry(store, granted, source, &page).await?;
         summary.issued_now += inserted;
         summary.issued_by_another_run += u64::try_from(page.len()).unwrap_or(0) - inserted;
         progress.advance(u64::try_from(page.len()).unwrap_or(0));
@@ -322,12 +327,16 @@ async fn grant_all(
 async fn grant_with_retry(
     store: &CompensationStore,
     granted: CouponId,
+    source: CompensationSource,
     users: &[String],
 ) -> Result<u64, StorageError> {
     let mut attempt = 1;
     let mut backoff = BACKOFF;
     loop {
-        match store.grant(granted, users, OffsetDateTime::now_utc()).await {
+        match store
+            .grant(granted, source, users, OffsetDateTime::now_utc())
+            .await
+        {
             Err(error) if error.is_transient() && attempt < ATTEMPTS => {
                 let backoff = backoff.next_wait();
                 tracing::warn!(%error, attempt, ?backoff, "grant failed; retrying");

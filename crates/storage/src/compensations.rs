@@ -8,7 +8,9 @@
 //! user and a total equal to the rows held.
 
 use couponrush_domain::coupon::expires_at;
-use couponrush_domain::{CouponId, RequestId};
+use std::collections::HashMap;
+
+use couponrush_domain::{CompensationSource, CouponEvent, CouponId, RequestId, UserId};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Datetime, Unsigned, Varchar};
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
@@ -18,6 +20,7 @@ use crate::coupons::{CouponRecord, CouponStore};
 use crate::database::{Database, ROWS_PER_INSERT, last_insert_id};
 use crate::error::StorageError;
 use crate::issuances::NewCouponUser;
+use crate::outbox;
 use crate::schema::{compensation, coupon, coupon_user};
 use crate::time::{from_db, to_db};
 
@@ -111,11 +114,21 @@ const ELIGIBLE_COUNTS: &str = "\
 #[derive(Debug, Clone)]
 pub struct CompensationStore {
     db: Database,
+    /// Whether each grant gets its `CouponGranted` event in the outbox.
+    outbox: bool,
 }
 
 impl CompensationStore {
+    /// Without outbox events; see [`Self::with_outbox`].
     pub fn new(db: Database) -> Self {
-        Self { db }
+        Self { db, outbox: false }
+    }
+
+    /// With `on`, every row granted gets a `CouponGranted` event in the outbox, in the same
+    /// transaction; a user who already held the coupon gets none.
+    #[must_use]
+    pub fn with_outbox(self, on: bool) -> Self {
+        Self { outbox: on, ..self }
     }
 
     /// The compensation coupon already recorded for `source` and `window`, if any.
@@ -316,10 +329,11 @@ impl CompensationStore {
 
     /// Grants `granted` to `users` in one transaction; returns how many rows were new. Users
     /// who already hold it (another run got there first) are skipped, and the coupon's total
-    /// grows by exactly the rows inserted.
+    /// grows by exactly the rows inserted. `source` is the compensation's, for the events.
     pub async fn grant(
         &self,
         granted: CouponId,
+        source: CompensationSource,
         users: &[String],
         now: OffsetDateTime,
     ) -> Result<u64, StorageError> {
@@ -359,6 +373,10 @@ impl CompensationStore {
                             .execute(conn)
                             .await?;
                     }
+                    if self.outbox {
+                        let events = granted_events(conn, granted, source, &rows).await?;
+                        outbox::append(conn, &events, now).await?;
+                    }
                     let added = u32::try_from(inserted).unwrap_or(u32::MAX);
                     diesel::update(coupon::table.find(granted.as_i64()))
                         .set(coupon::total_quantity.eq(coupon::total_quantity + added))
@@ -374,6 +392,51 @@ impl CompensationStore {
     fn coupons(&self) -> CouponStore {
         CouponStore::new(self.db.clone())
     }
+}
+
+/// The `CouponGranted` events of the `rows` that went in: the users' rows that carry the request
+/// ids this grant generated (a user who already held the coupon kept an older one). Read by
+/// the `(coupon_id, user_id)` key, under the coupon's lock.
+async fn granted_events(
+    conn: &mut AsyncMysqlConnection,
+    granted: CouponId,
+    source: CompensationSource,
+    rows: &[NewCouponUser<'_>],
+) -> Result<Vec<CouponEvent>, StorageError> {
+    let ours: HashMap<&str, &NewCouponUser<'_>> = rows
+        .iter()
+        .map(|row| (row.request_id.as_str(), row))
+        .collect();
+    let users: Vec<&str> = rows.iter().map(|row| row.user_id).collect();
+    let mut events = Vec::new();
+    for chunk in users.chunks(ROWS_PER_INSERT) {
+        let held: Vec<String> = coupon_user::table
+            .filter(coupon_user::coupon_id.eq(granted.as_i64()))
+            .filter(coupon_user::user_id.eq_any(chunk))
+            .select(coupon_user::request_id)
+            .load(conn)
+            .await?;
+        for request_id in held {
+            let Some(row) = ours.get(request_id.as_str()) else {
+                continue;
+            };
+            let (Ok(user), Ok(request)) = (UserId::parse(row.user_id), request_id.parse()) else {
+                return Err(StorageError::Conflict(format!(
+                    "coupon {granted}: granted row {request_id} of {:?} does not read back",
+                    row.user_id
+                )));
+            };
+            events.push(CouponEvent::granted(
+                granted,
+                user,
+                request,
+                from_db(row.issued_at),
+                from_db(row.expires_at),
+                source,
+            ));
+        }
+    }
+    Ok(events)
 }
 
 async fn find_recorded(

@@ -20,8 +20,8 @@ use crate::error::StorageError;
 /// an old 1 MiB `max_allowed_packet`, and a consumer batch of up to 4,000 is one statement.
 pub(crate) const INLINE_ROWS_PER_INSERT: usize = 4000;
 
-/// `INSERT IGNORE INTO <table> (<columns>) VALUES (…),(…)`, built row by row.
-pub(crate) struct InsertIgnore {
+/// `INSERT [IGNORE] INTO <table> (<columns>) VALUES (…),(…)`, built row by row.
+pub(crate) struct InlineInsert {
     sql: String,
     rows: usize,
 }
@@ -32,14 +32,20 @@ pub(crate) struct Row<'a> {
     first: bool,
 }
 
-impl InsertIgnore {
+impl InlineInsert {
+    /// `INSERT IGNORE`: rows whose unique key is taken are skipped (idempotent writes).
+    pub(crate) fn ignoring(table: &str, columns: &[&str]) -> Self {
+        Self::start("INSERT IGNORE", table, columns)
+    }
+
+    /// A plain `INSERT`: any row that cannot go in fails the statement.
     pub(crate) fn new(table: &str, columns: &[&str]) -> Self {
+        Self::start("INSERT", table, columns)
+    }
+
+    fn start(verb: &str, table: &str, columns: &[&str]) -> Self {
         let mut sql = String::with_capacity(64 * 1024);
-        let _ = write!(
-            sql,
-            "INSERT IGNORE INTO {table} ({}) VALUES ",
-            columns.join(", ")
-        );
+        let _ = write!(sql, "{verb} INTO {table} ({}) VALUES ", columns.join(", "));
         Self { sql, rows: 0 }
     }
 
@@ -78,16 +84,32 @@ impl Row<'_> {
 
     /// A string literal of letters, digits and `_ - . :` only (ids, UUIDs, our keywords);
     /// anything else is refused, never escaped.
-    pub(crate) fn text(mut self, value: &str) -> Result<Self, StorageError> {
+    pub(crate) fn text(self, value: &str) -> Result<Self, StorageError> {
         let safe = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':');
         if !value.bytes().all(safe) {
             return Err(StorageError::Unwritable(value.to_owned()));
         }
+        Ok(self.quoted(value))
+    }
+
+    /// A string literal of printable ASCII without `'` or a backslash (JSON we serialised from
+    /// validated ids, numbers and timestamps); anything else is refused, never escaped. Within
+    /// a quoted literal only those two can end or alter it, in any SQL mode.
+    pub(crate) fn json(self, value: &str) -> Result<Self, StorageError> {
+        let safe = |b: u8| (b' '..=b'~').contains(&b) && b != b'\'' && b != b'\\';
+        if !value.bytes().all(safe) {
+            return Err(StorageError::Unwritable(value.to_owned()));
+        }
+        Ok(self.quoted(value))
+    }
+
+    /// `value` between single quotes, as it is: the callers have checked it.
+    fn quoted(mut self, value: &str) -> Self {
         self.separate();
         self.sql.push('\'');
         self.sql.push_str(value);
         self.sql.push('\'');
-        Ok(self)
+        self
     }
 
     /// A `DATETIME(3)` literal, to the millisecond.
@@ -120,7 +142,7 @@ mod tests {
 
     #[test]
     fn rows_render_as_one_statement() -> Result<(), StorageError> {
-        let mut insert = InsertIgnore::new("t", &["a", "b", "c"]);
+        let mut insert = InlineInsert::ignoring("t", &["a", "b", "c"]);
         insert
             .row()
             .int(7)
@@ -140,14 +162,35 @@ mod tests {
                  (-1,'','2026-12-31 23:59:59.000')"
             )
         );
-        assert_eq!(InsertIgnore::new("t", &["a"]).finish(), None);
+        assert_eq!(InlineInsert::ignoring("t", &["a"]).finish(), None);
+        Ok(())
+    }
+
+    #[test]
+    fn a_plain_insert_with_json() -> Result<(), StorageError> {
+        let mut insert = InlineInsert::new("t", &["a"]);
+        insert.row().json(r#"{"k":"v-1","n":[1,2]}"#)?.end();
+        assert_eq!(
+            insert.finish().as_deref(),
+            Some(r#"INSERT INTO t (a) VALUES ('{"k":"v-1","n":[1,2]}')"#)
+        );
+        for bad in [
+            r#"{"k":"a'b"}"#,
+            r#"{"k":"a\"b"}"#,
+            "{\"k\":\"\n\"}",
+            "é",
+            "a\0b",
+        ] {
+            let mut insert = InlineInsert::new("t", &["a"]);
+            assert!(insert.row().json(bad).is_err(), "{bad:?}");
+        }
         Ok(())
     }
 
     #[test]
     fn text_that_could_end_a_literal_is_refused() {
         for bad in ["a'b", "a\\b", "a b", "a\"b", "a;b", "é", "a\0b"] {
-            let mut insert = InsertIgnore::new("t", &["a"]);
+            let mut insert = InlineInsert::ignoring("t", &["a"]);
             assert!(insert.row().text(bad).is_err(), "{bad:?}");
         }
     }

@@ -1,18 +1,18 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use couponrush_domain::coupon::expires_at;
-use couponrush_domain::{CouponId, IssueRequested, ParticipationRecorded};
+use couponrush_domain::{CouponEvent, CouponId, IssueRequested, ParticipationRecorded};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
 use time::OffsetDateTime;
 
 use crate::database::Database;
 use crate::error::StorageError;
-use crate::inline_values::{INLINE_ROWS_PER_INSERT, InsertIgnore};
+use crate::inline_values::{INLINE_ROWS_PER_INSERT, InlineInsert};
 use crate::participation_log::{NewParticipation, insert_log};
-use crate::request_ids;
 use crate::schema::{coupon, coupon_user};
 use crate::time::{from_db, to_db};
+use crate::{outbox, request_ids};
 
 /// What persisting one request did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,11 +45,21 @@ pub(crate) struct NewCouponUser<'a> {
 #[derive(Debug, Clone)]
 pub struct IssuanceStore {
     pub(crate) db: Database,
+    /// Whether each issued row gets its `CouponIssued` event in the outbox.
+    outbox: bool,
 }
 
 impl IssuanceStore {
+    /// Without outbox events; see [`Self::with_outbox`].
     pub fn new(db: Database) -> Self {
-        Self { db }
+        Self { db, outbox: false }
+    }
+
+    /// With `on`, every row issued gets a `CouponIssued` event in the outbox, in the same
+    /// transaction; a re-delivery or a refused request gets none.
+    #[must_use]
+    pub fn with_outbox(self, on: bool) -> Self {
+        Self { outbox: on, ..self }
     }
 
     /// Issues the coupon of `request` to its user, at most once.
@@ -82,7 +92,8 @@ impl IssuanceStore {
     /// already in MySQL, is a re-delivery and changes nothing; a request whose id another
     /// user's attempt already holds is refused. Requests beyond the MySQL stock
     /// are not issued (`OutOfStock`), and a `CHECK` keeps `available_quantity` non-negative
-    /// whatever happens.
+    /// whatever happens. With the outbox on, each row issued gets its `CouponIssued` event in
+    /// the issuance's transaction, so an undone attempt undoes its events too.
     pub async fn persist_batch(
         &self,
         requests: &[IssueRequested],
@@ -117,7 +128,8 @@ impl IssuanceStore {
                     Ok::<_, StorageError>(())
                 };
                 let issue = issue_conn.transaction(async |conn| {
-                    issue_if_all_logged(conn, requests, now, logged_rx, log.len()).await
+                    let issue = Issue::new(requests, now, self.outbox);
+                    issue_if_all_logged(conn, &issue, logged_rx, log.len()).await
                 });
                 let (logged, issued) = tokio::join!(write_log, issue);
                 // The log's failure first: the issuance's is then only that it was missing.
@@ -130,7 +142,7 @@ impl IssuanceStore {
                 issue_conn
                     .transaction(async |conn| {
                         let conflicts = request_ids::conflicting(conn, requests).await?;
-                        issue_all(conn, requests, &conflicts, now).await
+                        issue_all(conn, &Issue::new(requests, now, self.outbox), &conflicts).await
                     })
                     .await
             })
@@ -149,8 +161,11 @@ impl IssuanceStore {
     ) -> Result<Vec<Persisted>, StorageError> {
         self.db
             .run(async |conn| {
-                conn.transaction(async |conn| issue_all(conn, requests, &HashSet::new(), now).await)
-                    .await
+                conn.transaction(async |conn| {
+                    let issue = Issue::new(requests, now, false);
+                    issue_all(conn, &issue, &HashSet::new()).await
+                })
+                .await
             })
             .await
     }
@@ -163,15 +178,14 @@ impl IssuanceStore {
 /// the caller checks the ids against the committed log and issues again.
 async fn issue_if_all_logged(
     conn: &mut AsyncMysqlConnection,
-    requests: &[IssueRequested],
-    now: OffsetDateTime,
+    issue: &Issue<'_>,
     logged: tokio::sync::oneshot::Receiver<usize>,
     expected: usize,
 ) -> Result<Option<Vec<Persisted>>, StorageError> {
     diesel::sql_query("SAVEPOINT unchecked_ids")
         .execute(conn)
         .await?;
-    let outcomes = issue_all(conn, requests, &HashSet::new(), now).await?;
+    let outcomes = issue_all(conn, issue, &HashSet::new()).await?;
     let Ok(logged) = logged.await else {
         // The log's transaction failed: its error is the one reported.
         return Err(StorageError::Conflict(
@@ -187,14 +201,31 @@ async fn issue_if_all_logged(
     Ok(None)
 }
 
-/// Issues `requests` coupon by coupon (in id order, so consumers never deadlock), except those
-/// at `conflicts` (refused); one [`Persisted`] per request, in order.
+/// What one issuance writes: the requests, when, and whether with outbox events.
+struct Issue<'a> {
+    requests: &'a [IssueRequested],
+    now: OffsetDateTime,
+    outbox: bool,
+}
+
+impl<'a> Issue<'a> {
+    fn new(requests: &'a [IssueRequested], now: OffsetDateTime, outbox: bool) -> Self {
+        Self {
+            requests,
+            now,
+            outbox,
+        }
+    }
+}
+
+/// Issues the requests coupon by coupon (in id order, so consumers never deadlock), except
+/// those at `conflicts` (refused); one [`Persisted`] per request, in order.
 async fn issue_all(
     conn: &mut AsyncMysqlConnection,
-    requests: &[IssueRequested],
+    issue: &Issue<'_>,
     conflicts: &HashSet<usize>,
-    now: OffsetDateTime,
 ) -> Result<Vec<Persisted>, StorageError> {
+    let requests = issue.requests;
     let mut outcomes = vec![Persisted::UnknownCoupon; requests.len()];
     let mut by_coupon: BTreeMap<CouponId, Vec<usize>> = BTreeMap::new();
     for (index, request) in requests.iter().enumerate() {
@@ -205,7 +236,7 @@ async fn issue_all(
         }
     }
     for (coupon_id, indices) in by_coupon {
-        issue_for_coupon(conn, coupon_id, requests, &indices, now, &mut outcomes).await?;
+        issue_for_coupon(conn, coupon_id, issue, &indices, &mut outcomes).await?;
     }
     Ok(outcomes)
 }
@@ -219,11 +250,11 @@ async fn issue_all(
 async fn issue_for_coupon(
     conn: &mut AsyncMysqlConnection,
     coupon_id: CouponId,
-    requests: &[IssueRequested],
+    issue: &Issue<'_>,
     indices: &[usize],
-    now: OffsetDateTime,
     outcomes: &mut [Persisted],
 ) -> Result<(), StorageError> {
+    let requests = issue.requests;
     let Some((available, expiry_days)) = coupon::table
         .find(coupon_id.as_i64())
         .select((coupon::available_quantity, coupon::expiry_days))
@@ -235,7 +266,7 @@ async fn issue_for_coupon(
         // `outcomes` already says UnknownCoupon for these.
         return Ok(());
     };
-    let issued_at = to_db(now);
+    let issued_at = to_db(issue.now);
     let plan = Plan {
         coupon_id,
         requests,
@@ -304,6 +335,25 @@ async fn issue_for_coupon(
             "coupon {coupon_id}: stock changed under the lock"
         )));
     }
+    if issue.outbox {
+        // Exactly the rows inserted above: the requests this call planned as Issued.
+        let (issued_at, expires_at) = (from_db(plan.issued_at), from_db(plan.expires_at));
+        let events: Vec<CouponEvent> = indices
+            .iter()
+            .filter(|&&index| matches!(outcomes[index], Persisted::Issued { .. }))
+            .map(|&index| {
+                let request = &requests[index];
+                CouponEvent::issued(
+                    request.coupon_id,
+                    request.user_id.clone(),
+                    request.request_id,
+                    issued_at,
+                    expires_at,
+                )
+            })
+            .collect();
+        outbox::append(conn, &events, issue.now).await?;
+    }
     Ok(())
 }
 
@@ -367,7 +417,7 @@ async fn insert_rows(
 ) -> Result<usize, StorageError> {
     let mut inserted = 0;
     for chunk in rows.chunks(INLINE_ROWS_PER_INSERT) {
-        let mut insert = InsertIgnore::new(
+        let mut insert = InlineInsert::ignoring(
             "coupon_user",
             &[
                 "coupon_id",

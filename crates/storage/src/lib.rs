@@ -12,6 +12,7 @@ mod error;
 mod inline_values;
 mod issuance_reads;
 mod issuances;
+mod outbox;
 mod participation_log;
 mod request_ids;
 pub mod schema;

@@ -5,10 +5,10 @@ use couponrush_domain::{IssueRequested, ParticipationOutcome, ParticipationRecor
 use diesel_async::{AsyncMysqlConnection, RunQueryDsl};
 
 use crate::error::StorageError;
-use crate::inline_values::{INLINE_ROWS_PER_INSERT, InsertIgnore};
+use crate::inline_values::{INLINE_ROWS_PER_INSERT, InlineInsert};
 use crate::time::to_db;
 
-/// One row of the participation log, written with [`InsertIgnore`].
+/// One row of the participation log, written with [`InlineInsert`].
 pub(crate) struct NewParticipation<'a> {
     coupon_id: i64,
     user_id: &'a str,
@@ -47,7 +47,7 @@ pub(crate) async fn insert_log(
 ) -> Result<usize, StorageError> {
     let mut inserted = 0;
     for chunk in log.chunks(INLINE_ROWS_PER_INSERT) {
-        let mut insert = InsertIgnore::new(
+        let mut insert = InlineInsert::ignoring(
             "event_participation_log",
             &[
                 "coupon_id",

@@ -51,10 +51,26 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    outbox (seq) {
+        seq -> BigInt,
+        id -> Char,
+        aggregatetype -> Varchar,
+        aggregateid -> Varchar,
+        #[sql_name = "type"]
+        event_type -> Varchar,
+        payload -> Varchar,
+        coupon_id -> BigInt,
+        created_at -> Datetime,
+        published_at -> Nullable<Datetime>,
+    }
+}
+
 diesel::joinable!(coupon_user -> coupon (coupon_id));
 diesel::allow_tables_to_appear_in_same_query!(
     coupon,
     coupon_user,
     event_participation_log,
-    compensation
+    compensation,
+    outbox
 );

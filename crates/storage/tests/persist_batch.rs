@@ -2,29 +2,14 @@
 //! re-delivery changes nothing.
 
 use couponrush_domain::{
-    CouponId, CouponSpec, IssueRequested, ParticipationOutcome, ParticipationRecorded, RequestId,
-    UserId,
+    CouponId, IssueRequested, ParticipationOutcome, ParticipationRecorded, RequestId, UserId,
 };
 use couponrush_storage::{CouponStore, Database, IssuanceStore, Persisted};
 use couponrush_testkit::{TestEnv, issue_request};
-use time::{Duration, OffsetDateTime};
 
-/// An event open from an hour ago for an hour, with `total` coupons.
-async fn open_coupon(coupons: &CouponStore, name: &str, total: u32) -> anyhow::Result<CouponId> {
-    let now = OffsetDateTime::now_utc();
-    Ok(coupons
-        .create(&CouponSpec {
-            name: name.into(),
-            discount_amount: 1000,
-            total_quantity: total,
-            issue_starts_at: now - Duration::hours(1),
-            issue_ends_at: now + Duration::hours(1),
-            expiry_days: 7,
-            rate_limit: Default::default(),
-        })
-        .await?
-        .id)
-}
+mod common;
+use common::open_coupon;
+use time::{Duration, OffsetDateTime};
 
 /// The coupon and issuance stores on the test's database.
 fn stores(env: &TestEnv) -> anyhow::Result<(CouponStore, IssuanceStore)> {

@@ -14,7 +14,7 @@ use std::time::Instant;
 use anyhow::Context;
 use couponrush_cache::ReservationStore;
 use couponrush_config::ConfigArgs;
-use couponrush_domain::{CouponId, IssueRequested, RequestId, UserId};
+use couponrush_domain::{CompensationSource, CouponId, IssueRequested, RequestId, UserId};
 use couponrush_storage::{CompensationStore, Database, IssuanceStore, Persisted};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -203,9 +203,16 @@ async fn grant(args: &Args, store: CompensationStore) -> anyhow::Result<Measured
     store.find(args.coupon, warm_up_window()).await?;
     let started = Instant::now();
     let mut rows = 0;
+    let window = warm_up_window();
+    // Any source: without outbox events nothing reads it.
+    let source = CompensationSource {
+        source_coupon_id: args.coupon,
+        window_starts_at: window.from,
+        window_ends_at: window.until,
+    };
     for batch in &batches {
         rows += store
-            .grant(args.coupon, batch, OffsetDateTime::now_utc())
+            .grant(args.coupon, source, batch, OffsetDateTime::now_utc())
             .await?;
     }
     Measured::since(started, "granted", rows, args.count, batches.len())
