@@ -8,9 +8,7 @@
 //! user and a total equal to the rows held.
 
 use couponrush_domain::coupon::expires_at;
-use std::collections::HashMap;
-
-use couponrush_domain::{CompensationSource, CouponEvent, CouponId, RequestId, UserId};
+use couponrush_domain::{CompensationSource, CouponId, RequestId};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Datetime, Unsigned, Varchar};
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
@@ -374,7 +372,7 @@ impl CompensationStore {
                             .await?;
                     }
                     if self.outbox {
-                        let events = granted_events(conn, granted, source, &rows).await?;
+                        let events = outbox::granted_events(conn, granted, source, &rows).await?;
                         outbox::append(conn, &events, now).await?;
                     }
                     let added = u32::try_from(inserted).unwrap_or(u32::MAX);
@@ -392,51 +390,6 @@ impl CompensationStore {
     fn coupons(&self) -> CouponStore {
         CouponStore::new(self.db.clone())
     }
-}
-
-/// The `CouponGranted` events of the `rows` that went in: the users' rows that carry the request
-/// ids this grant generated (a user who already held the coupon kept an older one). Read by
-/// the `(coupon_id, user_id)` key, under the coupon's lock.
-async fn granted_events(
-    conn: &mut AsyncMysqlConnection,
-    granted: CouponId,
-    source: CompensationSource,
-    rows: &[NewCouponUser<'_>],
-) -> Result<Vec<CouponEvent>, StorageError> {
-    let ours: HashMap<&str, &NewCouponUser<'_>> = rows
-        .iter()
-        .map(|row| (row.request_id.as_str(), row))
-        .collect();
-    let users: Vec<&str> = rows.iter().map(|row| row.user_id).collect();
-    let mut events = Vec::new();
-    for chunk in users.chunks(ROWS_PER_INSERT) {
-        let held: Vec<String> = coupon_user::table
-            .filter(coupon_user::coupon_id.eq(granted.as_i64()))
-            .filter(coupon_user::user_id.eq_any(chunk))
-            .select(coupon_user::request_id)
-            .load(conn)
-            .await?;
-        for request_id in held {
-            let Some(row) = ours.get(request_id.as_str()) else {
-                continue;
-            };
-            let (Ok(user), Ok(request)) = (UserId::parse(row.user_id), request_id.parse()) else {
-                return Err(StorageError::Conflict(format!(
-                    "coupon {granted}: granted row {request_id} of {:?} does not read back",
-                    row.user_id
-                )));
-            };
-            events.push(CouponEvent::granted(
-                granted,
-                user,
-                request,
-                from_db(row.issued_at),
-                from_db(row.expires_at),
-                source,
-            ));
-        }
-    }
-    Ok(events)
 }
 
 async fn find_recorded(

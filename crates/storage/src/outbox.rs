@@ -3,13 +3,19 @@
 //! exists exactly when its coupon does: never for a re-delivery, a refused request or a
 //! transaction rolled back.
 
-use couponrush_domain::CouponEvent;
+use std::collections::HashMap;
+
+use couponrush_domain::{CompensationSource, CouponEvent, CouponId, UserId};
+use diesel::prelude::*;
 use diesel_async::{AsyncMysqlConnection, RunQueryDsl};
 use time::OffsetDateTime;
 
+use crate::database::ROWS_PER_INSERT;
 use crate::error::StorageError;
 use crate::inline_values::InlineInsert;
-use crate::time::to_db;
+use crate::issuances::NewCouponUser;
+use crate::schema::coupon_user;
+use crate::time::{from_db, to_db};
 
 /// Rows per INSERT: a payload is about 330 bytes, so a statement of 1,000 stays under 1 MiB
 /// (an old `max_allowed_packet`).
@@ -58,4 +64,49 @@ pub(crate) async fn append(
         }
     }
     Ok(())
+}
+
+/// The `CouponGranted` events of the `rows` that went in: the users' rows that carry the request
+/// ids this grant generated (a user who already held the coupon kept an older one). Read by
+/// the `(coupon_id, user_id)` key, under the coupon's lock.
+pub(crate) async fn granted_events(
+    conn: &mut AsyncMysqlConnection,
+    granted: CouponId,
+    source: CompensationSource,
+    rows: &[NewCouponUser<'_>],
+) -> Result<Vec<CouponEvent>, StorageError> {
+    let ours: HashMap<&str, &NewCouponUser<'_>> = rows
+        .iter()
+        .map(|row| (row.request_id.as_str(), row))
+        .collect();
+    let users: Vec<&str> = rows.iter().map(|row| row.user_id).collect();
+    let mut events = Vec::new();
+    for chunk in users.chunks(ROWS_PER_INSERT) {
+        let held: Vec<String> = coupon_user::table
+            .filter(coupon_user::coupon_id.eq(granted.as_i64()))
+            .filter(coupon_user::user_id.eq_any(chunk))
+            .select(coupon_user::request_id)
+            .load(conn)
+            .await?;
+        for request_id in held {
+            let Some(row) = ours.get(request_id.as_str()) else {
+                continue;
+            };
+            let (Ok(user), Ok(request)) = (UserId::parse(row.user_id), request_id.parse()) else {
+                return Err(StorageError::Conflict(format!(
+                    "coupon {granted}: granted row {request_id} of {:?} does not read back",
+                    row.user_id
+                )));
+            };
+            events.push(CouponEvent::granted(
+                granted,
+                user,
+                request,
+                from_db(row.issued_at),
+                from_db(row.expires_at),
+                source,
+            ));
+        }
+    }
+    Ok(events)
 }
