@@ -4,7 +4,9 @@
 -- marks them published, or by Debezium's outbox event router, whose default column names these
 -- are: id (the event id), aggregatetype, aggregateid (the user id: the topic's key), type,
 -- payload (the event's JSON). No key on id: it is a new UUIDv7 per row, and consumers
--- deduplicate on it. Published rows are purged in batches.
+-- deduplicate on it. traceparent: the W3C trace context of the request that led to the event,
+-- when it was traced, for the published message's headers. Published rows are purged in
+-- batches.
 CREATE TABLE outbox (
     seq            BIGINT        NOT NULL AUTO_INCREMENT,
     id             CHAR(36)      CHARACTER SET ascii NOT NULL,
@@ -13,6 +15,7 @@ CREATE TABLE outbox (
     type           VARCHAR(32)   CHARACTER SET ascii NOT NULL,
     payload        VARCHAR(4096) NOT NULL,
     coupon_id      BIGINT        NOT NULL,
+    traceparent    VARCHAR(55)   CHARACTER SET ascii NULL,
     created_at     DATETIME(3)   NOT NULL,
     published_at   DATETIME(3)   NULL,
     PRIMARY KEY (seq),

@@ -61,6 +61,7 @@ diesel::table! {
         event_type -> Varchar,
         payload -> Varchar,
         coupon_id -> BigInt,
+        traceparent -> Nullable<Varchar>,
         created_at -> Datetime,
         published_at -> Nullable<Datetime>,
     }
