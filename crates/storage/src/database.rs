@@ -120,7 +120,8 @@ impl Database {
         }
     }
 
-    async fn run_within<T>(
+    /// [`Self::run`] with a deadline of its own, for work that waits on something else too.
+    pub(crate) async fn run_within<T>(
         &self,
         deadline: Duration,
         work: impl AsyncFnOnce(&mut AsyncMysqlConnection) -> Result<T, StorageError>,
