@@ -192,7 +192,7 @@ pub async fn run(args: &CompensateArgs, settings: &Settings) -> anyhow::Result<s
     let window = args.window()?;
     let wanted = args.wanted()?;
     let db = connect::mysql(settings).await?;
-    let store = CompensationStore::new(db.clone());
+    let store = CompensationStore::new(db.clone()).with_outbox(settings.outbox.enabled);
     let mut summary = Summary {
         status: if args.dry_run {
             Status::DryRun

@@ -21,8 +21,8 @@ pub use secret::Secret;
 pub use settings::{
     AdminSettings, AuthMode, AuthSettings, ConsumerSettings, HttpSettings, JwtAlgorithm,
     KafkaSecurityProtocol, KafkaSettings, LogFormat, LogSettings, MessageSigningSettings,
-    MysqlSettings, MysqlSslMode, Profile, RateLimitSettings, RedisMode, RedisSettings,
-    SaslMechanism, Settings, SmokeSettings, SoldOutGateSettings, StartupSettings,
+    MysqlSettings, MysqlSslMode, OutboxSettings, Profile, RateLimitSettings, RedisMode,
+    RedisSettings, SaslMechanism, Settings, SmokeSettings, SoldOutGateSettings, StartupSettings,
     TelemetrySettings, path_setting,
 };
 pub use validate::{Invalid, MIN_KEY_BYTES, Needs, ValidationErrors};

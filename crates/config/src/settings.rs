@@ -8,6 +8,7 @@ mod auth;
 mod http;
 mod kafka;
 mod mysql;
+mod outbox;
 mod rate_limit;
 mod redis;
 mod smoke;
@@ -17,6 +18,7 @@ pub use auth::{AuthMode, AuthSettings, JwtAlgorithm};
 pub use http::HttpSettings;
 pub use kafka::{KafkaSecurityProtocol, KafkaSettings, SaslMechanism};
 pub use mysql::{MysqlSettings, MysqlSslMode};
+pub use outbox::OutboxSettings;
 pub use rate_limit::RateLimitSettings;
 pub use redis::{RedisMode, RedisSettings};
 pub use smoke::SmokeSettings;
@@ -50,6 +52,7 @@ pub struct Settings {
     pub smoke: SmokeSettings,
     pub rate_limit: RateLimitSettings,
     pub sold_out_gate: SoldOutGateSettings,
+    pub outbox: OutboxSettings,
 }
 
 /// issuer-api's sold-out gate (docs/scaling.md, "The sold-out gate"): after Redis said

@@ -44,7 +44,7 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Dependencies> {
         "dependencies answered"
     );
     Ok(Dependencies {
-        issuances: IssuanceStore::new(db.clone()),
+        issuances: IssuanceStore::new(db.clone()).with_outbox(settings.outbox.enabled),
         db,
         reservations,
         dead_letters,
