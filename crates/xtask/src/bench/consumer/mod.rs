@@ -92,6 +92,9 @@ pub struct Args {
     /// The consumer's ops port (its /metrics is read after A and B).
     #[arg(long, env = "BENCH_OPS_BIND", default_value = "127.0.0.1:19093")]
     pub ops_bind: String,
+    /// `outbox.enabled` of the consumer: each row issued also writes its `CouponIssued` event.
+    #[arg(long, env = "BENCH_OUTBOX", default_value_t = false, action = clap::ArgAction::Set)]
+    pub outbox: bool,
     #[command(flatten)]
     pub quiet: QuietArgs,
     #[command(flatten)]

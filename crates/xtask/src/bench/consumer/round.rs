@@ -99,6 +99,7 @@ pub async fn run(
             ),
             ("COUPON__CONSUMER__BATCH_SIZE", batch_size.to_string()),
             ("COUPON__CONSUMER__OPS_BIND", args.ops_bind.clone()),
+            ("COUPON__OUTBOX__ENABLED", args.outbox.to_string()),
             ("RUST_LOG", "warn".to_owned()),
             ("NO_COLOR", "1".to_owned()),
         ]

@@ -44,8 +44,10 @@ pub fn print(bench: &Bench, results: &Results) -> bool {
     );
     print!("{}", info.header(args.run.build, &bench.run.versions));
     println!(
-        " consumer   ONE process, RUST_LOG=warn, log json, topic of {} partitions, {}",
-        args.partitions, bench.consumer
+        " consumer   ONE process, RUST_LOG=warn, log json, topic of {} partitions, outbox {}, {}",
+        args.partitions,
+        if args.outbox { "on" } else { "off" },
+        bench.consumer
     );
     println!(
         " background the machine was {:.0}% busy (of one core) just before the start",
