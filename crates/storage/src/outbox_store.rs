@@ -130,8 +130,9 @@ impl OutboxStore {
         })
     }
 
-    /// Deletes up to `limit` rows published before `before`, oldest first, in one short
-    /// statement (the rows it touches, no range of others); returns how many went. With
+    /// Deletes up to `limit` rows published before `before`, oldest first: their keys are read,
+    /// then deleted by primary key, so the delete locks those rows and no range of others;
+    /// returns how many went. With
     /// `unpublished_too` (Debezium publishes, the built-in relay marks nothing), rows written
     /// before `before` go whether marked or not. Call it until it returns less than `limit`.
     pub async fn purge(
