@@ -8,6 +8,7 @@ mod client;
 mod connection;
 mod error;
 mod keys;
+mod mark_issued;
 mod repair;
 mod reserve_call;
 mod script;

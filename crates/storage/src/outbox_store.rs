@@ -145,23 +145,17 @@ impl OutboxStore {
         let before = to_db(before);
         self.db
             .run(async |conn| {
-                let seqs: Vec<i64> = if unpublished_too {
-                    outbox::table
-                        .filter(outbox::created_at.lt(before))
-                        .order(outbox::seq)
-                        .limit(limit)
-                        .select(outbox::seq)
-                        .load(conn)
-                        .await?
+                let oldest = outbox::table
+                    .select(outbox::seq)
+                    .order(outbox::seq)
+                    .limit(limit)
+                    .into_boxed();
+                let due = if unpublished_too {
+                    oldest.filter(outbox::created_at.lt(before))
                 } else {
-                    outbox::table
-                        .filter(outbox::published_at.lt(before))
-                        .order(outbox::seq)
-                        .limit(limit)
-                        .select(outbox::seq)
-                        .load(conn)
-                        .await?
+                    oldest.filter(outbox::published_at.lt(before))
                 };
+                let seqs: Vec<i64> = due.load(conn).await?;
                 if seqs.is_empty() {
                     return Ok(0);
                 }
